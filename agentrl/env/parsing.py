@@ -1,0 +1,137 @@
+"""Action parsers: turn model text into tool calls, code, answers or commands.
+
+Every parser is total: for any input string it either returns a result or raises
+:class:`ActionError`, whose message is written for the model to read and fix its action
+(envs put it in the observation and set ``valid_action=False``). No other exception escapes.
+
+Formats:
+
+* Hermes / Qwen tool calls: ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``,
+  checked against the declared tools' JSON schemas.
+* Fenced code: ```` ```python ... ``` ```` (the last block wins when there are several).
+* Final answers: ``<answer>...</answer>`` or ``\\boxed{...}`` (nested braces allowed).
+* Commands: ``name[argument]``, as in WebShop's ``search[red shoes]`` / ``click[Buy Now]``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+
+import jsonschema
+
+from agentrl.types import ToolCall, ToolSpec
+
+
+class ActionError(ValueError):
+    """The action could not be understood; the message tells the model what to fix."""
+
+
+_TOOL_CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
+_UNCLOSED_TOOL_CALL = re.compile(r"<tool_call>(?!.*</tool_call>)", re.DOTALL)
+_CODE_BLOCK = re.compile(r"```(?:python|py)[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
+_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_COMMAND = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_\-]*)\s*\[(.*)\]\s*$", re.DOTALL)
+
+
+def has_tool_call(text: str) -> bool:
+    return "<tool_call>" in text
+
+
+def parse_tool_calls(text: str, tools: Sequence[ToolSpec]) -> list[ToolCall]:
+    """All ``<tool_call>`` blocks in ``text``, validated against ``tools``.
+
+    Raises :class:`ActionError` for an unclosed tag, bad JSON, a missing ``name``, an unknown
+    tool, or arguments that do not match the tool's schema.
+    """
+    by_name = {t.name: t for t in tools}
+    blocks = _TOOL_CALL.findall(text)
+    if not blocks:
+        if _UNCLOSED_TOOL_CALL.search(text):
+            raise ActionError("Invalid tool call: <tool_call> is not closed with </tool_call>.")
+        raise ActionError("No tool call found: wrap a JSON object in <tool_call>...</tool_call>.")
+    calls = []
+    for raw in blocks:
+        try:
+            payload = json.loads(raw.strip())
+        except json.JSONDecodeError as exc:
+            raise ActionError(f"Invalid tool call: the JSON does not parse ({exc.msg} at char {exc.pos}).") from None
+        if not isinstance(payload, dict):
+            raise ActionError('Invalid tool call: expected a JSON object like {"name": ..., "arguments": {...}}.')
+        name = payload.get("name")
+        if not isinstance(name, str):
+            raise ActionError('Invalid tool call: the object needs a string "name".')
+        if name not in by_name:
+            known = ", ".join(sorted(by_name)) or "(none)"
+            raise ActionError(f"Unknown tool {name!r}. Available tools: {known}.")
+        arguments = payload.get("arguments", {})
+        if isinstance(arguments, str):  # some models emit arguments as a JSON string
+            try:
+                arguments = json.loads(arguments)
+            except json.JSONDecodeError:
+                raise ActionError(f"Invalid arguments for {name}: not a JSON object.") from None
+        if not isinstance(arguments, dict):
+            raise ActionError(f"Invalid arguments for {name}: expected a JSON object.")
+        check_arguments(by_name[name], arguments)
+        calls.append(ToolCall(name=name, arguments=arguments))
+    return calls
+
+
+def check_arguments(tool: ToolSpec, arguments: dict) -> None:
+    """Validate ``arguments`` against the tool's JSON schema with a model-readable error."""
+    try:
+        jsonschema.validate(arguments, tool.parameters)
+    except jsonschema.ValidationError as exc:
+        where = ".".join(str(p) for p in exc.absolute_path)
+        field = f" (field {where!r})" if where else ""
+        raise ActionError(f"Invalid arguments for {tool.name}{field}: {exc.message}.") from None
+
+
+def extract_code(text: str) -> str:
+    """The last fenced python block in ``text``."""
+    blocks = _CODE_BLOCK.findall(text)
+    if not blocks:
+        if "```" in text:
+            raise ActionError("Code block not recognised: open it with ```python on its own line and close it with ```.")
+        raise ActionError("No code found: put Python code in a ```python ... ``` block.")
+    return blocks[-1]
+
+
+def extract_boxed(text: str) -> str | None:
+    r"""The content of the last ``\boxed{...}``, honouring nested braces; None if absent."""
+    start = text.rfind("\\boxed{")
+    if start < 0:
+        return None
+    i = start + len("\\boxed{")
+    depth = 1
+    for j in range(i, len(text)):
+        if text[j] == "{":
+            depth += 1
+        elif text[j] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[i:j]
+    return None
+
+
+def extract_answer(text: str) -> str | None:
+    r"""The final answer from ``<answer>...</answer>`` (last one) or ``\boxed{...}``; None if absent."""
+    answers = _ANSWER.findall(text)
+    if answers:
+        return answers[-1].strip()
+    boxed = extract_boxed(text)
+    return boxed.strip() if boxed is not None else None
+
+
+def parse_command(text: str, commands: Iterable[str]) -> tuple[str, str]:
+    """Parse ``name[argument]`` where ``name`` is one of ``commands``; returns ``(name, argument)``."""
+    allowed = list(commands)
+    match = _COMMAND.match(text)
+    if match is None:
+        examples = " or ".join(f"{c}[...]" for c in allowed)
+        raise ActionError(f"Invalid action format: write one command like {examples}.")
+    name, argument = match.group(1).lower(), match.group(2).strip()
+    if name not in allowed:
+        raise ActionError(f"Unknown command {name!r}. Available commands: {', '.join(allowed)}.")
+    return name, argument

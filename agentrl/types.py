@@ -1,0 +1,288 @@
+"""The typed records that cross every boundary in agentrl.
+
+Data flows one way: an env emits observations, a policy samples actions, the rollout engine
+records each step as a :class:`StepRecord`, whole episodes as a :class:`Trajectory` (a chain) or
+a :class:`RolloutTree` (shared prefixes), and estimators read those records as columns.
+
+Every model is a pydantic model, so bad data fails loudly where it enters, and every model
+round-trips through JSON Lines with :func:`write_jsonl` / :func:`read_jsonl`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Role = Literal["system", "user", "assistant", "tool"]
+TrajectoryStatus = Literal["ok", "truncated", "infra_error"]
+TruncationReason = Literal["max_turns", "invalid_actions", "context_overflow", "length", "timeout"]
+
+
+def new_id() -> str:
+    """A short random id for trajectories, trees and groups."""
+    return uuid.uuid4().hex[:16]
+
+
+class Record(BaseModel):
+    """Base for all records: extra fields are an error, so typos fail at the edge."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ToolCall(Record):
+    """One call of a declared tool, as parsed from the model's action text."""
+
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    id: str | None = None
+
+
+class Message(Record):
+    """One chat message (OpenAI / Hugging Face chat-template shape)."""
+
+    role: Role
+    content: str
+    tool_calls: list[ToolCall] | None = None
+    name: str | None = None
+
+    def to_chat(self) -> dict[str, Any]:
+        """The plain dict that chat templates and OpenAI-compatible servers take."""
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            out["tool_calls"] = [
+                {"type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in self.tool_calls
+            ]
+        if self.name is not None:
+            out["name"] = self.name
+        return out
+
+
+class ToolSpec(Record):
+    """A tool the agent may call: its name, what it does, and a JSON schema for its arguments."""
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+    description: str
+    parameters: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "object", "properties": {}, "required": []}
+    )
+
+    def to_openai(self) -> dict[str, Any]:
+        """The `tools=[...]` entry format used by OpenAI-compatible APIs and chat templates."""
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+        }
+
+
+class StepRecord(Record):
+    """One agent turn: what the agent saw, what it sampled, and what the env answered.
+
+    ``prompt_token_ids`` is exactly what the policy was conditioned on for this turn and
+    ``completion_token_ids`` / ``logprobs`` exactly what it sampled: no retokenization. Token
+    fields are empty for scripted agents. ``reward`` is the env's reward for this step;
+    ``state_key`` is the env's canonical state *before* the action (GiGPO's anchor state).
+    """
+
+    index: int = Field(ge=0)
+    observation: str
+    action: str
+    prompt_token_ids: list[int] = Field(default_factory=list)
+    completion_token_ids: list[int] = Field(default_factory=list)
+    logprobs: list[float] = Field(default_factory=list)
+    finish_reason: str | None = None
+    segment: int = 0
+    reward: float = 0.0
+    tool_calls: int = Field(default=0, ge=0)
+    state_key: str | None = None
+    valid_action: bool = True
+    policy_version: int | None = None
+    info: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _logprobs_match_tokens(self) -> StepRecord:
+        if self.logprobs and len(self.logprobs) != len(self.completion_token_ids):
+            raise ValueError(
+                f"logprobs has {len(self.logprobs)} entries but completion_token_ids has "
+                f"{len(self.completion_token_ids)}"
+            )
+        return self
+
+
+class Trajectory(Record):
+    """One episode as a chain of steps.
+
+    ``status`` says whether the episode can be learned from: ``ok`` (ended by the env),
+    ``truncated`` (cut off; ``truncation`` says why) or ``infra_error`` (a sandbox, browser or
+    backend failed: kept out of every learning signal, never scored as reward 0).
+    """
+
+    kind: Literal["trajectory"] = "trajectory"
+    id: str = Field(default_factory=new_id)
+    env_id: str = ""
+    task_id: str
+    group_id: str = ""
+    seed: int | None = None
+    steps: list[StepRecord] = Field(default_factory=list)
+    final_reward: float = 0.0
+    success: bool = False
+    status: TrajectoryStatus = "ok"
+    truncation: TruncationReason | None = None
+    error: str | None = None
+    policy_version: int | None = None
+    info: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def num_turns(self) -> int:
+        return len(self.steps)
+
+    @property
+    def total_tool_calls(self) -> int:
+        return sum(s.tool_calls for s in self.steps)
+
+    @property
+    def learnable(self) -> bool:
+        """False for infra failures: they must not enter any group statistic."""
+        return self.status != "infra_error"
+
+
+class TreeNode(Record):
+    """One step in a rollout tree; the root's ``parent_id`` is None."""
+
+    node_id: int = Field(ge=0)
+    parent_id: int | None = None
+    step: StepRecord
+
+
+class TreeLeaf(Record):
+    """Where one root-to-leaf path ends, and how that episode went."""
+
+    node_id: int
+    final_reward: float = 0.0
+    success: bool = False
+    status: TrajectoryStatus = "ok"
+    truncation: TruncationReason | None = None
+
+
+class RolloutTree(Record):
+    """Trajectories that share prefixes (Tree-GRPO): every node is a step, stored once.
+
+    ``nodes`` are in topological order (a parent before its children). A chain is a tree with
+    one path: :meth:`from_trajectory` and :meth:`paths` convert both ways.
+    """
+
+    kind: Literal["tree"] = "tree"
+    id: str = Field(default_factory=new_id)
+    env_id: str = ""
+    task_id: str
+    group_id: str = ""
+    seed: int | None = None
+    nodes: list[TreeNode] = Field(default_factory=list)
+    leaves: list[TreeLeaf] = Field(default_factory=list)
+    info: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_structure(self) -> RolloutTree:
+        seen: set[int] = set()
+        for node in self.nodes:
+            if node.node_id in seen:
+                raise ValueError(f"duplicate node_id {node.node_id}")
+            if node.parent_id is not None and node.parent_id not in seen:
+                raise ValueError(f"node {node.node_id} comes before its parent {node.parent_id}")
+            seen.add(node.node_id)
+        for leaf in self.leaves:
+            if leaf.node_id not in seen:
+                raise ValueError(f"leaf points at unknown node {leaf.node_id}")
+        return self
+
+    def path_to(self, node_id: int) -> list[TreeNode]:
+        """The nodes from the root down to ``node_id``."""
+        by_id = {n.node_id: n for n in self.nodes}
+        path = []
+        current: int | None = node_id
+        while current is not None:
+            node = by_id[current]
+            path.append(node)
+            current = node.parent_id
+        return path[::-1]
+
+    def paths(self) -> list[Trajectory]:
+        """Every root-to-leaf path as its own trajectory (prefix steps are copied)."""
+        return [
+            Trajectory(
+                id=f"{self.id}:{leaf.node_id}",
+                env_id=self.env_id,
+                task_id=self.task_id,
+                group_id=self.group_id,
+                seed=self.seed,
+                steps=[n.step for n in self.path_to(leaf.node_id)],
+                final_reward=leaf.final_reward,
+                success=leaf.success,
+                status=leaf.status,
+                truncation=leaf.truncation,
+                info={"tree_id": self.id, "leaf_node": leaf.node_id},
+            )
+            for leaf in self.leaves
+        ]
+
+    @classmethod
+    def from_trajectory(cls, traj: Trajectory) -> RolloutTree:
+        """A chain as a one-path tree."""
+        nodes = [
+            TreeNode(node_id=i, parent_id=i - 1 if i > 0 else None, step=s) for i, s in enumerate(traj.steps)
+        ]
+        leaves = []
+        if nodes:
+            leaves.append(
+                TreeLeaf(
+                    node_id=len(nodes) - 1,
+                    final_reward=traj.final_reward,
+                    success=traj.success,
+                    status=traj.status,
+                    truncation=traj.truncation,
+                )
+            )
+        return cls(
+            id=traj.id,
+            env_id=traj.env_id,
+            task_id=traj.task_id,
+            group_id=traj.group_id,
+            seed=traj.seed,
+            nodes=nodes,
+            leaves=leaves,
+        )
+
+
+RecordT = TypeVar("RecordT", bound=BaseModel)
+
+
+def write_jsonl(path: str | Path, records: Iterable[BaseModel], append: bool = False) -> int:
+    """Write one JSON object per line; returns how many were written."""
+    count = 0
+    with open(path, "a" if append else "w", encoding="utf-8") as f:
+        for record in records:
+            f.write(record.model_dump_json())
+            f.write("\n")
+            count += 1
+    return count
+
+
+def iter_jsonl(path: str | Path, model: type[RecordT]) -> Iterator[RecordT]:
+    """Read records back, validating each line; a bad line names its line number."""
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield model.model_validate_json(line)
+            except ValueError as exc:
+                raise ValueError(f"{path}:{lineno}: not a valid {model.__name__}: {exc}") from exc
+
+
+def read_jsonl(path: str | Path, model: type[RecordT]) -> list[RecordT]:
+    return list(iter_jsonl(path, model))
+
