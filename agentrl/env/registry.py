@@ -67,6 +67,12 @@ def list_envs() -> list[str]:
     return sorted(_registered)
 
 
+def env_sources() -> dict[str, str]:
+    """Each registered id with the entry point (class or ``module:attr``) that builds it."""
+    load_plugins()
+    return dict(sorted(_registered.items()))
+
+
 def plugin_errors() -> dict[str, str]:
     """Plug-ins that failed to load, with the error each raised."""
     load_plugins()

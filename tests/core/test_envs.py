@@ -1,0 +1,173 @@
+"""The env contract on every registered environment, and the toy envs' own numbers."""
+
+import asyncio
+
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import agentrl
+from agentrl.env import EnvOptionError, UnknownEnvError, aplay_episode, make_agent
+from agentrl_envs.toy.calculator import evaluate_arithmetic
+from agentrl_envs.toy.maze import generate_maze, shortest_path
+
+INFO_KEYS = {"tool_calls", "valid_action", "state_key", "success", "error", "task_id", "turn"}
+TOY = ["agentrl/Maze-v0", "agentrl/Calculator-v0"]
+
+
+@pytest.mark.parametrize("env_id", agentrl.list_envs())
+def test_check_env_on_every_registered_env(env_id):
+    env = agentrl.make(env_id)
+    try:
+        check_env(env, skip_render_check=True)
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("env_id", TOY)
+def test_same_seed_same_episode_and_info_contract(env_id):
+    def episode(seed):
+        env = agentrl.make(env_id)
+        agent = make_agent("random", env, seed=seed)
+        obs, info = env.reset(seed=seed)
+        assert INFO_KEYS <= set(info)
+        record = [obs]
+        done = False
+        while not done:
+            obs, reward, terminated, truncated, info = env.step(agent.act(obs))
+            assert INFO_KEYS <= set(info)
+            record.append((obs, reward, terminated, truncated, info["state_key"], info["valid_action"]))
+            done = terminated or truncated
+        return record
+
+    assert episode(11) == episode(11)
+    assert episode(11) != episode(12)
+
+
+@pytest.mark.parametrize("env_id", TOY)
+def test_oracle_solves_every_test_task_and_random_is_far_below(env_id):
+    env = agentrl.make(env_id)
+    test_tasks = env.tasks.split("test")
+    oracle = [asyncio.run(aplay_episode(env, make_agent("oracle", env), task_id=t.id)) for t in test_tasks]
+    assert all(t.success and t.final_reward == 1.0 for t in oracle)
+    random = [
+        asyncio.run(aplay_episode(env, make_agent("random", env, seed=i), seed=i, task_id=t.id))
+        for i, t in enumerate(test_tasks)
+    ]
+    assert np.mean([t.success for t in random]) < 0.5
+
+
+def test_splits_are_fixed_and_seed_independent():
+    a, b = agentrl.make("agentrl/Maze-v0"), agentrl.make("agentrl/Maze-v0", num_tasks=800)
+    test_a = set(a.tasks.split("test").ids())
+    # More tasks never moves an existing task across the boundary.
+    assert test_a == {t for t in b.tasks.split("test").ids() if t in set(a.tasks.ids())}
+    assert 0.1 < len(test_a) / len(a.tasks) < 0.3
+    env = agentrl.make("agentrl/Maze-v0", split="test")
+    for seed in range(20):
+        _, info = env.reset(seed=seed)
+        assert info["task_id"] in test_a
+
+
+def test_maze_moves_walls_and_anchor_states():
+    env = agentrl.make("agentrl/Maze-v0")
+    obs, info = env.reset(seed=0)
+    start = env.position
+    assert info["state_key"] == f"{start[0]},{start[1]}"
+    assert "@" in obs and "G" in obs
+    path = shortest_path(env.rows, env.position, env.goal)
+    for move in path[:-1]:
+        obs, reward, terminated, truncated, info = env.step(f"move[{move}]")
+        assert (reward, terminated) == (0.0, False)
+    obs, reward, terminated, truncated, info = env.step(f"move[{path[-1]}]")
+    assert (reward, terminated, info["success"]) == (1.0, True, True)
+    rows, start, goal = generate_maze("maze5-0001", 5, 0.25)
+    assert (rows, start, goal) == generate_maze("maze5-0001", 5, 0.25)
+
+
+def test_bad_actions_are_observations_until_the_invalid_limit():
+    env = agentrl.make("agentrl/Maze-v0", max_invalid_actions=3)
+    env.reset(seed=0)
+    obs, reward, terminated, truncated, info = env.step("fly[north]")
+    assert info["valid_action"] is False and "Unknown command 'fly'" in info["error"] and "Unknown command" in obs
+    obs, *_, info = env.step("move[north]")
+    assert "Unknown direction 'north'" in info["error"]
+    _, _, terminated, truncated, info = env.step("")
+    assert (terminated, truncated, info["truncation"]) == (False, True, "invalid_actions")
+    with pytest.raises(RuntimeError, match="episode is over"):
+        env.step("move[up]")
+
+
+def test_max_turns_truncates():
+    env = agentrl.make("agentrl/Maze-v0", max_turns=2)
+    env.reset(seed=0)
+    env.step("move[up]")
+    *_, terminated, truncated, info = env.step("move[up]")
+    assert truncated and info["truncation"] == "max_turns"
+
+
+def test_fork_is_a_twin_at_the_same_state():
+    env = agentrl.make("agentrl/Calculator-v0")
+    env.reset(seed=5)
+    env.step(env.oracle_action())
+    twin = env.fork()
+    assert (twin.turn, twin.known, twin.task.id, twin.state_key()) == (env.turn, env.known, env.task.id, env.state_key())
+    assert twin.step(twin.oracle_action())[0] == env.step(env.oracle_action())[0]
+    twin2 = asyncio.run(env.afork())
+    assert twin2.known == env.known
+
+
+def test_calculator_tools_count_and_evaluate():
+    env = agentrl.make("agentrl/Calculator-v0")
+    env.reset(seed=1)
+    a, b = env.task.data["items"]
+    call = '<tool_call>{{"name": "lookup", "arguments": {{"item": "{}"}}}}</tool_call>'
+    obs, _, _, _, info = env.step(call.format(a) + call.format(b))
+    assert info["tool_calls"] == 2 and obs.count("<tool_response>") == 2
+    assert evaluate_arithmetic("2 * (3 + 4) - 10 / 4") == 11.5
+    obs, _, _, _, info = env.step('<tool_call>{"name": "calculator", "arguments": {"expression": "__import__(1)"}}</tool_call>')
+    assert "Only numbers" in obs and info["tool_calls"] == 1 and info["valid_action"]
+    _, reward, terminated, _, info = env.step(f"<answer>{env.answer() + 1}</answer>")
+    assert (reward, terminated, info["success"]) == (0.0, True, False)
+
+
+def test_unknown_id_and_bad_options_name_the_problem():
+    with pytest.raises(UnknownEnvError, match="Did you mean: agentrl/Maze-v0"):
+        agentrl.make("agentrl/maze-v0")
+    with pytest.raises(EnvOptionError, match=r"wall_density: Input should be less than or equal to 0.6"):
+        agentrl.make("agentrl/Maze-v0", wall_density=0.9)
+    env = agentrl.make("agentrl/Maze-v0")
+    with pytest.raises(EnvOptionError, match="unknown reset option"):
+        env.reset(options={"task": "x"})
+    with pytest.raises(EnvOptionError, match="unknown task_id 'nope'"):
+        env.reset(options={"task_id": "nope"})
+    with pytest.raises(EnvOptionError, match="unknown split 'val'"):
+        env.reset(options={"split": "val"})
+
+
+def test_async_only_env_runs_through_the_sync_api():
+    from agentrl.env import StepOutcome, Task, TaskSet, TextEnv
+
+    class Echo(TextEnv):
+        def build_tasks(self):
+            return TaskSet([Task(id="a")])
+
+        async def _areset(self, task):
+            await asyncio.sleep(0)
+            return "start"
+
+        async def _astep(self, action):
+            await asyncio.sleep(0)
+            return StepOutcome(action.upper(), terminated=action == "stop", success=True)
+
+    env = Echo()
+    assert env.reset(seed=0)[0] == "start"
+    assert env.step("hi")[0] == "HI"
+    assert env.step("stop")[2] is True
+    env.close()
+
+    with pytest.raises(TypeError, match="must implement _reset or _areset"):
+
+        class Broken(TextEnv):  # noqa: F841
+            def build_tasks(self):
+                return TaskSet([])

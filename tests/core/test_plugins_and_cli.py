@@ -1,0 +1,69 @@
+"""Plug-in discovery through a really installed distribution, and the CLI as a subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+AGENTRL = [sys.executable, "-m", "agentrl.cli"]
+
+
+@pytest.fixture(scope="module")
+def installed_plugin(tmp_path_factory):
+    """pip-install examples/custom_env into a private target dir (real dist-info + entry points)."""
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target),
+         str(ROOT / "examples" / "custom_env")],
+        check=True,
+    )
+    assert list(target.glob("countdown_env-*.dist-info")) or list(target.glob("countdown_env*.dist-info"))
+    return target
+
+
+def run_cli(*args, env_extra=None):
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([*AGENTRL, *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_plugin_is_discovered_through_its_entry_point(installed_plugin):
+    code = (
+        "import agentrl, asyncio\n"
+        "from agentrl.env import aplay_episode, make_agent\n"
+        "env = agentrl.make('countdown/Countdown-v0')\n"
+        "print(type(env).__module__)\n"
+        "wins = [asyncio.run(aplay_episode(env, make_agent('oracle', env), task_id=t.id)).success for t in env.tasks]\n"
+        "print(sum(wins), len(wins))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        env={**os.environ, "PYTHONPATH": str(installed_plugin)},
+    ).stdout.split()
+    assert out[0] == "countdown_env"
+    assert out[1] == out[2]  # the example's oracle solves all its tasks
+
+    listing = run_cli("envs", "list", env_extra={"PYTHONPATH": str(installed_plugin), "COLUMNS": "200"})
+    assert "countdown/Countdown-v0" in listing.stdout and "agentrl/Maze-v0" in listing.stdout
+
+
+def test_cli_run_end_to_end(tmp_path):
+    out = tmp_path / "t.jsonl"
+    result = run_cli("run", "--env", "agentrl/Maze-v0", "--agent", "oracle", "-n", "5", "--output", str(out),
+                     env_extra={"COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    assert "success rate" in result.stdout and "1.000" in result.stdout
+    lines = out.read_text().splitlines()
+    assert len(lines) == 5 and all(json.loads(line)["success"] for line in lines)
+
+
+def test_cli_show_and_errors():
+    shown = run_cli("envs", "show", "agentrl/Calculator-v0", env_extra={"COLUMNS": "200"})
+    assert shown.returncode == 0 and "lookup" in shown.stdout and "success=True" in shown.stdout
+    bad = run_cli("run", "--env", "agentrl/Maze-v9")
+    assert bad.returncode != 0 and "Did you mean: agentrl/Maze-v0" in bad.stderr
+    bad_option = run_cli("run", "--env", "agentrl/Maze-v0", "-o", "size=99")
+    assert bad_option.returncode != 0 and "size: Input should be less than or equal to 15" in bad_option.stderr
