@@ -1,0 +1,149 @@
+"""Token-level PPO-clip policy loss, with optional dual clip, KL to a reference and entropy bonus.
+
+For every policy token t (loss mask 1) with advantage A_t, behaviour log-probability
+``old_t = log π_behav(a_t)`` (what the sampler returned) and current ``logp_t = log π_θ(a_t)``::
+
+    ρ_t      = exp(logp_t − old_t)
+    pg_t     = max(−A_t·ρ_t, −A_t·clip(ρ_t, 1 − ε_low, 1 + ε_high))             (PPO, Schulman 2017)
+    pg_t     = min(pg_t, −c·A_t)            if A_t < 0 and dual_clip c > 1       (Ye et al. 2020)
+    kl_t     = k1: logp − ref | k2: ½(logp − ref)² | k3: e^{ref−logp} − (ref − logp) − 1   (Schulman's
+               estimators of KL(π_θ ‖ π_ref); k3 is verl's "low_var_kl", clamped to [−10, 10])
+    ℓ_t      = pg_t + β_kl·kl_t − β_ent·H_t      (H_t: entropy of π_θ at position t)
+
+Aggregation is decided by a per-token weight ``w_t`` computed once per optimizer step over the
+*whole* mini-batch (:func:`loss_weights`), so splitting the mini-batch into micro-batches and
+summing their losses gives exactly the full-batch loss and gradient::
+
+    token-mean : w_t = m_t / Σ_all m                (every policy token counts the same)
+    seq-mean   : w_t = m_t / (|seq(t)| · #seqs)     (every sequence counts the same, then its tokens)
+
+    loss = Σ_t w_t · ℓ_t
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Aggregation = Literal["token-mean", "seq-mean"]
+KLEstimator = Literal["k1", "k2", "k3"]
+
+
+class PolicyLossConfig(BaseModel):
+    """Hyper-parameters of the policy loss (defaults follow the GiGPO reference scripts)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    clip_low: float = Field(default=0.2, gt=0.0, lt=1.0, description="ε_low: ratio floor is 1 − ε_low.")
+    clip_high: float = Field(default=0.2, gt=0.0, description="ε_high: ratio ceiling is 1 + ε_high (DAPO clip-higher).")
+    dual_clip: float | None = Field(
+        default=None, gt=1.0, description="c of dual-clip PPO: caps the loss of negative-advantage tokens at −c·A."
+    )
+    kl_coef: float = Field(default=0.0, ge=0.0, description="β_kl: weight of KL(π_θ ‖ π_ref); 0 disables the reference.")
+    kl_estimator: KLEstimator = "k3"
+    entropy_coef: float = Field(default=0.0, ge=0.0, description="β_ent: weight of the entropy bonus.")
+    aggregation: Aggregation = "token-mean"
+
+    @model_validator(mode="after")
+    def _dual_clip_above_ceiling(self) -> PolicyLossConfig:
+        if self.dual_clip is not None and self.dual_clip <= 1.0 + self.clip_high:
+            raise ValueError(f"dual_clip ({self.dual_clip}) must exceed 1 + clip_high ({1 + self.clip_high})")
+        return self
+
+
+def loss_weights(mask: torch.Tensor, aggregation: Aggregation) -> torch.Tensor:
+    """Per-token weights ``w`` (same shape as ``mask``: rows × tokens) for one whole mini-batch.
+
+    Rows without any policy token get weight 0 and do not count as sequences.
+    """
+    mask = mask.to(torch.float32)
+    if aggregation == "token-mean":
+        return mask / mask.sum().clamp(min=1.0)
+    if aggregation == "seq-mean":
+        per_row = mask.sum(dim=-1, keepdim=True)
+        rows = (per_row > 0).sum().clamp(min=1)
+        return mask / per_row.clamp(min=1.0) / rows
+    raise ValueError(f"unknown aggregation {aggregation!r}; choose token-mean or seq-mean")
+
+
+def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: KLEstimator) -> torch.Tensor:
+    """Per-token estimate of KL(π_θ ‖ π_ref) from the sampled token's log-probabilities."""
+    if estimator == "k1":
+        return logp - ref_logp
+    if estimator == "k2":
+        return 0.5 * (logp - ref_logp) ** 2
+    if estimator == "k3":
+        log_ratio = (ref_logp - logp).clamp(-20.0, 20.0)
+        return (torch.exp(log_ratio) - log_ratio - 1.0).clamp(-10.0, 10.0)
+    raise ValueError(f"unknown KL estimator {estimator!r}; choose k1, k2 or k3")
+
+
+def policy_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    weights: torch.Tensor,
+    config: PolicyLossConfig,
+    ref_logp: torch.Tensor | None = None,
+    entropy: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The weighted PPO-clip loss of one (micro-)batch and its diagnostics.
+
+    All tensors have the same shape; ``weights`` comes from :func:`loss_weights` (0 on prompt,
+    observation and padding tokens). Returns ``(loss, stats)`` where each stat is a weighted
+    *sum* over this micro-batch (so micro-batch stats add up to the mini-batch mean):
+    ``pg_loss``, ``kl`` (to the reference, when given), ``entropy``, ``clip_frac`` (tokens whose
+    ratio was clipped), ``dual_clip_frac``, ``approx_kl`` (k3 of behaviour vs current policy).
+    """
+    if config.kl_coef > 0 and ref_logp is None:
+        raise ValueError("kl_coef > 0 needs the reference log-probabilities (ref_logp)")
+    if config.entropy_coef > 0 and entropy is None:
+        raise ValueError("entropy_coef > 0 needs the per-token entropy")
+    log_ratio = (logp - old_logp).clamp(-20.0, 20.0)
+    ratio = torch.exp(log_ratio)
+    unclipped = -advantages * ratio
+    clipped = -advantages * ratio.clamp(1.0 - config.clip_low, 1.0 + config.clip_high)
+    pg = torch.maximum(unclipped, clipped)
+    clip_active = (clipped > unclipped).float()
+    dual_active = torch.zeros_like(pg)
+    if config.dual_clip is not None:
+        cap = -config.dual_clip * advantages
+        dual_active = ((advantages < 0) & (pg > cap)).float()
+        pg = torch.where(advantages < 0, torch.minimum(pg, cap), pg)
+
+    per_token = pg
+    stats = {
+        "pg_loss": (weights * pg).sum().detach(),
+        "clip_frac": (weights * clip_active).sum().detach(),
+        "dual_clip_frac": (weights * dual_active).sum().detach(),
+        "approx_kl": (weights * kl_penalty(logp.detach(), old_logp, "k3")).sum(),
+    }
+    if ref_logp is not None:
+        kl = kl_penalty(logp, ref_logp, config.kl_estimator)
+        stats["kl"] = (weights * kl).sum().detach()
+        if config.kl_coef > 0:
+            per_token = per_token + config.kl_coef * kl
+    if entropy is not None:
+        stats["entropy"] = (weights * entropy).sum().detach()
+        if config.entropy_coef > 0:
+            per_token = per_token - config.entropy_coef * entropy
+    return (weights * per_token).sum(), stats
+
+
+def token_logprobs_and_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, with_entropy: bool = True
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``log π(target)`` and the entropy ``H = logsumexp(z) − Σ softmax(z)·z`` at each position.
+
+    ``logits`` is (..., vocab) in any dtype; the computation runs in float32.
+    """
+    logits = logits.float()
+    log_norm = torch.logsumexp(logits, dim=-1)
+    logp = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - log_norm
+    entropy = None
+    if with_entropy:
+        probs = torch.softmax(logits, dim=-1)
+        entropy = log_norm - (probs * logits).sum(dim=-1)
+    return logp, entropy
