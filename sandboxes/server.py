@@ -1,0 +1,271 @@
+"""The in-sandbox server: an aiohttp app that owns one jupyter kernel and one working directory.
+
+Run it as ``python -m agentrl_sandboxes.server --unix /run/agentrl/sandbox.sock --workdir /work``
+(or ``--port 8000``). The routes and their messages are listed in
+:mod:`agentrl_sandboxes.messages`. The server is the same inside a Docker container and as a
+child process of the local backend; the isolation around it is the backend's business.
+
+House rules:
+
+* every request body is parsed into its pydantic model; a bad one gets HTTP 400 with the
+  validation message, never a stack trace;
+* file paths are relative to the work dir and may not leave it (``..``, absolute paths and
+  symlinks that point outside are refused);
+* the server is a child subreaper (:mod:`agentrl_sandboxes.procs`), so ``/reset`` kills every
+  process user code left behind, however it detached itself;
+* it stops when stdin reaches EOF if started with ``--exit-with-stdin`` (the local backend
+  holds the other end of that pipe: if the host process dies, the sandbox goes with it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from agentrl_sandboxes import procs
+from agentrl_sandboxes.kernel import KernelSession
+from agentrl_sandboxes.messages import (
+    ErrorBody,
+    ExecuteRequest,
+    FileInfo,
+    Health,
+    ProcRequest,
+    ProcResult,
+    ResetRequest,
+)
+
+MAX_UPLOAD = 512 * 1024 * 1024
+
+
+def _json(model: BaseModel, status: int = 200) -> web.Response:
+    return web.Response(body=model.model_dump_json(), status=status, content_type="application/json")
+
+
+def _error(status: int, error: str, detail: str = "") -> web.Response:
+    return _json(ErrorBody(error=error, detail=detail), status)
+
+
+class SandboxServer:
+    def __init__(self, workdir: Path, statedir: Path, capture_fd_output: bool = True):
+        self.workdir = workdir.resolve()
+        self.statedir = statedir
+        home = statedir / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        env = {
+            "HOME": str(home),
+            "MPLCONFIGDIR": str(home / ".mpl"),
+            "IPYTHONDIR": str(home / ".ipython"),
+            "JUPYTER_RUNTIME_DIR": str(statedir / "runtime"),
+            "XDG_CACHE_HOME": str(home / ".cache"),
+            "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        self.kernel = KernelSession(workdir, statedir / "runtime", env=env, capture_fd_output=capture_fd_output)
+        self.exec_pids: set[int] = set()
+        self.started = time.time()
+
+    # ------------------------------------------------------------------ helpers
+    async def parse(self, request: web.Request, model: type[BaseModel]):
+        try:
+            return model.model_validate_json(await request.read() or b"{}")
+        except ValidationError as exc:
+            raise web.HTTPBadRequest(
+                text=ErrorBody(error="invalid request", detail=str(exc)).model_dump_json(),
+                content_type="application/json",
+            ) from None
+
+    def resolve(self, rel: str | None) -> Path:
+        if not rel:
+            raise web.HTTPBadRequest(text=ErrorBody(error="missing ?path=").model_dump_json(), content_type="application/json")
+        path = (self.workdir / rel).resolve()
+        if path != self.workdir and not path.is_relative_to(self.workdir):
+            raise web.HTTPBadRequest(
+                text=ErrorBody(error="path outside the work dir", detail=rel).model_dump_json(),
+                content_type="application/json",
+            )
+        return path
+
+    async def health_model(self) -> Health:
+        alive = await self.kernel.alive()
+        return Health(
+            ok=alive,
+            kernel_alive=alive,
+            pid=os.getpid(),
+            executions=self.kernel.executions,
+            kernel_restarts=self.kernel.restarts,
+            workdir=str(self.workdir),
+        )
+
+    # ------------------------------------------------------------------ routes
+    async def health(self, request: web.Request) -> web.Response:
+        return _json(await self.health_model())
+
+    async def execute(self, request: web.Request) -> web.Response:
+        req = await self.parse(request, ExecuteRequest)
+        return _json(await self.kernel.execute(req.code, req.timeout, req.max_output))
+
+    async def exec(self, request: web.Request) -> web.Response:
+        req = await self.parse(request, ProcRequest)
+        start = time.perf_counter()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *req.argv,
+                cwd=self.workdir,
+                env={**os.environ, **self.kernel.env},
+                stdin=asyncio.subprocess.PIPE if req.stdin is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as exc:  # not found, not executable: an answer, not a crash
+            return _json(ProcResult(returncode=127, stderr=f"{type(exc).__name__}: {exc}\n"))
+        self.exec_pids.add(proc.pid)
+        timed_out = False
+        try:
+            stdout, stderr = await asyncio.wait_for(
+                proc.communicate(req.stdin.encode() if req.stdin is not None else None), req.timeout
+            )
+        except asyncio.TimeoutError:
+            timed_out = True
+            procs.kill_tree(proc.pid)
+            stdout, stderr = await proc.communicate()
+        finally:
+            self.exec_pids.discard(proc.pid)
+        budget, truncated = req.max_output, False
+        texts = []
+        for raw in (stdout, stderr):
+            text = raw.decode(errors="replace")
+            if len(text) > budget:
+                text, truncated = text[:budget], True
+            budget -= len(text)
+            texts.append(text)
+        return _json(
+            ProcResult(
+                returncode=proc.returncode,
+                stdout=texts[0],
+                stderr=texts[1],
+                duration=time.perf_counter() - start,
+                truncated=truncated,
+                timed_out=timed_out,
+            )
+        )
+
+    async def put_file(self, request: web.Request) -> web.Response:
+        path = self.resolve(request.query.get("path"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        size = 0
+        with open(path, "wb") as f:
+            async for chunk in request.content.iter_chunked(1 << 20):
+                size += len(chunk)
+                f.write(chunk)
+        return _json(FileInfo(path=str(path.relative_to(self.workdir)), size=size))
+
+    async def get_file(self, request: web.Request) -> web.Response:
+        path = self.resolve(request.query.get("path"))
+        if not path.is_file():
+            return _error(404, "no such file", request.query["path"])
+        return web.FileResponse(path)
+
+    async def reset(self, request: web.Request) -> web.Response:
+        req = await self.parse(request, ResetRequest)
+        async with self.kernel.lock:
+            await self.kernel.stop()
+            procs.kill_descendants(os.getpid(), keep=self._spared())
+            if req.wipe_workdir:
+                wipe(self.workdir)
+            await self.kernel.start()
+        return _json(await self.health_model())
+
+    def _spared(self) -> set[int]:
+        """Processes a cleanup must not touch: the kernel and running /exec children."""
+        keep = set(self.exec_pids)
+        if self.kernel.pid is not None:
+            keep.add(self.kernel.pid)
+        return keep
+
+    async def reaper(self) -> None:
+        """Collect zombies of adopted orphans (we are their subreaper) once a second."""
+        while True:
+            await asyncio.sleep(1.0)
+            procs.reap_orphans(os.getpid(), keep=self._spared())
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_UPLOAD)
+        app.add_routes(
+            [
+                web.get("/health", self.health),
+                web.post("/execute", self.execute),
+                web.post("/exec", self.exec),
+                web.put("/files", self.put_file),
+                web.get("/files", self.get_file),
+                web.post("/reset", self.reset),
+            ]
+        )
+        return app
+
+
+def wipe(folder: Path) -> None:
+    """Remove everything inside ``folder`` (not the folder: it may be a mount point)."""
+    for entry in folder.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    procs.become_subreaper()
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    server = SandboxServer(workdir, Path(args.statedir), capture_fd_output=not args.no_fd_capture)
+    await server.kernel.start()
+    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    if args.unix:
+        Path(args.unix).unlink(missing_ok=True)
+        site = web.UnixSite(runner, args.unix)
+    else:
+        site = web.TCPSite(runner, args.host, args.port)
+    await site.start()
+    if args.unix:
+        os.chmod(args.unix, 0o777)  # the host user may differ from the sandbox user
+    print(f"agentrl-sandbox ready pid={os.getpid()}", flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if args.exit_with_stdin:
+        loop.add_reader(sys.stdin.fileno(), lambda: sys.stdin.buffer.read1(1 << 16) or stop.set())
+    reaper = asyncio.create_task(server.reaper())
+    await stop.wait()
+    reaper.cancel()
+    await server.kernel.stop()
+    procs.kill_descendants(os.getpid())
+    await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="agentrl_sandboxes.server", description=__doc__.split("\n")[0])
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--unix", help="listen on this Unix socket path")
+    where.add_argument("--port", type=int, help="listen on this TCP port")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--statedir", required=True, help="private folder: kernel sockets, HOME, logs")
+    parser.add_argument("--no-fd-capture", action="store_true", help="do not capture fd 1/2 of the kernel")
+    parser.add_argument("--exit-with-stdin", action="store_true", help="stop when stdin reaches EOF")
+    asyncio.run(serve(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()
