@@ -15,6 +15,7 @@ from rich.table import Table
 import agentrl
 from agentrl.env import AGENTS, EnvOptionError, UnknownEnvError, aplay_episode, make_agent
 from agentrl.env.registry import env_sources, plugin_errors
+from agentrl.eval.cli import eval_group
 from agentrl.types import write_jsonl
 
 console = Console()
@@ -135,6 +136,7 @@ def run(env_id: str, agent: str, episodes: int, split: str, seed: int, options: 
 
 
 # Commands contributed by other areas are added below, one line each.
+main.add_command(eval_group)
 
 
 if __name__ == "__main__":
