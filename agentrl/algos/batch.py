@@ -1,0 +1,468 @@
+"""`StepBatch`: the columnar batch every estimator and shaper reads.
+
+One row per agent step (a chain) or per tree node (a rollout tree, where a node *is* a step and
+is stored once however many root-to-leaf paths share it). Rows of one trajectory or tree are
+contiguous, in step (topological) order, and a row's ``parent`` is the row index of the step
+before it (−1 at a root).
+
+An **episode** is a root-to-leaf path; its outcome lives on the row that ends it (``leaf``).
+For a chain that is the last step; every row of a chain also carries its episode's
+``final_reward``/``success`` for convenience. On trees only leaf rows carry them (0/False
+elsewhere). Estimators that score whole episodes (GRPO, RLOO, Tree-GRPO, GRPO-S, OTC) read the
+leaf rows and give each row the **sum of the advantages of the episodes below it**
+(:meth:`StepBatch.credit`): for a chain that is its episode's advantage, for a deduplicated tree
+it is exactly the weight the node would get if every root-to-leaf path were trained separately.
+
+Columns (all numpy arrays of length ``n_rows``):
+
+========== ======= ==============================================================================
+group      int64   dense GRPO group index (rollouts of one task from one initial state)
+traj       int64   dense index of the trajectory (chain batch) or tree (tree batch) of the row
+tree       int64   dense tree index (Tree-GRPO intra-tree groups); a chain batch built from
+                   ``RolloutTree.paths()`` keeps the source tree, otherwise tree == traj
+node       int64   node id inside its tree (chains: the step position)
+parent     int64   row index of the previous step / parent node, −1 at a root
+step       int64   position in the episode (chains) = depth (trees), 0 at the root
+leaf       bool    the row ends an episode
+reward     float64 the env's step reward r_t
+final_reward float64 episode outcome (correctness or score; the rollout engine stores Σ r_t)
+success    bool    binary episode success, kept apart from shaped rewards
+valid      bool    False for infrastructure failures (``status == "infra_error"``): such rows
+                   enter no statistic and get advantage 0; on trees a node is valid while at
+                   least one valid leaf lies below it
+action_valid bool  False when the policy's action was unparsable or illegal
+state      int64   id of the GiGPO anchor ``state_key`` (index into ``state_keys``), −1 for None
+tool_calls int64   tools run by this step (from the env's action log)
+n_tokens   int64   policy (completion) tokens of the step
+task       int64   index into ``task_names`` (stable question ids, e.g. for OTC's running minimum)
+========== ======= ==============================================================================
+
+Optional: ``token_entropy`` (flat float64 array, ``n_tokens.sum()`` entries, the per-token
+entropy under the sampling policy, detached; needed by GTPO-entropy, GRPO-S, EMPG) and
+``action_text`` (object array of per-row action strings, for GTPO partial credit).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from functools import cached_property
+
+import numpy as np
+
+from agentrl.algos.stats import segment_starts
+from agentrl.types import RolloutTree, Trajectory
+
+_INT_COLUMNS = ("group", "traj", "tree", "node", "parent", "step", "state", "tool_calls", "n_tokens", "task")
+_BOOL_COLUMNS = ("leaf", "success", "valid", "action_valid")
+_FLOAT_COLUMNS = ("reward", "final_reward")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class StepBatch:
+    """Columnar batch of steps; see the module docstring for the columns and their meaning."""
+
+    group: np.ndarray
+    traj: np.ndarray
+    tree: np.ndarray
+    node: np.ndarray
+    parent: np.ndarray
+    step: np.ndarray
+    leaf: np.ndarray
+    reward: np.ndarray
+    final_reward: np.ndarray
+    success: np.ndarray
+    valid: np.ndarray
+    action_valid: np.ndarray
+    state: np.ndarray
+    tool_calls: np.ndarray
+    n_tokens: np.ndarray
+    task: np.ndarray
+    state_keys: tuple[str, ...] = ()
+    group_names: tuple[str, ...] = ()
+    task_names: tuple[str, ...] = ()
+    traj_names: tuple[str, ...] = ()
+    token_entropy: np.ndarray | None = None
+    action_text: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = None
+        for name in _INT_COLUMNS + _BOOL_COLUMNS + _FLOAT_COLUMNS:
+            dtype = np.int64 if name in _INT_COLUMNS else bool if name in _BOOL_COLUMNS else np.float64
+            col = np.asarray(getattr(self, name))
+            if col.ndim != 1:
+                raise ValueError(f"StepBatch.{name} must be 1-D, got shape {col.shape}")
+            if n is None:
+                n = col.size
+            elif col.size != n:
+                raise ValueError(f"StepBatch.{name} has {col.size} rows, expected {n}")
+            if name in _FLOAT_COLUMNS and col.size and not np.all(np.isfinite(col.astype(np.float64))):
+                raise ValueError(f"StepBatch.{name} contains NaN or inf")
+            object.__setattr__(self, name, np.ascontiguousarray(col, dtype=dtype))
+        rows = np.arange(n)
+        if n and (np.any(self.parent >= rows) or np.any(self.parent < -1)):
+            raise ValueError("StepBatch.parent must point at an earlier row (or −1 for a root)")
+        for name in ("group", "traj", "tree", "step", "tool_calls", "n_tokens", "task"):
+            if n and getattr(self, name).min() < 0:
+                raise ValueError(f"StepBatch.{name} must be non-negative")
+        if n and np.any(self.state < -1):
+            raise ValueError("StepBatch.state must be ≥ −1 (−1: no state key)")
+        if self.state_keys and n and self.state.max() >= len(self.state_keys):
+            raise ValueError("StepBatch.state points past state_keys")
+        roots = self.parent < 0
+        if n and np.any(self.step[roots] != 0):
+            raise ValueError("StepBatch.step must be 0 at every root")
+        if n and np.any(self.step[~roots] != self.step[self.parent[~roots]] + 1):
+            raise ValueError("StepBatch.step must be the depth (parent's step + 1)")
+        if n and np.any(self.traj[~roots] != self.traj[self.parent[~roots]]):
+            raise ValueError("a row's parent must belong to the same trajectory/tree")
+        if n and np.any(np.diff(self.traj) < 0):
+            raise ValueError("rows must be grouped by traj in ascending order")
+        if self.token_entropy is not None:
+            ent = np.ascontiguousarray(self.token_entropy, dtype=np.float64)
+            if ent.ndim != 1 or ent.size != int(self.n_tokens.sum()):
+                raise ValueError(
+                    f"token_entropy has {ent.size} entries but n_tokens sums to {int(self.n_tokens.sum())}"
+                )
+            if not np.all(np.isfinite(ent)) or np.any(ent < 0):
+                raise ValueError("token_entropy must be finite and non-negative")
+            object.__setattr__(self, "token_entropy", ent)
+        if self.action_text is not None and len(self.action_text) != n:
+            raise ValueError(f"action_text has {len(self.action_text)} entries, expected {n}")
+
+    # ------------------------------------------------------------------ shape
+    def __len__(self) -> int:
+        return int(self.group.size)
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.group.size)
+
+    @cached_property
+    def n_groups(self) -> int:
+        return int(self.group.max()) + 1 if self.n_rows else 0
+
+    @cached_property
+    def is_chain(self) -> bool:
+        """True when every trajectory is a single path (no node has two children)."""
+        n = self.n_rows
+        if n == 0:
+            return True
+        starts = np.zeros(n, dtype=bool)
+        starts[segment_starts(self.traj)] = True
+        expected = np.where(starts, -1, np.arange(n) - 1)
+        ends = np.r_[starts[1:], True]
+        return bool(np.array_equal(self.parent, expected) and np.array_equal(self.leaf, ends))
+
+    def require_chain(self, who: str) -> None:
+        if not self.is_chain:
+            raise ValueError(
+                f"{who} needs chain trajectories, but this batch holds branching trees; build it with "
+                "StepBatch.from_trajectories([p for t in trees for p in t.paths()])"
+            )
+
+    @cached_property
+    def episode_rows(self) -> np.ndarray:
+        """Row index of the leaf ending each episode (one per chain / per tree leaf)."""
+        return np.flatnonzero(self.leaf)
+
+    @cached_property
+    def episode_length(self) -> np.ndarray:
+        """Steps on each episode's root-to-leaf path."""
+        return self.step[self.episode_rows] + 1
+
+    @cached_property
+    def episode_tool_calls(self) -> np.ndarray:
+        """Tool calls summed along each episode's path."""
+        return self.path_sum(self.tool_calls)[self.episode_rows]
+
+    @cached_property
+    def token_row(self) -> np.ndarray:
+        """Row of every policy token (the flat token axis used by ``token_entropy``)."""
+        return np.repeat(np.arange(self.n_rows), self.n_tokens)
+
+    @cached_property
+    def step_entropy(self) -> np.ndarray:
+        """Mean token entropy of each step (0 for a step without policy tokens)."""
+        if self.token_entropy is None:
+            raise ValueError("this estimator needs token entropies: build the batch with token_entropy=...")
+        sums = np.bincount(self.token_row, weights=self.token_entropy, minlength=self.n_rows)
+        return sums / np.maximum(self.n_tokens, 1)
+
+    # ------------------------------------------------------------ tree walks
+    @cached_property
+    def _depth_levels(self) -> list[np.ndarray]:
+        order = np.argsort(self.step, kind="stable")
+        bounds = np.searchsorted(self.step[order], np.arange(int(self.step.max()) + 2)) if self.n_rows else [0]
+        return [order[bounds[d] : bounds[d + 1]] for d in range(len(bounds) - 1)]
+
+    def path_sum(self, values: np.ndarray) -> np.ndarray:
+        """Σ of ``values`` over each row's ancestors and itself (root → row)."""
+        out = np.array(values, dtype=np.result_type(values, np.int64))
+        for rows in self._depth_levels[1:]:
+            out[rows] += out[self.parent[rows]]
+        return out
+
+    def credit(self, episode_values: np.ndarray) -> np.ndarray:
+        """Per-row sum of ``episode_values`` (one per episode) over the episodes below each row.
+
+        Chains: every step gets its episode's value. Trees: node v gets
+        ``W(v) = Σ_{leaves ℓ below v} value(ℓ)``, which is the total weight v's tokens receive
+        when each root-to-leaf path is trained as its own sequence (reference §4.3).
+        """
+        episode_values = np.asarray(episode_values, dtype=np.float64)
+        if episode_values.shape != self.episode_rows.shape:
+            raise ValueError(f"expected {self.episode_rows.size} episode values, got {episode_values.shape}")
+        if self.is_chain:
+            return episode_values[self.traj]
+        out = np.zeros(self.n_rows)
+        out[self.episode_rows] = episode_values
+        for rows in self._depth_levels[:0:-1]:
+            np.add.at(out, self.parent[rows], out[rows])
+        return out
+
+    def replace(self, **changes) -> StepBatch:
+        """A copy with some columns replaced (shapers use this; the batch itself is never mutated)."""
+        return dataclasses.replace(self, **changes)
+
+    # ---------------------------------------------------------- constructors
+    @classmethod
+    def from_chains(
+        cls,
+        traj: np.ndarray,
+        group: np.ndarray,
+        *,
+        reward: np.ndarray | None = None,
+        final_reward: np.ndarray | None = None,
+        success: np.ndarray | None = None,
+        valid: np.ndarray | None = None,
+        action_valid: np.ndarray | None = None,
+        state: np.ndarray | None = None,
+        tool_calls: np.ndarray | None = None,
+        n_tokens: np.ndarray | None = None,
+        task: np.ndarray | None = None,
+        tree: np.ndarray | None = None,
+        token_entropy: np.ndarray | None = None,
+        action_text: np.ndarray | None = None,
+        state_keys: Sequence[str] = (),
+    ) -> StepBatch:
+        """A chain batch straight from per-row arrays (rows of one trajectory contiguous, in order).
+
+        ``traj`` may hold any integer labels; each contiguous run is one trajectory. Episode
+        columns (``group``, ``final_reward``, ``success``, ``valid``, ``task``, ``tree``) may be
+        given per row or per trajectory. Missing columns default to 0 / True / no state /
+        ``final_reward`` = Σ r_t / ``success`` = final_reward > 0 / task = group.
+        """
+        traj_raw = np.asarray(traj)
+        n = traj_raw.size
+        starts = segment_starts(traj_raw)
+        t = np.zeros(n, dtype=np.int64)
+        if n:
+            t[starts[1:]] = 1
+            t = np.cumsum(t)
+        n_traj = starts.size
+        lengths = np.diff(np.r_[starts, n])
+        step = np.arange(n) - np.repeat(starts, lengths)
+        parent = np.where(step == 0, -1, np.arange(n) - 1)
+        leaf = np.zeros(n, dtype=bool)
+        leaf[starts + lengths - 1] = True
+
+        def per_row(col, default, name):
+            if col is None:
+                return default
+            col = np.asarray(col)
+            if col.size == n:
+                return col
+            if col.size == n_traj:
+                return col[t]
+            raise ValueError(f"{name} must have one entry per row ({n}) or per trajectory ({n_traj})")
+
+        reward = np.zeros(n) if reward is None else per_row(reward, None, "reward")
+        if final_reward is None:
+            sums = np.add.reduceat(np.asarray(reward, dtype=np.float64), starts) if n else np.zeros(0)
+            final_reward = sums[t]
+        final_reward = per_row(final_reward, None, "final_reward")
+        group_rows = per_row(group, None, "group")
+        return cls(
+            group=group_rows,
+            traj=t,
+            tree=per_row(tree, t, "tree"),
+            node=step,
+            parent=parent,
+            step=step,
+            leaf=leaf,
+            reward=reward,
+            final_reward=final_reward,
+            success=per_row(success, np.asarray(final_reward) > 0, "success"),
+            valid=per_row(valid, np.ones(n, dtype=bool), "valid"),
+            action_valid=per_row(action_valid, np.ones(n, dtype=bool), "action_valid"),
+            state=per_row(state, np.full(n, -1), "state"),
+            tool_calls=per_row(tool_calls, np.zeros(n, dtype=np.int64), "tool_calls"),
+            n_tokens=per_row(n_tokens, np.zeros(n, dtype=np.int64), "n_tokens"),
+            task=per_row(task, group_rows, "task"),
+            state_keys=tuple(state_keys),
+            token_entropy=token_entropy,
+            action_text=action_text,
+        )
+
+    @classmethod
+    def from_trajectories(
+        cls,
+        trajectories: Sequence[Trajectory],
+        *,
+        token_entropy: Sequence[np.ndarray] | None = None,
+        keep_text: bool = False,
+    ) -> StepBatch:
+        """One row per step of each trajectory.
+
+        The GRPO group is ``group_id`` (or ``task_id`` when empty). An ``infra_error`` trajectory
+        without steps is dropped (it carries no tokens and no signal); a learnable one without
+        steps is an error. A path from :meth:`RolloutTree.paths` keeps its tree
+        (``info["tree_id"]``) so Tree-GRPO's intra-tree term works on materialised paths.
+        ``token_entropy``: one array per row (per step, in order) of that step's token entropies.
+        """
+        kept = []
+        for tr in trajectories:
+            if not tr.steps:
+                if tr.learnable:
+                    raise ValueError(f"trajectory {tr.id!r} has no steps but is learnable (status {tr.status!r})")
+                continue
+            kept.append(tr)
+        steps = [s for tr in kept for s in tr.steps]
+        lengths = np.fromiter((len(tr.steps) for tr in kept), dtype=np.int64, count=len(kept))
+        groups = _Interner()
+        tasks = _Interner()
+        trees = _Interner()
+        states = _Interner()
+        per_traj_group = np.fromiter((groups(tr.group_id or tr.task_id) for tr in kept), np.int64, len(kept))
+        per_traj_task = np.fromiter((tasks(tr.task_id) for tr in kept), np.int64, len(kept))
+        per_traj_tree = np.fromiter((trees(str(tr.info.get("tree_id", tr.id))) for tr in kept), np.int64, len(kept))
+        traj = np.repeat(np.arange(len(kept)), lengths)
+        batch = cls.from_chains(
+            traj=traj,
+            group=per_traj_group,
+            reward=np.fromiter((s.reward for s in steps), np.float64, len(steps)),
+            final_reward=np.fromiter((tr.final_reward for tr in kept), np.float64, len(kept)),
+            success=np.fromiter((tr.success for tr in kept), bool, len(kept)),
+            valid=np.fromiter((tr.learnable for tr in kept), bool, len(kept)),
+            action_valid=np.fromiter((s.valid_action for s in steps), bool, len(steps)),
+            state=np.fromiter((-1 if s.state_key is None else states(s.state_key) for s in steps), np.int64, len(steps)),
+            tool_calls=np.fromiter((s.tool_calls for s in steps), np.int64, len(steps)),
+            n_tokens=np.fromiter((len(s.completion_token_ids) for s in steps), np.int64, len(steps)),
+            task=per_traj_task,
+            tree=per_traj_tree,
+            token_entropy=_flatten_entropy(token_entropy, len(steps)),
+            action_text=np.array([s.action for s in steps], dtype=object) if keep_text else None,
+            state_keys=states.names,
+        )
+        return batch.replace(
+            group_names=groups.names, task_names=tasks.names, traj_names=tuple(tr.id for tr in kept)
+        )
+
+    @classmethod
+    def from_trees(
+        cls,
+        trees: Sequence[RolloutTree],
+        *,
+        token_entropy: Sequence[np.ndarray] | None = None,
+        keep_text: bool = False,
+    ) -> StepBatch:
+        """One row per tree node, each node once (deduplicated shared prefixes).
+
+        Leaf rows carry their :class:`TreeLeaf` outcome; a node is ``valid`` while some valid
+        leaf lies below it. Two leaves on one node are an error (a leaf ends one episode).
+        """
+        groups, tasks, states = _Interner(), _Interner(), _Interner()
+        cols: dict[str, list] = {k: [] for k in ("group", "traj", "node", "parent", "task")}
+        steps = []
+        leaf_rows, leaf_reward, leaf_success, leaf_valid = [], [], [], []
+        offset = 0
+        for ti, tree in enumerate(trees):
+            row_of = {node.node_id: offset + i for i, node in enumerate(tree.nodes)}
+            g, task = groups(tree.group_id or tree.task_id), tasks(tree.task_id)
+            for node in tree.nodes:
+                cols["group"].append(g)
+                cols["traj"].append(ti)
+                cols["task"].append(task)
+                cols["node"].append(node.node_id)
+                cols["parent"].append(-1 if node.parent_id is None else row_of[node.parent_id])
+                steps.append(node.step)
+            seen = set()
+            for lf in tree.leaves:
+                if lf.node_id in seen:
+                    raise ValueError(f"tree {tree.id!r}: two leaves on node {lf.node_id}")
+                seen.add(lf.node_id)
+                leaf_rows.append(row_of[lf.node_id])
+                leaf_reward.append(lf.final_reward)
+                leaf_success.append(lf.success)
+                leaf_valid.append(lf.status != "infra_error")
+            offset += len(tree.nodes)
+        n = offset
+        parent = np.asarray(cols["parent"], dtype=np.int64)
+        depth = np.zeros(n, dtype=np.int64)
+        for i in np.flatnonzero(parent >= 0):  # topological order: a parent's depth is known
+            depth[i] = depth[parent[i]] + 1
+        leaf = np.zeros(n, dtype=bool)
+        final_reward = np.zeros(n)
+        success = np.zeros(n, dtype=bool)
+        valid_leaf = np.zeros(n, dtype=bool)
+        lr = np.asarray(leaf_rows, dtype=np.int64)
+        leaf[lr] = True
+        final_reward[lr] = leaf_reward
+        success[lr] = leaf_success
+        valid_leaf[lr] = leaf_valid
+        traj = np.asarray(cols["traj"], dtype=np.int64)
+        batch = cls(
+            group=np.asarray(cols["group"], dtype=np.int64),
+            traj=traj,
+            tree=traj,
+            node=np.asarray(cols["node"], dtype=np.int64),
+            parent=parent,
+            step=depth,
+            leaf=leaf,
+            reward=np.fromiter((s.reward for s in steps), np.float64, n),
+            final_reward=final_reward,
+            success=success,
+            valid=valid_leaf,
+            action_valid=np.fromiter((s.valid_action for s in steps), bool, n),
+            state=np.fromiter((-1 if s.state_key is None else states(s.state_key) for s in steps), np.int64, n),
+            tool_calls=np.fromiter((s.tool_calls for s in steps), np.int64, n),
+            n_tokens=np.fromiter((len(s.completion_token_ids) for s in steps), np.int64, n),
+            task=np.asarray(cols["task"], dtype=np.int64),
+            state_keys=states.names,
+            group_names=groups.names,
+            task_names=tasks.names,
+            traj_names=tuple(t.id for t in trees),
+            token_entropy=_flatten_entropy(token_entropy, n),
+            action_text=np.array([s.action for s in steps], dtype=object) if keep_text else None,
+        )
+        # A node is learnable while a valid leaf lies below it.
+        below = batch.credit(valid_leaf[batch.episode_rows].astype(np.float64))
+        return batch.replace(valid=below > 0)
+
+
+class _Interner:
+    """Dense ids for hashable keys, in first-seen order."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {}
+
+    def __call__(self, key: str) -> int:
+        found = self._ids.get(key)
+        if found is None:
+            found = self._ids[key] = len(self._ids)
+        return found
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._ids)
+
+
+def _flatten_entropy(per_row: Sequence[np.ndarray] | None, n_rows: int) -> np.ndarray | None:
+    if per_row is None:
+        return None
+    if len(per_row) != n_rows:
+        raise ValueError(f"token_entropy needs one array per step ({n_rows}), got {len(per_row)}")
+    if n_rows == 0:
+        return np.zeros(0)
+    return np.concatenate([np.asarray(e, dtype=np.float64).ravel() for e in per_row])

@@ -1,0 +1,105 @@
+"""StepBatch construction from records and arrays, tree walks, token expansion."""
+
+import numpy as np
+import pytest
+
+from agentrl.algos import StepBatch, expand_to_tokens
+from agentrl.types import RolloutTree, StepRecord, TreeLeaf, TreeNode, Trajectory
+
+
+def step(i, reward=0.0, state=None, valid=True, tools=0, tokens=(), action="a"):
+    return StepRecord(
+        index=i, observation="o", action=action, reward=reward, state_key=state, valid_action=valid,
+        tool_calls=tools, completion_token_ids=list(tokens),
+    )
+
+
+def test_from_trajectories_columns():
+    t1 = Trajectory(task_id="q1", group_id="g", steps=[step(0, 0, "s0", tokens=[1, 2]), step(1, 1, "s1", False, 2, [3])],
+                    final_reward=1.0, success=True)
+    t2 = Trajectory(task_id="q1", group_id="g", steps=[step(0, 0, "s0", tools=1)], final_reward=0.0)
+    t3 = Trajectory(task_id="q2", steps=[step(0)], status="infra_error")
+    empty_infra = Trajectory(task_id="q2", status="infra_error")
+    b = StepBatch.from_trajectories([t1, t2, empty_infra, t3], keep_text=True)
+    assert b.n_rows == 4
+    assert b.group.tolist() == [0, 0, 0, 1]  # t3 has no group_id: grouped by task
+    assert b.group_names == ("g", "q2") and b.task_names == ("q1", "q2")
+    assert b.traj.tolist() == [0, 0, 1, 2] and b.traj_names == (t1.id, t2.id, t3.id)
+    assert b.parent.tolist() == [-1, 0, -1, -1] and b.step.tolist() == [0, 1, 0, 0]
+    assert b.leaf.tolist() == [False, True, True, True]
+    assert b.final_reward.tolist() == [1.0, 1.0, 0.0, 0.0] and b.success.tolist() == [True, True, False, False]
+    assert b.valid.tolist() == [True, True, True, False]
+    assert b.action_valid.tolist() == [True, False, True, True]
+    assert b.state.tolist() == [0, 1, 0, -1] and b.state_keys == ("s0", "s1")
+    assert b.tool_calls.tolist() == [0, 2, 1, 0] and b.n_tokens.tolist() == [2, 1, 0, 0]
+    assert b.episode_tool_calls.tolist() == [2, 1, 0]
+    assert b.is_chain and list(b.action_text) == ["a"] * 4
+
+
+def test_learnable_trajectory_without_steps_is_an_error():
+    with pytest.raises(ValueError, match="no steps"):
+        StepBatch.from_trajectories([Trajectory(task_id="q")])
+
+
+def test_bad_columns_fail_loudly():
+    with pytest.raises(ValueError, match="per row"):
+        StepBatch.from_chains(traj=[0, 0], group=[0, 0, 0])
+    with pytest.raises(ValueError, match="NaN"):
+        StepBatch.from_chains(traj=[0], group=[0], final_reward=[np.nan])
+    with pytest.raises(ValueError, match="token_entropy"):
+        StepBatch.from_chains(traj=[0], group=[0], n_tokens=[2], token_entropy=np.ones(3))
+    b = StepBatch.from_chains(traj=[0, 0], group=[0, 0])
+    with pytest.raises(ValueError, match="earlier row"):
+        b.replace(parent=np.array([-1, 1]))
+
+
+def tree_example() -> RolloutTree:
+    """root(0) → 1 → 2 (leaf A, R=1); 1 → 3 (leaf B, R=0); root → 4 (leaf C, infra error)."""
+    nodes = [
+        TreeNode(node_id=0, step=step(0, tokens=[1, 1])),
+        TreeNode(node_id=1, parent_id=0, step=step(1, tools=1, tokens=[1])),
+        TreeNode(node_id=2, parent_id=1, step=step(2, tools=2, tokens=[1, 1, 1])),
+        TreeNode(node_id=3, parent_id=1, step=step(2, valid=False)),
+        TreeNode(node_id=4, parent_id=0, step=step(1, tools=5)),
+    ]
+    leaves = [TreeLeaf(node_id=2, final_reward=1.0, success=True), TreeLeaf(node_id=3, final_reward=0.0),
+              TreeLeaf(node_id=4, final_reward=1.0, status="infra_error")]
+    return RolloutTree(task_id="q", nodes=nodes, leaves=leaves)
+
+
+def test_from_trees_dedups_nodes_and_walks_paths():
+    b = StepBatch.from_trees([tree_example()])
+    assert b.n_rows == 5 and not b.is_chain
+    assert b.parent.tolist() == [-1, 0, 1, 1, 0] and b.step.tolist() == [0, 1, 2, 2, 1]
+    assert b.episode_rows.tolist() == [2, 3, 4]
+    assert b.episode_tool_calls.tolist() == [3, 1, 5]
+    assert b.valid.tolist() == [True, True, True, True, False]  # node 4 has only the infra leaf below
+    # credit = sum of the episode values below each node
+    assert b.credit(np.array([10.0, 1.0, 100.0])).tolist() == [111.0, 11.0, 10.0, 1.0, 100.0]
+    assert b.path_sum(np.array([1, 2, 3, 4, 5])).tolist() == [1, 3, 6, 7, 6]
+
+
+def test_two_leaves_on_one_node_rejected():
+    tree = tree_example()
+    with pytest.raises(ValueError, match="two leaves"):
+        StepBatch.from_trees([tree.model_copy(update={"leaves": tree.leaves + [TreeLeaf(node_id=2)]})])
+
+
+def test_paths_keep_their_tree():
+    tree = tree_example()
+    b = StepBatch.from_trajectories(tree.paths())
+    assert b.tree.tolist() == [0] * 8 and b.traj.tolist() == [0, 0, 0, 1, 1, 1, 2, 2]
+    assert b.valid.tolist() == [True] * 6 + [False] * 2
+
+
+def test_expand_to_tokens_flat_and_padded():
+    assert expand_to_tokens(np.array([1.0, -2.0, 3.0]), np.array([2, 0, 1])).tolist() == [1, 1, 3]
+    padded = expand_to_tokens(np.array([1.0, -2.0]), np.array([1, 3]), pad_to=4)
+    assert padded.tolist() == [[1, 0, 0, 0], [-2, -2, -2, 0]]
+    with pytest.raises(ValueError, match="pad_to"):
+        expand_to_tokens(np.array([1.0]), np.array([5]), pad_to=4)
+
+
+def test_step_entropy_is_the_token_mean():
+    b = StepBatch.from_chains(traj=[0, 0, 1], group=[0, 0], n_tokens=[2, 0, 1], token_entropy=[1.0, 3.0, 0.5])
+    assert b.step_entropy.tolist() == [2.0, 0.0, 0.5]
