@@ -1,0 +1,203 @@
+"""The learner: one policy update from training rows (PPO epochs → mini-batches → micro-batches).
+
+For each PPO epoch the rows are shuffled and split into ``minibatches`` mini-batches; each
+mini-batch is one optimizer step. Its loss weights (token-mean / seq-mean) are computed over the
+whole mini-batch (:func:`agentrl.train.loss.loss_weights`), then it is cut into micro-batches of
+at most ``micro_batch_tokens`` padded token slots (:func:`agentrl.train.rows.pack_microbatches`)
+whose gradients accumulate — the sum over micro-batches *is* the mini-batch loss, so the
+micro-batch size changes memory, never the result. The gradient norm is clipped to
+``max_grad_norm`` before the step.
+
+Mixed precision: ``precision="auto"`` runs the forward under bfloat16 autocast on a CUDA device
+that supports it and in float32 elsewhere (CPUs gain nothing from bf16 autocast for tiny models,
+and the sampler's logprobs are float32 there, so ratios start at exactly 1). Log-probabilities,
+entropies and the loss are always computed in float32.
+
+LoRA (``peft``): :func:`apply_lora` wraps the model; only adapter weights train and the
+reference policy for the KL term is the same model with its adapters disabled (no second copy).
+Without LoRA the reference is a frozen copy of the weights RL started from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentrl.train.loss import PolicyLossConfig, loss_weights, policy_loss, token_logprobs_and_entropy
+from agentrl.train.rows import TokenRow, collate, pack_microbatches
+
+Precision = Literal["auto", "fp32", "bf16"]
+
+
+class LoraSettings(BaseModel):
+    """LoRA adapters (``peft.LoraConfig``); ``target_modules`` "all-linear" adapts every linear layer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    r: int = Field(default=16, ge=1)
+    alpha: int = Field(default=32, ge=1)
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    target_modules: list[str] | str = "all-linear"
+
+
+class OptimConfig(BaseModel):
+    """Optimizer and update schedule of the policy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lr: float = Field(default=1e-6, gt=0.0)
+    weight_decay: float = Field(default=0.0, ge=0.0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = Field(default=0, ge=0, description="Linear learning-rate warm-up (optimizer steps).")
+    max_grad_norm: float | None = Field(default=1.0, gt=0.0, description="Clip the global gradient norm (None: off).")
+    ppo_epochs: int = Field(default=1, ge=1, description="Passes over each rollout batch.")
+    minibatches: int = Field(default=1, ge=1, description="Optimizer steps per PPO epoch.")
+    micro_batch_tokens: int = Field(default=8192, ge=1, description="Padded token slots per forward pass.")
+    precision: Precision = "auto"
+
+
+def apply_lora(model: torch.nn.Module, settings: LoraSettings) -> torch.nn.Module:
+    """Wrap ``model`` with LoRA adapters (needs the ``peft`` package: ``pip install agentrl[lora]``)."""
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("LoRA needs peft: pip install 'agentrl[lora]'") from exc
+    config = LoraConfig(
+        r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout, target_modules=settings.target_modules
+    )
+    return get_peft_model(model, config)
+
+
+def autocast_dtype(precision: Precision, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device`` (None: plain float32)."""
+    if precision == "fp32":
+        return None
+    supported = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    if precision == "bf16":
+        if device.type == "cuda" and not supported:
+            raise ValueError("precision bf16: this GPU does not support bfloat16")
+        return torch.bfloat16
+    return torch.bfloat16 if supported else None
+
+
+class Learner:
+    """Owns the trainable model and its optimizer; :meth:`update` runs one policy update."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optim: OptimConfig,
+        loss: PolicyLossConfig,
+        pad_id: int,
+        seed: int = 0,
+    ):
+        self.model = model
+        self.optim = optim
+        self.loss = loss
+        self.pad_id = pad_id
+        self.device = next(model.parameters()).device
+        self.amp_dtype = autocast_dtype(optim.precision, self.device)
+        params = [p for p in model.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError("the model has no trainable parameters")
+        self.optimizer = torch.optim.AdamW(params, lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay)
+        warmup = optim.warmup_steps
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
+        )
+        self.rng = np.random.default_rng(seed)
+        self._is_peft = hasattr(model, "disable_adapter")
+        self.reference: torch.nn.Module | None = None
+        if loss.kl_coef > 0 and not self._is_peft:
+            self.reference = copy.deepcopy(model).eval().requires_grad_(False)
+
+    # ------------------------------------------------------------------ forward passes
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def _forward(self, model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, with_entropy: bool):
+        with self._autocast():
+            logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+        return token_logprobs_and_entropy(logits[:, :-1], input_ids[:, 1:], with_entropy)
+
+    @torch.no_grad()
+    def _reference_logp(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        if self._is_peft:
+            with self.model.disable_adapter():
+                return self._forward(self.model, input_ids, attention_mask, False)[0]
+        assert self.reference is not None
+        return self._forward(self.reference, input_ids, attention_mask, False)[0]
+
+    # ------------------------------------------------------------------ the update
+    def update(self, rows: Sequence[TokenRow]) -> dict[str, float]:
+        """PPO epochs over ``rows``; returns the mean diagnostics of the last epoch's steps."""
+        rows = [r for r in rows if any(r.mask)]
+        if not rows:
+            return {"trained_tokens": 0.0}
+        self.model.train()
+        history: list[dict[str, float]] = []
+        for _ in range(self.optim.ppo_epochs):
+            order = self.rng.permutation(len(rows))
+            history = [self._optimizer_step([rows[i] for i in part]) for part in np.array_split(order, self.optim.minibatches)
+                       if len(part)]
+        keys = history[0].keys()
+        out = {k: float(np.mean([h[k] for h in history])) for k in keys}
+        out["trained_tokens"] = float(sum(sum(r.mask) for r in rows))
+        return out
+
+    def _optimizer_step(self, rows: list[TokenRow]) -> dict[str, float]:
+        width = max(len(r) for r in rows)
+        mask = torch.tensor([r.mask + [0] * (width - len(r)) for r in rows])
+        weights = loss_weights(mask, self.loss.aggregation)
+        sums: dict[str, float] = {}
+        self.optimizer.zero_grad(set_to_none=True)
+        for mb in pack_microbatches([len(r) for r in rows], self.optim.micro_batch_tokens):
+            batch = collate([rows[i] for i in mb], self.pad_id)
+            n = batch.input_ids.shape[1]
+            w = weights[mb, :n][:, 1:].to(self.device)
+            ids = batch.input_ids.to(self.device)
+            attn = batch.attention_mask.to(self.device)
+            ref = self._reference_logp(ids, attn) if self.loss.kl_coef > 0 else None
+            logp, entropy = self._forward(self.model, ids, attn, with_entropy=True)
+            loss, stats = policy_loss(
+                logp,
+                batch.old_logp[:, 1:].to(self.device),
+                batch.advantage[:, 1:].to(self.device),
+                w,
+                self.loss,
+                ref_logp=ref,
+                entropy=entropy,
+            )
+            loss.backward()
+            sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
+            for k, v in stats.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        max_norm = self.optim.max_grad_norm if self.optim.max_grad_norm is not None else math.inf
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        if not math.isfinite(grad_norm):
+            self.optimizer.zero_grad(set_to_none=True)  # skip a step that would poison the weights
+            sums["skipped_steps"] = 1.0
+        else:
+            self.optimizer.step()
+            sums["skipped_steps"] = 0.0
+        self.scheduler.step()
+        sums["grad_norm"] = grad_norm
+        sums["lr"] = self.scheduler.get_last_lr()[0]
+        return sums
+
+    def state_dict(self) -> dict[str, Any]:
+        """Loop state the learner adds to a checkpoint (its shuffling generator)."""
+        return {"learner_rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["learner_rng"]
