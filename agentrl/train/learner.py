@@ -8,6 +8,9 @@ whose gradients accumulate — the sum over micro-batches *is* the mini-batch lo
 micro-batch size changes memory, never the result. The gradient norm is clipped to
 ``max_grad_norm`` before the step.
 
+Dropout stays off (the model is never put in train mode): the recomputed log-probabilities must
+match the sampler's, and in-process sampling may run while the learner computes gradients.
+
 Mixed precision: ``precision="auto"`` runs the forward under bfloat16 autocast on a CUDA device
 that supports it and in float32 elsewhere (CPUs gain nothing from bf16 autocast for tiny models,
 and the sampler's logprobs are float32 there, so ratios start at exactly 1). Log-probabilities,
@@ -143,7 +146,6 @@ class Learner:
         rows = [r for r in rows if any(r.mask)]
         if not rows:
             return {"trained_tokens": 0.0}
-        self.model.train()
         history: list[dict[str, float]] = []
         for _ in range(self.optim.ppo_epochs):
             order = self.rng.permutation(len(rows))

@@ -43,17 +43,23 @@ class TokenRow:
         return len(self.input_ids)
 
 
-def build_rows(trajectories: Sequence[Trajectory], token_advantages: np.ndarray) -> list[TokenRow]:
+def build_rows(
+    trajectories: Sequence[Trajectory], token_advantages: np.ndarray, token_mask: np.ndarray | None = None
+) -> list[TokenRow]:
     """Training rows for ``trajectories`` (in order, steps without tokens skipped).
 
     ``token_advantages`` is the flat per-token axis: the advantages of every completion token of
-    every step, trajectory after trajectory, step after step (what
-    ``np.repeat(step_advantages, n_tokens)`` gives for a step-level estimator).
+    every step, trajectory after trajectory, step after step (``Advantages.token`` of
+    :class:`agentrl.algos.Pipeline`). ``token_mask`` (same axis, optional) is False for tokens
+    that must not be trained on (infra-failed rollouts): they get loss mask 0.
     """
     total = sum(len(s.completion_token_ids) for t in trajectories for s in t.steps)
     token_advantages = np.asarray(token_advantages, dtype=np.float64)
     if token_advantages.shape != (total,):
         raise ValueError(f"expected {total} token advantages (one per completion token), got {token_advantages.shape}")
+    keep = np.ones(total, dtype=bool) if token_mask is None else np.asarray(token_mask, dtype=bool)
+    if keep.shape != (total,):
+        raise ValueError(f"expected {total} token mask entries, got {keep.shape}")
     rows: list[TokenRow] = []
     cursor = 0
     for ti, traj in enumerate(trajectories):
@@ -61,6 +67,7 @@ def build_rows(trajectories: Sequence[Trajectory], token_advantages: np.ndarray)
         for step in traj.steps:
             n = len(step.completion_token_ids)
             adv = token_advantages[cursor : cursor + n]
+            trainable = keep[cursor : cursor + n].astype(int).tolist()
             cursor += n
             if n == 0:
                 continue
@@ -74,7 +81,7 @@ def build_rows(trajectories: Sequence[Trajectory], token_advantages: np.ndarray)
                 rows.append(current)
             extra = prompt[len(current.input_ids) :]
             current.input_ids += list(extra) + list(step.completion_token_ids)
-            current.mask += [0] * len(extra) + [1] * n
+            current.mask += [0] * len(extra) + trainable
             current.old_logp += [0.0] * len(extra) + list(step.logprobs)
             current.advantage += [0.0] * len(extra) + adv.tolist()
             if step.policy_version is not None:

@@ -31,6 +31,12 @@ def test_a_context_that_does_not_extend_starts_a_new_row():
     assert [r.mask for r in rows] == [[0, 0, 1], [0, 0, 0, 0, 1]]
 
 
+def test_token_mask_removes_infra_failed_tokens_from_the_loss():
+    traj = Trajectory(task_id="t", steps=[step(0, [1, 2], [3, 4])])
+    (row,) = build_rows([traj], np.array([1.0, 1.0]), token_mask=np.array([False, False]))
+    assert row.mask == [0, 0, 0, 0]
+
+
 def test_advantage_count_must_match_tokens():
     traj = Trajectory(task_id="t", steps=[step(0, [1], [2, 3])])
     with pytest.raises(ValueError, match="expected 2 token advantages"):
