@@ -1,0 +1,216 @@
+"""The Sandbox protocol and the HTTP client every backend shares.
+
+A backend only decides *where* the in-sandbox server (:mod:`agentrl_sandboxes.server`) runs —
+a child process (``local``) or a container (``docker``) — and hands back the path of its Unix
+socket. Everything else (requests, timeouts, error mapping) lives here once.
+
+Async-first: every method is a coroutine; use ``async with await create(...) as sb`` or
+:class:`~agentrl.sandbox.pool.SandboxPool`. Calls on one sandbox are serialised by the server
+(one kernel, one cell at a time); run many sandboxes for parallelism.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import aiohttp
+from pydantic import BaseModel, ValidationError
+
+from agentrl.sandbox.errors import SandboxCrashed, SandboxError, SandboxTimeout, SandboxUnavailable
+from agentrl.sandbox.limits import Limits
+from agentrl_sandboxes.messages import (
+    DEFAULT_MAX_OUTPUT,
+    ErrorBody,
+    ExecResult,
+    ExecuteRequest,
+    FileInfo,
+    Health,
+    ProcRequest,
+    ProcResult,
+    ResetRequest,
+)
+
+# Seconds a call may take beyond its own timeout: interrupt grace (2 s) + a kernel restart.
+CALL_SLACK = 30.0
+
+
+@runtime_checkable
+class Sandbox(Protocol):
+    """What envs use. All backends implement it; see :class:`ServerSandbox` for semantics."""
+
+    limits: Limits
+
+    async def run_code(self, code: str, timeout: float = 30.0, max_output: int = DEFAULT_MAX_OUTPUT) -> ExecResult: ...
+    async def exec(self, argv: list[str], timeout: float = 30.0, stdin: str | None = None) -> ProcResult: ...
+    async def put_file(self, path: str, data: bytes) -> FileInfo: ...
+    async def get_file(self, path: str) -> bytes: ...
+    async def reset(self, wipe_workdir: bool = True) -> None: ...
+    async def health(self) -> Health: ...
+    async def close(self) -> None: ...
+    @property
+    def alive(self) -> bool: ...
+
+
+class ServerSandbox:
+    """Client of one in-sandbox server; subclasses implement ``_launch`` / ``_terminate``.
+
+    Lifecycle: ``await sb.start()`` (raises :class:`SandboxUnavailable` if the server is not
+    healthy within ``limits.start_timeout_s``) … ``await sb.close()`` (idempotent).
+    ``alive`` turns False once the sandbox is known dead; a dead sandbox raises
+    :class:`SandboxCrashed` on every call and should be closed and replaced (the pool does).
+    """
+
+    backend = "?"
+
+    def __init__(self, limits: Limits | None = None):
+        self.limits = limits or Limits()
+        self.socket_path: Path | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._alive = False
+        self._closed = False
+
+    # ------------------------------------------------------------- backend hooks
+    async def _launch(self) -> Path:
+        """Start the server; return the Unix socket path it will listen on."""
+        raise NotImplementedError
+
+    async def _terminate(self) -> None:
+        """Stop the server and free every resource (process group, container, temp files)."""
+        raise NotImplementedError
+
+    async def _server_gone(self) -> bool:
+        """True if the server process/container has exited (used to tell crash from hang)."""
+        raise NotImplementedError
+
+    def info(self) -> dict:
+        """Backend facts (isolation actually applied, ids) for logs and reports."""
+        return {"backend": self.backend, "socket": str(self.socket_path)}
+
+    # ------------------------------------------------------------- lifecycle
+    @property
+    def alive(self) -> bool:
+        return self._alive and not self._closed
+
+    async def start(self) -> ServerSandbox:
+        deadline = time.monotonic() + self.limits.start_timeout_s
+        try:
+            self.socket_path = await asyncio.wait_for(self._launch(), self.limits.start_timeout_s)
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.UnixConnector(path=str(self.socket_path), limit=0),
+                base_url="http://sandbox",
+            )
+            while True:
+                if await self._server_gone():
+                    raise SandboxUnavailable(f"{self.backend} sandbox exited during start-up: {self._log_tail()}")
+                try:
+                    async with self._session.get("/health", timeout=aiohttp.ClientTimeout(total=5)) as resp:
+                        if resp.status == 200 and Health.model_validate_json(await resp.read()).ok:
+                            break
+                except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+                    pass
+                if time.monotonic() > deadline:
+                    raise SandboxUnavailable(
+                        f"{self.backend} sandbox not ready within {self.limits.start_timeout_s:.0f} s: {self._log_tail()}"
+                    )
+                await asyncio.sleep(0.02)
+        except BaseException as exc:
+            await self.close()
+            if isinstance(exc, SandboxError):
+                raise
+            if isinstance(exc, asyncio.TimeoutError):
+                raise SandboxUnavailable(f"{self.backend} sandbox start timed out") from None
+            if isinstance(exc, Exception):
+                raise SandboxUnavailable(f"{self.backend} sandbox failed to start: {exc}") from exc
+            raise
+        self._alive = True
+        return self
+
+    def _log_tail(self) -> str:
+        return ""
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._alive = False
+        if self._session is not None:
+            await self._session.close()
+        await self._terminate()
+
+    async def __aenter__(self) -> ServerSandbox:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------- transport
+    async def _call(self, method: str, route: str, timeout: float, body: BaseModel | bytes | None = None, **params):
+        """One request; returns the raw body. Connection loss or a hang → SandboxCrashed."""
+        if not self.alive:
+            raise SandboxCrashed(f"{self.backend} sandbox is not running")
+        data = body.model_dump_json() if isinstance(body, BaseModel) else body
+        try:
+            async with self._session.request(
+                method, route, data=data, params=params or None, timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as resp:
+                raw = await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            gone = await self._server_gone()
+            self._alive = False
+            what = "exited" if gone else f"stopped answering ({type(exc).__name__})"
+            raise SandboxCrashed(f"{self.backend} sandbox {what} during {route}: {self._log_tail()}") from exc
+        if status >= 400:
+            try:
+                err = ErrorBody.model_validate_json(raw)
+                message = f"{err.error}: {err.detail}" if err.detail else err.error
+            except ValidationError:
+                message = raw[:500].decode(errors="replace")
+            if status == 404:
+                raise FileNotFoundError(message)
+            if status == 400:
+                raise ValueError(message)
+            raise SandboxError(f"sandbox server error {status} on {route}: {message}")
+        return raw
+
+    # ------------------------------------------------------------- API
+    async def run_code(self, code: str, timeout: float = 30.0, max_output: int = DEFAULT_MAX_OUTPUT) -> ExecResult:
+        """Run a cell in the persistent kernel.
+
+        Returns the ExecResult (``outcome`` ``ok`` or ``error`` — an exception in the code is a
+        normal result). Raises :class:`SandboxTimeout` (``.result``, ``.state_kept``) past
+        ``timeout`` and :class:`SandboxCrashed` if the kernel or sandbox died.
+        """
+        req = ExecuteRequest(code=code, timeout=timeout, max_output=max_output)
+        result = ExecResult.model_validate_json(await self._call("POST", "/execute", timeout + CALL_SLACK, req))
+        if result.outcome == "timeout":
+            how = "interrupted, state kept" if result.state_kept else "kernel restarted, state lost"
+            raise SandboxTimeout(f"code ran past {timeout:g} s ({how})", result)
+        if result.outcome == "crashed":
+            raise SandboxCrashed("the kernel died during the cell; a fresh kernel was started", result)
+        return result
+
+    async def exec(self, argv: list[str], timeout: float = 30.0, stdin: str | None = None) -> ProcResult:
+        """Run ``argv`` (no shell) in the work dir. A timeout kills its process tree and is
+        reported in the result (``timed_out``, ``returncode=-9``), not raised."""
+        req = ProcRequest(argv=argv, timeout=timeout, stdin=stdin)
+        return ProcResult.model_validate_json(await self._call("POST", "/exec", timeout + CALL_SLACK, req))
+
+    async def put_file(self, path: str, data: bytes) -> FileInfo:
+        """Write ``data`` to ``path`` (relative to the work dir; parents are created)."""
+        return FileInfo.model_validate_json(await self._call("PUT", "/files", 300.0, bytes(data), path=path))
+
+    async def get_file(self, path: str) -> bytes:
+        """Read ``path`` (relative to the work dir). Missing → FileNotFoundError; a path outside → ValueError."""
+        return await self._call("GET", "/files", 300.0, path=path)
+
+    async def reset(self, wipe_workdir: bool = True) -> None:
+        """Fresh kernel, every leftover process killed, work dir emptied (unless told not to)."""
+        await self._call("POST", "/reset", self.limits.start_timeout_s + CALL_SLACK, ResetRequest(wipe_workdir=wipe_workdir))
+
+    async def health(self) -> Health:
+        """Server and kernel status; a dead server raises SandboxCrashed."""
+        return Health.model_validate_json(await self._call("GET", "/health", 10.0))
