@@ -1,0 +1,137 @@
+"""What both GUI tiers share: task sets, action checking, observations, oracle, random agent.
+
+Tasks are ``"<family>/<index>"`` (e.g. ``click-button/0007``): the instance is fixed by the
+task id alone (the browser tier seeds MiniWoB's ``Math.seedrandom`` with it, the Python tier a
+numpy generator with its hash), and the split is a hash of the id, so neither moves with the
+reset seed. Both tiers use the same ids and the same family names.
+
+Reward is MiniWoB's *raw* reward, given once when the page ends the episode: 1 for a solved
+task, −1 (or a task's partial credit in [−1, 1]) otherwise, 0 on every other step;
+``success`` is ``raw reward == 1``. An action that does not parse, names an id that is not on
+the page, or does not suit its element (``type`` into a button, ``select`` an option a list
+does not have) is invalid: the page is unchanged and the observation says what was wrong.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from pydantic import Field
+
+from agentrl.env import ActionError, EnvConfig, StepOutcome, Task, TaskSet, TextEnv
+from agentrl.env.parsing import has_tool_call, parse_tool_calls
+from agentrl_envs.gui import tree
+from agentrl_envs.gui.actions import (
+    INSTRUCTIONS, KEYS, TOOLS, Action, action_from_tool_call, click, parse_action, press, select, type_text,
+)
+from agentrl_envs.gui.oracles import ORACLES
+
+SUCCESS_REWARD = 1.0
+ACTION_ROLES = {"type": ("textbox",), "select": ("combobox",)}
+
+
+class GuiConfig(EnvConfig):
+    families: list[str] | None = Field(default=None, description="Task families to use (None: all of the tier).")
+    instances_per_family: int = Field(default=200, ge=1, description="Task instances (seeds) per family.")
+    test_fraction: float = Field(default=0.2, ge=0.0, le=1.0)
+    max_turns: int = Field(default=12, ge=1)
+
+
+class GuiEnv(TextEnv):
+    """Base of both tiers; subclasses set ``FAMILIES`` and run the page."""
+
+    __abstract_env__ = True
+    Config: ClassVar[type[GuiConfig]] = GuiConfig
+    FAMILIES: ClassVar[tuple[str, ...]] = ()
+    instructions = INSTRUCTIONS
+    tools = TOOLS
+
+    def __init__(self, render_mode: str | None = None, **options):
+        super().__init__(render_mode=render_mode, **options)
+        unknown = sorted(set(self.config.families or ()) - set(self.FAMILIES))
+        if unknown:
+            from agentrl.env import EnvOptionError
+
+            raise EnvOptionError(
+                f"{type(self).__name__}: unknown families {unknown}; available: {', '.join(self.FAMILIES)}"
+            )
+        self.utterance = ""
+        self.roots: list[tree.Node] = []
+
+    def build_tasks(self) -> TaskSet:
+        c = self.config
+        families = c.families or self.FAMILIES
+        items = (
+            (f"{family}/{i:04d}", {"family": family})
+            for family in families
+            for i in range(c.instances_per_family)
+        )
+        return TaskSet.from_items(items, test_fraction=c.test_fraction)
+
+    @property
+    def family(self) -> str:
+        return self._require_task().data["family"]
+
+    # ----------------------------------------------------------------- actions
+    def parse(self, text: str) -> tuple[Action, tree.Node | None]:
+        """The action in ``text`` and the node it names, or :class:`ActionError`."""
+        if has_tool_call(text):
+            calls = parse_tool_calls(text, self.tools)
+            if len(calls) != 1:
+                raise ActionError(f"Take exactly one action per turn; got {len(calls)} tool calls.")
+            action = action_from_tool_call(calls[0].name, calls[0].arguments)
+        else:
+            action = parse_action(text)
+        if action.target is None:
+            return action, None
+        node = next((n for root in self.roots for n in root.walk() if n.id == action.target), None)
+        if node is None:
+            raise ActionError(f"There is no element [{action.target}] on the page; use an id from the listing.")
+        roles = ACTION_ROLES.get(action.name)
+        if roles and node.role not in roles:
+            raise ActionError(f"{action.name}() needs a {' or '.join(roles)}; [{node.id}] is a {node.role}.")
+        if action.name == "select" and action.text not in (node.options or []):
+            raise ActionError(f"[{node.id}] has no option {action.text!r}; options: {node.options}.")
+        return action, node
+
+    def invalid(self, exc: ActionError) -> StepOutcome:
+        return StepOutcome(self.observation(f"Invalid action: {exc}"), valid_action=False, error=str(exc))
+
+    def outcome(self, done: bool, raw_reward: float, note: str = "") -> StepOutcome:
+        """The step result after a valid action (one UI action = one tool call)."""
+        if done:
+            success = raw_reward >= SUCCESS_REWARD
+            message = f"The episode is over: reward {raw_reward:g} ({'solved' if success else 'not solved'})."
+            return StepOutcome(self.observation(message), reward=raw_reward, terminated=True,
+                               tool_calls=1, success=success)
+        return StepOutcome(self.observation(note), tool_calls=1)
+
+    # ----------------------------------------------------------------- what the agent sees
+    def observation(self, message: str = "") -> str:
+        return tree.render_observation(self.utterance, self.roots, message)
+
+    def state_key(self) -> str | None:
+        return tree.state_key(self.utterance, self.roots) if self.task is not None else None
+
+    def oracle_action(self) -> str:
+        if self.family not in ORACLES:
+            raise NotImplementedError(f"no oracle for family {self.family!r}")
+        return ORACLES[self.family](self.utterance, self.roots, self._actions)
+
+    def random_action(self, rng: np.random.Generator) -> str:
+        """A uniformly random element with an action that suits it (10% malformed or key presses)."""
+        u = rng.random()
+        if u < 0.05:
+            return str(rng.choice(["click()", "tap(3)", "click(9999)", "Submit!"]))
+        if u < 0.1:
+            return press(str(rng.choice(KEYS)))
+        flat = [n for root in self.roots for n in root.walk()]
+        if not flat:
+            return 'scroll("down")'
+        node = flat[int(rng.integers(len(flat)))]
+        if node.role == "textbox":
+            return type_text(node.id, str(rng.choice(["a", "submit", "hello", "1"])))
+        if node.role == "combobox" and node.options:
+            return select(node.id, node.options[int(rng.integers(len(node.options)))])
+        return click(node.id)

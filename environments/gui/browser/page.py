@@ -1,0 +1,166 @@
+"""Driving one MiniWoB++ task page: start an instance, read it, act on it.
+
+Every function here takes a selenium driver and runs on the browser's worker thread (see
+:meth:`Browser.run`). The task pages are the ones shipped in the ``miniwob`` wheel, opened from
+``file://`` (no web server).
+
+Episode protocol (``miniwob/html/core/core.js``): ``Math.seedrandom(seed)`` fixes the instance,
+``core.setDataMode(mode)`` picks the train/test distribution of tasks that have one,
+``core.startEpisodeReal()`` runs ``genProblem()``. We lift the page's wall-clock limit
+(``core.EPISODE_MAX_TIME``, 10 s, which LLM latency would turn into a timeout of −1) to a day:
+the env's ``max_turns`` bounds the episode instead. The task signals its end through
+``core.endEpisode(r)``; we read the *raw* reward ``WOB_RAW_REWARD_GLOBAL`` (no time decay).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from functools import cache
+from typing import Any
+
+from agentrl_envs.gui.actions import Action
+from agentrl_envs.gui.tree import Node
+
+EPISODE_MAX_MS = 24 * 3600 * 1000
+READY_TIMEOUT_S = 5.0
+_SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+@cache
+def miniwob_html_dir() -> str:
+    try:
+        import miniwob
+    except ImportError:  # pragma: no cover - the gui extra installs it
+        raise ImportError("the browser tier needs the miniwob package: pip install 'agentrl[gui]'") from None
+    return os.path.join(os.path.dirname(miniwob.__file__), "html", "miniwob")
+
+
+@cache
+def snapshot_script() -> str:
+    with open(os.path.join(_SCRIPT_DIR, "snapshot.js"), encoding="utf-8") as f:
+        return f.read()
+
+
+@dataclasses.dataclass
+class PageState:
+    """What one read of the page returns."""
+
+    utterance: str
+    roots: list[Node]
+    done: bool
+    raw_reward: float
+    reason: str | None
+
+
+def start_episode(driver: Any, page: str, seed: str, mode: str) -> PageState:
+    """Load ``page`` fresh and start the instance fixed by ``seed``; return its first state."""
+    path = os.path.join(miniwob_html_dir(), page)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"MiniWoB page {page!r} not found in {miniwob_html_dir()}")
+    driver.get("file://" + path)
+    driver.execute_script(
+        "Math.seedrandom(arguments[0]); core.setDataMode(arguments[1]);"
+        "core.EPISODE_MAX_TIME = arguments[2]; core.startEpisodeReal();",
+        seed,
+        mode,
+        EPISODE_MAX_MS,
+    )
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not driver.execute_script("return WOB_TASK_READY;"):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{page} did not become ready within {READY_TIMEOUT_S} s")
+        time.sleep(0.02)
+    return read_state(driver)
+
+
+def read_state(driver: Any) -> PageState:
+    """The widget tree, utterance and episode status in one round trip."""
+    snap = driver.execute_script(
+        snapshot_script().replace("return (function", "var __tree = (function", 1)
+        + "\nreturn [__tree, WOB_DONE_GLOBAL, WOB_RAW_REWARD_GLOBAL, WOB_REWARD_REASON];"
+    )
+    tree, done, raw, reason = snap
+    return PageState(
+        utterance=tree["utterance"],
+        roots=[Node.from_dict(r) for r in tree["roots"]],
+        done=bool(done),
+        raw_reward=float(raw),
+        reason=None if reason is None else str(reason),
+    )
+
+
+_SELENIUM_KEYS = {
+    "Enter": "ENTER", "Tab": "TAB", "Backspace": "BACKSPACE", "Delete": "DELETE", "Escape": "ESCAPE",
+    "Space": "SPACE", "ArrowUp": "ARROW_UP", "ArrowDown": "ARROW_DOWN", "ArrowLeft": "ARROW_LEFT",
+    "ArrowRight": "ARROW_RIGHT", "Home": "HOME", "End": "END", "PageUp": "PAGE_UP", "PageDown": "PAGE_DOWN",
+}
+
+
+def perform(driver: Any, action: Action, target: Node | None) -> str:
+    """Carry out a checked action; return a short note when it had no effect ("" otherwise).
+
+    ``target`` is the node the action names, already checked by the env to exist on the page
+    and to suit the action. A click the page refuses (covered or not interactable element) is a
+    valid action that did nothing, as it would be for a person.
+    """
+    from selenium.common.exceptions import (
+        ElementClickInterceptedException,
+        ElementNotInteractableException,
+        StaleElementReferenceException,
+    )
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    element = None
+    if target is not None:
+        found = driver.find_elements(By.CSS_SELECTOR, f'[data-agentrl-id="{target.id}"]')
+        if not found:
+            return f"Element [{target.id}] is no longer on the page."
+        element = found[0]
+    try:
+        if action.name == "click":
+            element.click()
+        elif action.name == "type":
+            element.click()
+            element.clear()
+            element.send_keys(action.text)
+        elif action.name == "select":
+            Select(element).select_by_visible_text(_option_text(element, action.text))
+        elif action.name == "press":
+            if element is not None:
+                driver.execute_script("arguments[0].focus();", element)
+            key = getattr(Keys, _SELENIUM_KEYS[action.text]) if action.text in _SELENIUM_KEYS else action.text
+            ActionChains(driver).send_keys(key).perform()
+        elif action.name == "scroll":
+            sign = 1 if action.text == "down" else -1
+            if element is not None:
+                driver.execute_script("arguments[0].scrollTop += arguments[1] * arguments[0].clientHeight * 0.8;",
+                                      element, sign)
+            else:
+                driver.execute_script("window.scrollBy(0, arguments[0] * window.innerHeight * 0.8);", sign)
+    except (ElementClickInterceptedException, ElementNotInteractableException) as exc:
+        reason = "it is covered by another element" if isinstance(exc, ElementClickInterceptedException) else (
+            "it cannot be interacted with right now")
+        return f"{action.name}({target.id if target else ''}) had no effect: {reason}."
+    except StaleElementReferenceException:
+        return f"Element [{target.id if target else ''}] disappeared before the action."
+    return ""
+
+
+def _option_text(element: Any, wanted: str) -> str:
+    """The exact option text matching ``wanted`` up to surrounding / repeated whitespace."""
+    squash = " ".join(wanted.split())
+    for option in element.find_elements("tag name", "option"):
+        text = option.get_attribute("textContent")
+        if " ".join(text.split()) == squash:
+            return text
+    return wanted
+
+
+def screenshot(driver: Any) -> bytes:
+    """The viewport as PNG bytes."""
+    return driver.get_screenshot_as_png()
