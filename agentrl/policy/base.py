@@ -1,0 +1,118 @@
+"""The policy contract: token ids in, token ids + behaviour logprobs out.
+
+``Policy.generate(prompt_token_ids, sampling) -> Completion`` is the only call the rollout
+engine makes. The completion's ``token_ids`` are exactly what the sampler drew (including the
+stop token that ended the turn, if any) and ``logprobs[i]`` is the log-probability of
+``token_ids[i]`` under the distribution it was sampled from *before* top-k/top-p truncation:
+
+    logprobs[i] = log_softmax(logits_i / T)[token_ids[i]]      (T = temperature; T = 0 → T = 1)
+
+which is what a trainer recomputes with a forward pass over the same ids (the behaviour policy
+π_behav of the PPO/TIS ratio). ``policy_version`` is the version of the weights that produced
+the tokens; the trainer bumps it on every weight update.
+
+Errors a backend raises are typed, so the rollout engine can tell infrastructure failures
+(retry, mask out of learning) from a prompt that is simply too long (a clean truncation).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+FinishReason = Literal["stop", "length"]
+
+
+class SamplingParams(BaseModel):
+    """How to sample one completion; every backend maps these onto its own options.
+
+    ``temperature == 0`` means greedy decoding. ``top_k == 0`` and ``top_p == 1`` disable those
+    filters. ``stop`` strings end the turn once the decoded completion contains one (the tokens
+    are kept as sampled; the stop string is not cut out of the ids). ``stop_token_ids`` end the
+    turn on that token (it is kept as the last sampled token). ``seed`` makes one request
+    reproducible where the backend supports it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_tokens: int = Field(default=256, ge=1)
+    temperature: float = Field(default=1.0, ge=0.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    top_k: int = Field(default=0, ge=0)
+    stop: tuple[str, ...] = ()
+    stop_token_ids: tuple[int, ...] = ()
+    seed: int | None = None
+
+    def with_stop_token_ids(self, ids: tuple[int, ...] | list[int]) -> SamplingParams:
+        """A copy that also stops on ``ids`` (e.g. the chat template's end-of-turn token)."""
+        merged = tuple(dict.fromkeys((*self.stop_token_ids, *ids)))
+        return self.model_copy(update={"stop_token_ids": merged})
+
+
+class Completion(BaseModel):
+    """What the sampler returned for one prompt.
+
+    ``text`` is the backend's decoding when it has one (chat-only servers return only text:
+    ``token_ids`` is then empty and the completion cannot be trained on).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    token_ids: list[int]
+    logprobs: list[float]
+    finish_reason: FinishReason
+    policy_version: int = 0
+    text: str | None = None
+
+    @model_validator(mode="after")
+    def _aligned(self) -> Completion:
+        if len(self.logprobs) != len(self.token_ids):
+            raise ValueError(f"{len(self.logprobs)} logprobs for {len(self.token_ids)} tokens")
+        return self
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """Anything that samples completions from token ids (see the module docstring)."""
+
+    @property
+    def policy_version(self) -> int: ...
+
+    @property
+    def max_context_tokens(self) -> int | None:
+        """Prompt + completion limit of the model (None: unknown / unlimited)."""
+        ...
+
+    async def generate(self, prompt_token_ids: list[int], sampling: SamplingParams) -> Completion: ...
+
+
+class PolicyError(Exception):
+    """Base of every error a policy backend raises."""
+
+
+class PolicyBackendError(PolicyError):
+    """The backend failed (server down, connection reset, 5xx, engine crash): an infrastructure
+    failure. The rollout engine marks the episode ``infra_error`` and retries it."""
+
+
+class ContextOverflowError(PolicyError):
+    """The prompt leaves no room to generate: the episode ends as a clean ``context_overflow``
+    truncation, not a crash and not an infrastructure failure."""
+
+
+class TokenIdsUnavailableError(PolicyError):
+    """The backend returned text but no token ids; token-level training needs the ids."""
+
+
+def generation_budget(prompt_len: int, sampling: SamplingParams, max_context_tokens: int | None) -> int:
+    """Tokens the completion may use: ``min(max_tokens, context - prompt)``.
+
+    Raises :class:`ContextOverflowError` when the prompt already fills the context.
+    """
+    if max_context_tokens is None:
+        return sampling.max_tokens
+    room = max_context_tokens - prompt_len
+    if room < 1:
+        raise ContextOverflowError(f"prompt has {prompt_len} tokens; the context holds {max_context_tokens}")
+    return min(sampling.max_tokens, room)

@@ -1,0 +1,16 @@
+"""Rollouts: one episode (:func:`run_episode`), the async engine (:class:`RolloutEngine`) with
+groups, deadlines, retries and staleness control, and Tree-GRPO tree rollouts."""
+
+from agentrl.rollout.engine import Group, GroupSpec, RolloutConfig, RolloutEngine, group_specs
+from agentrl.rollout.episode import INFRA_ERRORS, play, run_episode
+
+__all__ = [
+    "INFRA_ERRORS",
+    "Group",
+    "GroupSpec",
+    "RolloutConfig",
+    "RolloutEngine",
+    "group_specs",
+    "play",
+    "run_episode",
+]
