@@ -16,10 +16,15 @@ def register() -> None:
     """Entry point of the ``agentrl.envs`` group."""
     import agentrl
     from agentrl_envs.gui.browser.env import PAGES
+    from agentrl_envs.gui.sim.families import FAMILIES
 
+    # Entry points as strings: the browser tier's selenium is imported only when it is made.
     agentrl.register("agentrl/MiniWoB-v0", "agentrl_envs.gui.browser.env:MiniWoBEnv")
     for family in PAGES:
         agentrl.register(f"agentrl/MiniWoB-{family}-v0", "agentrl_envs.gui.browser.env:MiniWoBEnv", families=[family])
+    agentrl.register("agentrl/GuiSim-v0", "agentrl_envs.gui.sim.env:GuiSimEnv")
+    for family in FAMILIES:
+        agentrl.register(f"agentrl/GuiSim-{family}-v0", "agentrl_envs.gui.sim.env:GuiSimEnv", families=[family])
 
 
 __all__ = ["Action", "Node", "parse_action", "register", "render_tree", "state_key"]

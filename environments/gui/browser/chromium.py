@@ -28,6 +28,8 @@ from typing import Any, TypeVar
 import psutil
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentrl.sandbox.errors import SandboxCrashed, SandboxError, SandboxUnavailable
+
 T = TypeVar("T")
 
 CHROME_FLAGS = (
@@ -43,24 +45,32 @@ CHROME_FLAGS = (
 )
 
 
-class BrowserError(RuntimeError):
-    """An infrastructure failure of a browser (not the agent's fault)."""
+class BrowserError(SandboxError):
+    """An infrastructure failure of a browser (not the agent's fault).
+
+    Browsers are sandboxes to the rollout engine: each subclass is also the matching
+    :mod:`agentrl.sandbox.errors` type, so rollouts that hit one are masked as infra failures.
+    """
 
 
-class BrowserUnavailable(BrowserError):
-    """Chromium or chromedriver is missing or would not start."""
+class BrowserUnavailable(BrowserError, SandboxUnavailable):
+    """Chromium or chromedriver is missing or would not start (retryable)."""
 
 
-class BrowserCrashed(BrowserError):
+class BrowserCrashed(BrowserError, SandboxCrashed):
     """Chromium or chromedriver died, or the session was lost, during a command."""
 
 
-class BrowserPageError(BrowserError):
+class BrowserPageError(BrowserError, SandboxCrashed):
     """A command failed on a live browser (a page that would not load or start, a script error)."""
 
 
-class BrowserTimeout(BrowserError):
-    """A command did not finish within its deadline; the browser was killed as hung."""
+class BrowserTimeout(BrowserError, SandboxCrashed):
+    """A command did not finish within its deadline; the browser was killed as hung.
+
+    Unlike :class:`~agentrl.sandbox.errors.SandboxTimeout` (the agent's code ran too long) a
+    hung browser is never the agent's doing, so it is a crash to the rollout engine.
+    """
 
 
 class BrowserConfig(BaseModel):

@@ -123,7 +123,7 @@ def perform(driver: Any, action: Action, target: Node | None) -> str:
         element = found[0]
     try:
         if action.name == "click":
-            element.click()
+            _click(driver, element)
         elif action.name == "type":
             element.click()
             element.clear()
@@ -149,6 +149,31 @@ def perform(driver: Any, action: Action, target: Node | None) -> str:
     except StaleElementReferenceException:
         return f"Element [{target.id if target else ''}] disappeared before the action."
     return ""
+
+
+# A point of the element that is on top (not covered), as an offset from its centre, or null.
+_VISIBLE_POINT = """
+var el = arguments[0], r = el.getBoundingClientRect();
+for (var i = 1; i < 8; i++) for (var j = 1; j < 8; j++) {
+  var x = r.left + r.width * i / 8, y = r.top + r.height * j / 8, top = document.elementFromPoint(x, y);
+  if (top && (top === el || el.contains(top))) return [x - (r.left + r.width / 2), y - (r.top + r.height / 2)];
+}
+return null;
+"""
+
+
+def _click(driver: Any, element: Any) -> None:
+    """Click the element where a person would: its centre, or else a part of it that is not covered."""
+    from selenium.common.exceptions import ElementClickInterceptedException
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    try:
+        element.click()
+    except ElementClickInterceptedException:
+        offset = driver.execute_script(_VISIBLE_POINT, element)
+        if offset is None:
+            raise
+        ActionChains(driver).move_to_element_with_offset(element, int(offset[0]), int(offset[1])).click().perform()
 
 
 def _option_text(element: Any, wanted: str) -> str:

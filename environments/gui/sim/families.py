@@ -1,0 +1,238 @@
+"""MiniWoB-style task families for the Python tier.
+
+Each family re-implements one MiniWoB++ task from its published description and reward rule
+(the task pages in the MIT-licensed ``miniwob`` wheel): the same utterance template, a widget
+tree shaped like the browser tier's rendering of the real page, and the same raw reward, so the
+shared oracles in :mod:`agentrl_envs.gui.oracles` solve both tiers. Instances come from
+``self.rng`` (seeded by the task id), so they are deterministic.
+"""
+
+from __future__ import annotations
+
+import string
+
+from agentrl_envs.gui.sim.page import SimPage
+from agentrl_envs.gui.tree import Node
+
+LOREM = ("lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore "
+         "et dolore magna aliqua enim ad minim veniam quis nostrud exercitation ullamco laboris nisi aliquip "
+         "ex ea commodo consequat duis aute irure in reprehenderit voluptate velit esse cillum fugiat nulla "
+         "pariatur excepteur sint occaecat cupidatat non proident sunt culpa qui officia deserunt mollit anim "
+         "id est laborum").split()
+NAMES = ("Alice Bob Carol Dave Erin Frank Grace Heidi Ivan Judy Mallory Niaj Olivia Peggy Rupert Sybil Trent "
+         "Victor Walter Yvonne Zelda Marcus Nina Oscar Priya Quinn Rosa Sam Tara Uma").split()
+COUNTRIES = ("Peru Chad Italy Belgium Kenya Chile Norway Japan Egypt Ghana Nepal Spain Cuba Fiji Iran Mali "
+             "Oman Togo Laos Malta Brazil Canada Mexico Poland Sweden Greece Jordan Latvia Panama Qatar").split()
+BUTTONS = ("submit", "okay", "ok", "yes", "no", "cancel", "next", "previous")
+ALNUM = string.ascii_letters + string.digits
+
+
+class _Page(SimPage):
+    def words(self, n: int) -> str:
+        return " ".join(self.sample(LOREM) for _ in range(n))
+
+    def random_string(self, low: int, high: int) -> str:
+        return "".join(self.sample(ALNUM) for _ in range(self.randi(low, high + 1)))
+
+    def submit_button(self, name: str = "Submit") -> Node:
+        self.submit = self.node("button", name)
+        return self.submit
+
+
+class ClickButton(_Page):
+    family = "click-button"
+
+    def build(self) -> None:
+        buttons: list[Node] = []
+        for i in range(6):
+            u = self.rng.random()
+            last_chance = i == 5 and not buttons
+            if u < 0.33 and not last_chance:
+                self.roots.append(self.node("text", self.words(3)))
+            elif u < 0.66 and not last_chance:
+                if self.rng.random() < 0.5:
+                    self.roots.append(self.node("text", self.words(3) + ":"))
+                self.roots.append(self.node("textbox", value=""))
+            else:
+                name = self.sample(BUTTONS)
+                buttons.append(self.node("button", name.capitalize() if self.rng.random() < 0.5 else name))
+                self.roots.append(buttons[-1])
+        self.target = self.sample(buttons).name
+        self.utterance = f'Click on the "{self.target}" button.'
+
+    def on_click(self, node: Node) -> None:
+        if node.role == "button":
+            self.end(1.0 if node.name == self.target else -1.0)
+
+
+class ClickLink(_Page):
+    family = "click-link"
+
+    def build(self) -> None:
+        words = [self.sample(LOREM) for _ in range(self.randi(8, 16))]
+        link_at = sorted(set(int(i) for i in self.rng.choice(len(words), size=self.randi(1, 4), replace=False)))
+        links = [self.node("link", words[i]) for i in link_at]
+        self.target = self.sample(links).name
+        paragraph = " ".join(w for i, w in enumerate(words) if i not in link_at)
+        self.roots = [self.node("text", paragraph.capitalize() + ".", children=links)]
+        self.utterance = f'Click on the link "{self.target}".'
+
+    def on_click(self, node: Node) -> None:
+        if node.role == "link":
+            self.end(1.0 if node.name == self.target else -1.0)
+
+
+class ClickCheckboxes(_Page):
+    family = "click-checkboxes"
+
+    def build(self) -> None:
+        names = []
+        while len(names) < self.randi(2, 7):
+            name = self.random_string(2, 8)
+            if name not in names:
+                names.append(name)
+        self.wanted = {name for name in names if self.rng.random() < 0.5}
+        self.roots = [self.node("checkbox", name, checked=False) for name in names] + [self.submit_button()]
+        chosen = ", ".join(n for n in names if n in self.wanted) or "nothing"
+        self.utterance = f"Select {chosen} and click Submit."
+
+    def on_click(self, node: Node) -> None:
+        if node is self.submit:
+            boxes = [n for n in self.roots if n.role == "checkbox"]
+            score = sum(1.0 if n.checked == (n.name in self.wanted) else -1.0 for n in boxes)
+            self.end(score / len(boxes))
+
+
+class ClickOption(_Page):
+    family = "click-option"
+
+    def build(self) -> None:
+        names = list(dict.fromkeys(self.random_string(2, 6) for _ in range(self.randi(2, 7))))
+        self.target = self.sample(names)
+        self.roots = [self.node("radio", name, checked=False) for name in names] + [self.submit_button()]
+        self.utterance = f"Select {self.target} and click Submit."
+
+    def on_click(self, node: Node) -> None:
+        if node is self.submit:
+            chosen = [n.name for n in self.roots if n.role == "radio" and n.checked]
+            self.end(1.0 if chosen == [self.target] else -1.0)
+
+
+class ClickTab(_Page):
+    family = "click-tab"
+
+    def build(self) -> None:
+        self.target = self.randi(1, 4)
+        active = 1 if self.target == 2 else self.sample([i for i in (1, 2, 3) if i != self.target])
+        self.roots = []
+        for i in (1, 2, 3):
+            item = self.node("listitem", expanded=i == active)
+            item.children = [self.node("tab", f"Tab #{i}", selected=i == active)]
+            self.roots.append(item)
+        self.roots.append(self.node("text", self.words(20).capitalize() + "."))
+        self.utterance = f"Click on Tab #{self.target}."
+
+    def on_click(self, node: Node) -> None:
+        if node.role == "tab":
+            self.end(1.0 if node.name == f"Tab #{self.target}" else -1.0)
+
+
+class ClickCollapsible(_Page):
+    family = "click-collapsible"
+
+    def build(self) -> None:
+        self.header = self.node("heading", f"Section #{self.randi(1, 51)}", expanded=False)
+        self.body = self.node("text", self.words(20).capitalize() + ".")
+        self.roots = [self.header, self.node("group", expanded=False, children=[self.submit_button()])]
+        self.utterance = "Expand the section below and click submit."
+
+    def on_click(self, node: Node) -> None:
+        if node is self.header:
+            self.header.expanded = not self.header.expanded
+            if self.header.expanded:
+                self.roots.insert(1, self.body)
+            else:
+                self.roots.remove(self.body)
+        elif node is self.submit:
+            self.end(1.0 if self.header.expanded else -1.0)
+
+
+class _Form(_Page):
+    """Text fields plus a submit button; reward 1 iff every field holds its expected text."""
+
+    expected: list[str]
+
+    def on_click(self, node: Node) -> None:
+        if node is self.submit:
+            fields = [n for n in self.all_nodes() if n.role == "textbox"]
+            self.end(1.0 if [f.value for f in fields] == self.expected else -1.0)
+
+
+class EnterText(_Form):
+    family = "enter-text"
+
+    def build(self) -> None:
+        word = self.sample(NAMES)
+        self.expected = [word]
+        self.roots = [self.node("textbox", value=""), self.submit_button()]
+        self.utterance = f'Enter "{word}" into the text field and press Submit.'
+
+
+class EnterPassword(_Form):
+    family = "enter-password"
+
+    def build(self) -> None:
+        password = self.random_string(2, 6)
+        self.expected = [password, password]
+        self.roots = [self.node("label", "Password"), self.node("textbox", value=""),
+                      self.node("label", "Verify password"), self.node("textbox", value=""), self.submit_button()]
+        self.utterance = f'Enter the password "{password}" into both text fields and press submit.'
+
+
+class LoginUser(_Form):
+    family = "login-user"
+
+    def build(self) -> None:
+        user, password = self.sample(NAMES).lower(), self.random_string(2, 6)
+        self.expected = [user, password]
+        self.roots = [self.node("label", "Username"), self.node("textbox", value=""),
+                      self.node("label", "Password"), self.node("textbox", value=""), self.submit_button("Login")]
+        self.utterance = (f'Enter the username "{user}" and the password "{password}" into the text fields '
+                          "and press login.")
+
+
+class ChooseList(_Page):
+    family = "choose-list"
+
+    def build(self) -> None:
+        pool = list(NAMES if self.rng.random() < 0.5 else COUNTRIES)
+        self.rng.shuffle(pool)
+        items = pool[: self.randi(3, 10)]
+        self.target = self.sample(items)
+        self.box = self.node("combobox", value=items[0], options=items)
+        self.roots = [self.box, self.submit_button()]
+        self.utterance = f"Select {self.target} from the list and click Submit."
+
+    def on_click(self, node: Node) -> None:
+        if node is self.submit:
+            self.end(1.0 if self.box.value == self.target else -1.0)
+
+
+class FocusText2(_Page):
+    family = "focus-text-2"
+
+    def build(self) -> None:
+        self.target = self.randi(0, 3)
+        self.roots = [self.node("textbox", value="") for _ in range(3)]
+        self.utterance = f"Focus into the {('1st', '2nd', '3rd')[self.target]} input textbox."
+
+    def on_focus(self, node: Node) -> None:
+        if node.role == "textbox":
+            self.end(1.0 if node is self.roots[self.target] else -1.0)
+
+
+FAMILIES: dict[str, type[SimPage]] = {
+    cls.family: cls
+    for cls in (ClickButton, ClickLink, ClickCheckboxes, ClickOption, ClickTab, ClickCollapsible, EnterText,
+                EnterPassword, LoginUser, ChooseList, FocusText2)
+}

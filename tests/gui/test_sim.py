@@ -1,0 +1,131 @@
+"""The pure-Python GUI tier: contract, determinism, oracle, rewards worked by hand."""
+
+import re
+
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import agentrl
+from agentrl.env import EnvOptionError, OracleAgent, RandomAgent, aplay_episode
+from agentrl_envs.gui.sim.env import GuiSimEnv
+from agentrl_envs.gui.sim.families import FAMILIES
+
+
+def ids(obs: str, role: str) -> list[int]:
+    return [int(i) for i in re.findall(rf"\[(\d+)\] {role}\b", obs)]
+
+
+def test_registered_and_gymnasium_contract():
+    env = agentrl.make("agentrl/GuiSim-v0")
+    assert len(FAMILIES) >= 8
+    assert set(env.tasks.split_sizes()) == {"train", "dev", "test"}
+    assert env.tasks.split_sizes()["test"] > 0
+    check_env(env, skip_render_check=True)
+    assert agentrl.make("agentrl/GuiSim-login-user-v0").tasks[0].id == "login-user/0000"
+
+
+def test_task_fixed_by_id_not_by_seed():
+    env = GuiSimEnv()
+    a, _ = env.reset(seed=1, options={"task_id": "click-button/0003"})
+    b, _ = env.reset(seed=999, options={"task_id": "click-button/0003"})
+    c, _ = env.reset(seed=1, options={"task_id": "click-button/0004"})
+    assert a == b and a != c
+    # same seed, no task id -> same sampled task
+    assert env.reset(seed=5)[0] == env.reset(seed=5)[0]
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+async def test_oracle_solves_every_family(family):
+    env = GuiSimEnv(families=[family], instances_per_family=40)
+    for task in env.tasks:
+        trajectory = await aplay_episode(env, OracleAgent(env), seed=0, task_id=task.id)
+        assert trajectory.success and trajectory.final_reward == 1.0, task.id
+        assert all(step.valid_action and step.tool_calls == 1 for step in trajectory.steps)
+
+
+async def test_random_agent_far_below_oracle():
+    env = GuiSimEnv(instances_per_family=10)
+    agent = RandomAgent(env, seed=0)
+    wins = [(await aplay_episode(env, agent, seed=0, task_id=t.id)).success for t in env.tasks]
+    assert np.mean(wins) < 0.5
+
+
+def test_login_by_hand():
+    env = GuiSimEnv(families=["login-user"])
+    obs, info = env.reset(options={"task_id": "login-user/0000"})
+    user, password = re.findall(r'"([^"]*)"', obs.split("\n")[0])
+    box_user, box_password = ids(obs, "textbox")
+    (login,) = ids(obs, "button")
+    obs, r, term, trunc, info = env.step(f'type({box_user}, "{user}")')
+    assert (r, term, info["tool_calls"], info["valid_action"]) == (0.0, False, 1, True)
+    assert f'value="{user}" focused' in obs
+    env.step(f'type({box_password}, "wrong")')
+    obs, r, term, trunc, info = env.step(f"click({login})")
+    assert (r, term, info["success"]) == (-1.0, True, False)
+
+
+def test_checkbox_partial_credit_by_hand():
+    # click-checkboxes: raw reward = (#boxes right - #boxes wrong) / #boxes, success only at 1.
+    env = GuiSimEnv(families=["click-checkboxes"])
+    for task in env.tasks:
+        obs, _ = env.reset(options={"task_id": task.id})
+        boxes = ids(obs, "checkbox")
+        wanted = obs.split("\n")[0].removeprefix("Task: Select ").removesuffix(" and click Submit.")
+        if len(boxes) == 4 and wanted != "nothing" and len(wanted.split(", ")) == 1:
+            break
+    (submit,) = ids(obs, "button")
+    # Submit untouched: 3 of 4 boxes right (unchecked), the wanted one wrong -> (3 - 1) / 4.
+    _, r, term, _, info = env.step(f"click({submit})")
+    assert (r, term, info["success"]) == (0.5, True, False)
+
+
+def test_invalid_actions_leave_the_page_unchanged():
+    env = GuiSimEnv(families=["choose-list"], max_invalid_actions=3)
+    obs, info = env.reset(options={"task_id": "choose-list/0001"})
+    key = info["state_key"]
+    (box,) = ids(obs, "combobox")
+    (submit,) = ids(obs, "button")
+    for action, message in [
+        ("hello", "No UI action found"),
+        ("click(99)", "no element [99]"),
+        (f'type({submit}, "x")', "needs a textbox"),
+    ]:
+        obs, r, term, trunc, info = env.step(action)
+        assert message in obs and not info["valid_action"] and info["state_key"] == key
+        assert info["tool_calls"] == 0
+    assert trunc and info["truncation"] == "invalid_actions"
+    env.reset(options={"task_id": "choose-list/0001"})
+    obs, *_, info = env.step(f'select({box}, "Atlantis")')
+    assert "has no option 'Atlantis'" in obs and not info["valid_action"]
+
+
+def test_state_key_recurs_and_tracks_changes():
+    env = GuiSimEnv(families=["click-collapsible"])
+    obs, info = env.reset(options={"task_id": "click-collapsible/0002"})
+    (header,) = ids(obs, "heading")
+    _, _, _, _, opened = env.step(f"click({header})")
+    _, _, _, _, closed = env.step(f"click({header})")
+    assert opened["state_key"] != info["state_key"]
+    assert closed["state_key"] == info["state_key"]  # the same page again: the same key
+    assert '[1] heading' in obs and '[2] group expanded=false\n  [3] button "Submit"' in obs
+    env.step('scroll("down")')  # no layout in the Python tier: scrolling changes nothing
+    assert env.state_key() == closed["state_key"]
+
+
+def test_fork_is_an_independent_copy():
+    env = GuiSimEnv(families=["enter-password"])
+    obs, _ = env.reset(options={"task_id": "enter-password/0005"})
+    env.step(env.oracle_action())
+    twin = env.fork()
+    assert twin.state_key() == env.state_key() and twin.render() == env.render()
+    while not env.done:
+        env.step(env.oracle_action())
+    assert not twin.done and twin.turn == 1
+    twin.step('type(2, "nope")')
+    assert env.state_key() != twin.state_key()
+
+
+def test_unknown_family_is_a_clear_error():
+    with pytest.raises(EnvOptionError, match="unknown families"):
+        GuiSimEnv(families=["drag-cube"])
