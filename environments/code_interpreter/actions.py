@@ -103,6 +103,7 @@ def parse_action(text: str, tools: list[ToolSpec] = TOOLS) -> Action:
 
 
 def _answer(text: str, via: Literal["block", "tool"]) -> Action:
+    """Edge blank lines and trailing space are dropped; leading indentation is kept (code bodies)."""
     if not text.strip():
         raise ActionError("The final answer is empty.")
-    return Action("answer", text.strip(), via)
+    return Action("answer", text.strip("\r\n").rstrip(), via)

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 TRACEBACK_FRAMES = 3
+_HEADER = re.compile(r"^\w[\w.]*\s+Traceback \(most recent call last\)$")  # IPython's "ZeroDivisionError   Traceback (...)"
 
 
 def strip_ansi(text: str) -> str:
@@ -49,7 +50,7 @@ def short_traceback(frames: Sequence[str] | str, ename: str, evalue: str, max_fr
     """
     blocks = [frames] if isinstance(frames, str) else list(frames)
     cleaned = [strip_ansi(b).strip("\n") for b in blocks]
-    body = [b for b in cleaned if b.strip() and not set(b.strip()) <= {"-"}]
+    body = [b for b in cleaned if b.strip() and not set(b.strip()) <= {"-"} and not _HEADER.match(b.strip())]
     final = f"{ename}: {evalue}" if evalue else ename
     if body and body[-1].strip().startswith(ename):
         body = body[:-1]
@@ -57,7 +58,7 @@ def short_traceback(frames: Sequence[str] | str, ename: str, evalue: str, max_fr
     lines = []
     if kept:
         skipped = len(body) - len(kept)
-        lines.append("Traceback (most recent call last" + (f", {skipped} frames omitted" if skipped else "") + "):")
+        lines.append("Traceback (most recent call last" + (f", {skipped} frame{'s' * (skipped > 1)} omitted" if skipped else "") + "):")
         lines.extend(kept)
     lines.append(final)
     return "\n".join(lines)

@@ -18,7 +18,7 @@ def test_fenced_block_and_python_tool_call_are_code():
 
 def test_answers_boxed_tag_and_tool():
     assert parse_action("So the result is \\boxed{\\frac{3}{4}}.").text == "\\frac{3}{4}"
-    assert parse_action("<answer> 42 </answer>").text == "42"
+    assert parse_action("<answer>\n 42 \n</answer>").text == " 42"  # indentation kept for code bodies
     c = parse_action('<tool_call>{"name": "answer", "arguments": {"answer": "7"}}</tool_call>')
     assert (c.kind, c.text, c.via) == ("answer", "7", "tool")
     code = parse_action("<answer>```python\ndef f():\n    return 1\n```</answer>")
@@ -59,7 +59,7 @@ def test_malformed_actions_raise_readable_errors(text, message):
 def test_traceback_is_short_and_ansi_free():
     frames = [
         "\x1b[0;31m---------------------------------------------------------------------------\x1b[0m",
-        "\x1b[0;31mZeroDivisionError\x1b[0m   Traceback (most recent call last)",
+        "\x1b[0;31mZeroDivisionError\x1b[0m                         Traceback (most recent call last)",
         "Cell \x1b[0;32mIn[3], line 1\x1b[0m\n----> 1 f()",
         "Cell In[2], line 2, in f()\n----> 2 return g()",
         "Cell In[2], line 4, in g()\n----> 4 return 1/0",
@@ -67,7 +67,7 @@ def test_traceback_is_short_and_ansi_free():
     ]
     text = short_traceback(frames, "ZeroDivisionError", "division by zero", max_frames=2)
     assert text == (
-        "Traceback (most recent call last, 2 frames omitted):\n"
+        "Traceback (most recent call last, 1 frame omitted):\n"
         "Cell In[2], line 2, in f()\n----> 2 return g()\n"
         "Cell In[2], line 4, in g()\n----> 4 return 1/0\n"
         "ZeroDivisionError: division by zero"
