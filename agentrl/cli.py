@@ -16,6 +16,7 @@ import agentrl
 from agentrl.env import AGENTS, EnvOptionError, UnknownEnvError, aplay_episode, make_agent
 from agentrl.env.registry import env_sources, plugin_errors
 from agentrl.eval.cli import eval_group
+from agentrl.sandbox import cli as sandbox_cli
 from agentrl.types import write_jsonl
 
 console = Console()
@@ -137,6 +138,7 @@ def run(env_id: str, agent: str, episodes: int, split: str, seed: int, options: 
 
 # Commands contributed by other areas are added below, one line each.
 main.add_command(eval_group)
+main.add_command(sandbox_cli.sandbox)
 
 
 if __name__ == "__main__":
