@@ -1,0 +1,133 @@
+"""A retrieval server many processes share (Search-R1's ``retrieval_server.py`` API) and its client.
+
+Server: ``POST /retrieve`` with ``{"queries": [...], "topk": 3, "return_scores": true}`` answers
+``{"result": [[{"document": {"id", "contents"}, "score"}, ...], ...]}`` (one list per query; without
+``return_scores`` each entry is the bare document). ``GET /health`` reports the corpus size.
+Searches run in a worker thread so the server keeps accepting requests. Start one with::
+
+    python -m agentrl_envs.search.service --port 8000
+
+and point envs at it: ``agentrl.make("agentrl/SearchQA-v0", retriever_url="http://127.0.0.1:8000")``.
+
+Client: :class:`RemoteRetriever` (one pooled aiohttp session per event loop). A server that
+cannot be reached or fails raises :class:`RetrievalUnavailable`, a
+:class:`~agentrl.sandbox.errors.SandboxUnavailable`, so the rollout engine treats it as an
+infrastructure failure (retried, masked) and never as a reward of 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import weakref
+
+import aiohttp
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agentrl.sandbox.errors import SandboxUnavailable
+from agentrl_envs.search.corpus import Document
+from agentrl_envs.search.retrieval import BM25Retriever, Hit, shared_retriever
+
+MAX_QUERIES = 512
+
+
+class RetrievalUnavailable(SandboxUnavailable):
+    """The retrieval server could not be reached or answered with an error."""
+
+
+class RetrieveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    queries: list[str] = Field(min_length=1, max_length=MAX_QUERIES)
+    topk: int = Field(default=3, ge=1, le=100)
+    return_scores: bool = True
+
+
+def make_app(retriever: BM25Retriever | None = None) -> web.Application:
+    retriever = retriever or shared_retriever()
+
+    async def retrieve(request: web.Request) -> web.Response:
+        try:
+            body = RetrieveRequest.model_validate(await request.json())
+        except (ValueError, ValidationError) as exc:
+            return web.json_response({"error": f"bad request: {exc}"}, status=400)
+        results = await asyncio.to_thread(retriever.search_batch, body.queries, body.topk)
+        payload = [
+            [
+                {"document": {"id": h.doc.id, "contents": h.doc.contents}, "score": h.score}
+                if body.return_scores
+                else {"id": h.doc.id, "contents": h.doc.contents}
+                for h in hits
+            ]
+            for hits in results
+        ]
+        return web.json_response({"result": payload})
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "documents": len(retriever.corpus)})
+
+    app = web.Application(client_max_size=4 * 1024 * 1024)
+    app.router.add_post("/retrieve", retrieve)
+    app.router.add_get("/health", health)
+    return app
+
+
+def _document(raw: dict) -> Document:
+    title, _, text = raw["contents"].partition("\n")
+    return Document(id=raw["id"], title=title, text=text, source=raw["id"].split("/", 1)[0])
+
+
+class RemoteRetriever:
+    """Client of a retrieval server; safe to share between envs of one process."""
+
+    _instances: dict[str, RemoteRetriever] = {}
+
+    def __init__(self, url: str, timeout_s: float = 30.0):
+        self.url = url.rstrip("/")
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._sessions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    @classmethod
+    def shared(cls, url: str) -> RemoteRetriever:
+        if url not in cls._instances:
+            cls._instances[url] = cls(url)
+        return cls._instances[url]
+
+    def _session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        session = self._sessions.get(loop)
+        if session is None or session.closed:
+            session = aiohttp.ClientSession(timeout=self.timeout, connector=aiohttp.TCPConnector(limit=64))
+            self._sessions[loop] = session
+        return session
+
+    async def asearch_batch(self, queries: list[str], k: int = 3) -> list[list[Hit]]:
+        try:
+            async with self._session().post(
+                f"{self.url}/retrieve", json={"queries": list(queries), "topk": k, "return_scores": True}
+            ) as response:
+                payload = await response.json()
+                if response.status != 200:
+                    raise RetrievalUnavailable(f"retrieval server {self.url}: {payload.get('error', response.status)}")
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise RetrievalUnavailable(f"retrieval server {self.url} unreachable: {exc!r}") from exc
+        return [[Hit(_document(e["document"]), float(e["score"])) for e in row] for row in payload["result"]]
+
+    async def aclose(self) -> None:
+        """Close the session of the running loop."""
+        session = self._sessions.pop(asyncio.get_running_loop(), None)
+        if session is not None:
+            await session.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Serve BM25 retrieval over the agentrl search corpus.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args()
+    web.run_app(make_app(), host=args.host, port=args.port)
+
+
+if __name__ == "__main__":
+    main()
