@@ -82,7 +82,8 @@ def group_stats(
     grouped = mask & (key >= 0)
     k = np.where(grouped, key, 0)
     if n_groups is None:
-        n_groups = int(k.max()) + 1 if k.size else 0
+        n_groups = int(key.max()) + 1 if key.size else 0
+    n_groups = max(n_groups, 1)
     w = grouped.astype(np.float64) if weight is None else np.where(grouped, weight, 0.0).astype(np.float64)
     cnt = grouped.astype(np.float64) if members is None else np.where(grouped, members, 0.0)
     sw = np.bincount(k, weights=w, minlength=n_groups)
