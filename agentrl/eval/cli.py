@@ -61,7 +61,7 @@ def eval_run(env_id, agent, split, samples, max_tasks, concurrency, seed, option
         env_options=parse_env_options(options),
     )
     try:
-        trajectories = asyncio.run(evaluate(settings, scripted_episode_fn(agent), output, concurrency=concurrency))
+        trajectories = asyncio.run(evaluate(settings, scripted_episode_fn(settings), output, concurrency=concurrency))
     except (UnknownEnvError, EnvOptionError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     ks = tuple(k for k in (1, 5, 10) if k <= samples)

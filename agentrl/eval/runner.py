@@ -20,14 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import agentrl
-from agentrl.env import TextEnv, aplay_episode, make_agent
+from agentrl.env import aplay_episode, make_agent
 from agentrl.types import Trajectory, iter_jsonl, write_jsonl
 
 EPISODES_FILE = "episodes.jsonl"
 SETTINGS_FILE = "run.json"
 
-# An episode function plays one episode of some agent on an env and returns its record.
-EpisodeFn = Callable[[TextEnv, str, int], Awaitable[Trajectory]]
+# An episode function plays one episode (task id, seed) of some agent and returns its record.
+EpisodeFn = Callable[[str, int], Awaitable[Trajectory]]
 
 
 class EvalSettings(BaseModel):
@@ -44,11 +44,17 @@ class EvalSettings(BaseModel):
     env_options: dict = Field(default_factory=dict)
 
 
-def scripted_episode_fn(agent_name: str) -> EpisodeFn:
-    """Episode function for the scripted agents (``oracle``, ``random``)."""
+def scripted_episode_fn(settings: EvalSettings) -> EpisodeFn:
+    """Episode function for the scripted agents (``settings.agent``: ``oracle`` or ``random``)."""
 
-    async def play(env: TextEnv, task_id: str, seed: int) -> Trajectory:
-        return await aplay_episode(env, make_agent(agent_name, env, seed=seed), seed=seed, task_id=task_id)
+    async def play(task_id: str, seed: int) -> Trajectory:
+        env = agentrl.make(settings.env_id, **settings.env_options)
+        try:
+            agent = make_agent(settings.agent, env, seed=seed)
+            return await aplay_episode(env, agent, seed=seed, task_id=task_id)
+        finally:
+            await env.aclose()
+            env.close()
 
     return play
 
@@ -104,27 +110,22 @@ async def evaluate(
     results: list[Trajectory] = []
 
     async def worker(progress: Progress | None, bar) -> None:
-        env = agentrl.make(settings.env_id, **settings.env_options)
-        try:
-            while not queue.empty():
-                task_id, sample = queue.get_nowait()
-                seed = settings.seed + sample
-                try:
-                    trajectory = await episode_fn(env, task_id, seed)
-                except Exception as exc:  # one broken episode is recorded, the run goes on
-                    trajectory = Trajectory(
-                        env_id=settings.env_id, task_id=task_id, seed=seed, status="infra_error",
-                        error=f"{type(exc).__name__}: {exc}",
-                    )
-                trajectory.group_id = task_id
-                trajectory.info["sample"] = sample
-                write_jsonl(out_dir / EPISODES_FILE, [trajectory], append=True)
-                results.append(trajectory)
-                if progress is not None:
-                    progress.advance(bar)
-        finally:
-            await env.aclose()
-            env.close()
+        while not queue.empty():
+            task_id, sample = queue.get_nowait()
+            seed = settings.seed + sample
+            try:
+                trajectory = await episode_fn(task_id, seed)
+            except Exception as exc:  # one broken episode is recorded, the run goes on
+                trajectory = Trajectory(
+                    env_id=settings.env_id, task_id=task_id, seed=seed, status="infra_error",
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+            trajectory.group_id = task_id
+            trajectory.info["sample"] = sample
+            write_jsonl(out_dir / EPISODES_FILE, [trajectory], append=True)
+            results.append(trajectory)
+            if progress is not None:
+                progress.advance(bar)
 
     n_workers = max(1, min(concurrency, len(todo)))
     if show_progress and todo:

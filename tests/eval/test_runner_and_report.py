@@ -11,9 +11,9 @@ from agentrl.types import Trajectory
 
 
 def counting(fn, calls):
-    async def play(env, task_id, seed):
+    async def play(task_id, seed):
         calls.append((task_id, seed))
-        return await fn(env, task_id, seed)
+        return await fn(task_id, seed)
 
     return play
 
@@ -21,7 +21,7 @@ def counting(fn, calls):
 def test_interrupted_run_resumes_without_redoing_episodes(tmp_path):
     settings = EvalSettings(env_id="agentrl/Calculator-v0", agent="oracle", samples_per_task=2, max_tasks=6)
     first_calls = []
-    full = asyncio.run(evaluate(settings, counting(scripted_episode_fn("oracle"), first_calls), tmp_path, 3, False))
+    full = asyncio.run(evaluate(settings, counting(scripted_episode_fn(settings), first_calls), tmp_path, 3, False))
     assert len(full) == len(first_calls) == 12 and all(t.success for t in full)
 
     # Simulate a crash: keep 7 finished episodes, then one infra failure that must be retried.
@@ -32,7 +32,7 @@ def test_interrupted_run_resumes_without_redoing_episodes(tmp_path):
     path.write_text("\n".join(lines + [failed.model_dump_json()]) + "\n")
 
     calls = []
-    resumed = asyncio.run(evaluate(settings, counting(scripted_episode_fn("oracle"), calls), tmp_path, 3, False))
+    resumed = asyncio.run(evaluate(settings, counting(scripted_episode_fn(settings), calls), tmp_path, 3, False))
     assert len(calls) == 5  # 12 - 7 finished; the infra failure is run again
     assert len(resumed) == 12 and len(load_finished(tmp_path)) == 12
     assert {(t.task_id, t.info["sample"]) for t in resumed} == {(t.task_id, t.info["sample"]) for t in full}
@@ -41,18 +41,20 @@ def test_interrupted_run_resumes_without_redoing_episodes(tmp_path):
 
 def test_resume_with_other_settings_is_refused(tmp_path):
     settings = EvalSettings(env_id="agentrl/Maze-v0", agent="oracle", max_tasks=2)
-    asyncio.run(evaluate(settings, scripted_episode_fn("oracle"), tmp_path, 1, False))
+    asyncio.run(evaluate(settings, scripted_episode_fn(settings), tmp_path, 1, False))
+    changed = settings.model_copy(update={"samples_per_task": 3})
     with pytest.raises(ValueError, match="other settings.*samples_per_task"):
-        asyncio.run(evaluate(settings.model_copy(update={"samples_per_task": 3}), scripted_episode_fn("oracle"), tmp_path))
+        asyncio.run(evaluate(changed, scripted_episode_fn(changed), tmp_path))
 
 
 def test_a_crashing_episode_is_recorded_as_infra_error_and_the_run_goes_on(tmp_path):
-    async def flaky(env, task_id, seed):
+    settings = EvalSettings(env_id="agentrl/Maze-v0", agent="oracle", max_tasks=10)
+
+    async def flaky(task_id, seed):
         if task_id.endswith(("1", "3", "5", "7", "9")):
             raise ConnectionError("backend went away")
-        return await scripted_episode_fn("oracle")(env, task_id, seed)
+        return await scripted_episode_fn(settings)(task_id, seed)
 
-    settings = EvalSettings(env_id="agentrl/Maze-v0", agent="oracle", max_tasks=10)
     results = asyncio.run(evaluate(settings, flaky, tmp_path, 4, False))
     bad = [t for t in results if t.status == "infra_error"]
     assert bad and all("ConnectionError: backend went away" in t.error for t in bad)
@@ -88,7 +90,7 @@ def test_report_renders_in_headless_chromium(tmp_path):
     from selenium.webdriver.chrome.service import Service
 
     settings = EvalSettings(env_id="agentrl/Calculator-v0", agent="random", samples_per_task=3, max_tasks=10)
-    runs = asyncio.run(evaluate(settings, scripted_episode_fn("random"), tmp_path / "run", 4, False))
+    runs = asyncio.run(evaluate(settings, scripted_episode_fn(settings), tmp_path / "run", 4, False))
     page = tmp_path / "report.html"
     page.write_text(render_report({"random": runs}, "random on calculator"))
 
