@@ -3,6 +3,7 @@ groups, deadlines, retries and staleness control, and Tree-GRPO tree rollouts.""
 
 from agentrl.rollout.engine import Group, GroupSpec, RolloutConfig, RolloutEngine, group_specs
 from agentrl.rollout.episode import INFRA_ERRORS, play, run_episode
+from agentrl.rollout.tree import TreeBuilder, TreeConfig
 
 __all__ = [
     "INFRA_ERRORS",
@@ -10,6 +11,8 @@ __all__ = [
     "GroupSpec",
     "RolloutConfig",
     "RolloutEngine",
+    "TreeBuilder",
+    "TreeConfig",
     "group_specs",
     "play",
     "run_episode",

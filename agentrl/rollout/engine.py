@@ -31,6 +31,7 @@ import agentrl
 from agentrl.policy.base import Policy, SamplingParams
 from agentrl.policy.render import ChatRenderer
 from agentrl.rollout.episode import EnvFactory, run_episode
+from agentrl.rollout.tree import TreeBuilder, TreeConfig
 from agentrl.types import RolloutTree, Trajectory, new_id
 
 
@@ -149,6 +150,15 @@ class RolloutEngine:
         members = await asyncio.gather(*(self.run_episode(spec) for _ in range(self.config.group_size)))
         return self._hand_over(spec, list(members))
 
+    async def run_tree_group(self, spec: GroupSpec, tree: TreeConfig) -> Group:
+        """``tree.num_trees`` Tree-GRPO trees for one task: one group of :class:`RolloutTree`."""
+        rng = random.Random(f"{self.config.seed}:{spec.seed}:{spec.group_id}")
+        builders = [TreeBuilder(self, spec, tree, random.Random(rng.random())) for _ in range(tree.num_trees)]
+        trees = await asyncio.gather(*(b.grow() for b in builders))
+        if self._bar is not None:
+            self._bar.update(len(trees))
+        return self._hand_over(spec, list(trees))
+
     # ------------------------------------------------------------------ batches of groups
     async def run(self, specs: list[GroupSpec] | int) -> list[Group]:
         """Roll out every group (``specs`` or a number of groups) and return them in order."""
@@ -156,6 +166,17 @@ class RolloutEngine:
         self._bar = tqdm(total=len(specs) * self.config.group_size, desc="episodes", unit="ep", disable=not self.progress)
         try:
             return list(await asyncio.gather(*(self.run_group(s) for s in specs)))
+        finally:
+            self._bar.close()
+            self._bar = None
+
+    async def run_trees(self, specs: list[GroupSpec] | int, tree: TreeConfig | None = None) -> list[Group]:
+        """Tree rollouts for every group (see :mod:`agentrl.rollout.tree`), in order."""
+        tree = tree or TreeConfig()
+        specs = group_specs(specs, self.config.seed) if isinstance(specs, int) else specs
+        self._bar = tqdm(total=len(specs) * tree.num_trees, desc="trees", unit="tree", disable=not self.progress)
+        try:
+            return list(await asyncio.gather(*(self.run_tree_group(s, tree) for s in specs)))
         finally:
             self._bar.close()
             self._bar = None
