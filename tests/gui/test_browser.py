@@ -1,5 +1,6 @@
 """The browser tier on real MiniWoB++ pages in a real headless Chromium."""
 
+import os
 import re
 
 import psutil
@@ -100,21 +101,25 @@ async def test_crashed_browser_is_typed_and_replaced(browser_pool):
 
 
 def test_hung_browser_is_killed_and_nothing_leaks():
-    before = set(chromium_pids())
+    def alive(pids):
+        return [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+
+    before = set(chromium_pids(ancestor=os.getpid()))  # the session pool's browsers
     pool = BrowserPool(size=1)
     browser = pool.acquire()
-    pids = browser.pids
-    assert len(pids) >= 3 and set(pids) <= set(chromium_pids())  # chromedriver, chromium, helpers
+    hung_pids = browser.pids
+    assert len(hung_pids) >= 3  # chromedriver, Chromium, its helpers
     with pytest.raises(BrowserTimeout):
         browser.run(lambda driver: driver.execute_script("while (true) {}"), timeout=1.0)
-    assert not browser.alive() and not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
-                                           for p in pids)
+    assert not browser.alive() and alive(hung_pids) == []
     pool.release(browser)
     replacement = pool.acquire()
     assert replacement is not browser and replacement.run(lambda d: d.execute_script("return 1 + 1")) == 2
+    replacement_pids = replacement.pids
     pool.release(replacement)
     pool.close()
-    assert set(chromium_pids()) <= before
+    assert alive(replacement_pids) == []
+    assert set(chromium_pids(ancestor=os.getpid())) <= before
 
 
 def test_missing_chromium_is_a_clear_error():

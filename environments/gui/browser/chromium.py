@@ -270,13 +270,19 @@ class Browser:
         self.close()
 
 
-def chromium_pids() -> list[int]:
-    """Every Chromium / chromedriver process on this machine (for leak checks)."""
-    pids = []
-    for proc in psutil.process_iter(["name", "cmdline"]):
+def chromium_pids(ancestor: int | None = None) -> list[int]:
+    """Live Chromium / chromedriver processes (only descendants of ``ancestor`` if given), for leak checks."""
+    if ancestor is None:
+        candidates = psutil.process_iter()
+    else:
         try:
-            name = (proc.info["name"] or "").lower()
-            if "chrom" in name and proc.status() != psutil.STATUS_ZOMBIE:
+            candidates = psutil.Process(ancestor).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+    pids = []
+    for proc in candidates:
+        try:
+            if "chrom" in proc.name().lower() and proc.status() != psutil.STATUS_ZOMBIE:
                 pids.append(proc.pid)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
