@@ -1,8 +1,8 @@
 """A retrieval server many processes share (Search-R1's ``retrieval_server.py`` API) and its client.
 
 Server: ``POST /retrieve`` with ``{"queries": [...], "topk": 3, "return_scores": true}`` answers
-``{"result": [[{"document": {"id", "contents"}, "score"}, ...], ...]}`` (one list per query; without
-``return_scores`` each entry is the bare document). ``GET /health`` reports the corpus size.
+``{"result": [[{"document": {"id", "contents", "source"}, "score"}, ...], ...]}`` (one list per
+query; without ``return_scores`` each entry is the bare document; ``source`` is our addition). ``GET /health`` reports the corpus size.
 Searches run in a worker thread so the server keeps accepting requests. Start one with::
 
     python -m agentrl_envs.search.service --port 8000
@@ -53,13 +53,11 @@ def make_app(retriever: BM25Retriever | None = None) -> web.Application:
         except (ValueError, ValidationError) as exc:
             return web.json_response({"error": f"bad request: {exc}"}, status=400)
         results = await asyncio.to_thread(retriever.search_batch, body.queries, body.topk)
+        def document(doc: Document) -> dict:
+            return {"id": doc.id, "contents": doc.contents, "source": doc.source}
+
         payload = [
-            [
-                {"document": {"id": h.doc.id, "contents": h.doc.contents}, "score": h.score}
-                if body.return_scores
-                else {"id": h.doc.id, "contents": h.doc.contents}
-                for h in hits
-            ]
+            [{"document": document(h.doc), "score": h.score} if body.return_scores else document(h.doc) for h in hits]
             for hits in results
         ]
         return web.json_response({"result": payload})
@@ -75,7 +73,7 @@ def make_app(retriever: BM25Retriever | None = None) -> web.Application:
 
 def _document(raw: dict) -> Document:
     title, _, text = raw["contents"].partition("\n")
-    return Document(id=raw["id"], title=title, text=text, source=raw["id"].split("/", 1)[0])
+    return Document(id=raw["id"], title=title, text=text, source=raw.get("source", ""))
 
 
 class RemoteRetriever:

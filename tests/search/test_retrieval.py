@@ -1,0 +1,90 @@
+"""BM25 index: build/save/load round trip, the process-wide share, rendering, and the server."""
+
+import asyncio
+
+import pytest
+from aiohttp import web
+
+from agentrl_envs.search.corpus import Corpus, Document
+from agentrl_envs.search.retrieval import BM25Retriever, Hit, render_hits, shared_retriever
+from agentrl_envs.search.service import RemoteRetriever, RetrievalUnavailable, make_app
+
+SMALL = Corpus(
+    [
+        Document("a", "Apple", "An apple is a round fruit of the apple tree.", "test"),
+        Document("b", "Banana", "A banana is an elongated edible fruit.", "test"),
+        Document("c", "Car", "A car is a motor vehicle with wheels.", "test"),
+    ]
+)
+
+
+def test_cached_index_round_trip(tmp_path):
+    directory = tmp_path / "idx"
+    built = BM25Retriever.open(SMALL, directory)
+    assert built.build_seconds is not None and (directory / "params.index.json").is_file()
+    loaded = BM25Retriever.open(SMALL, directory)
+    assert loaded.build_seconds is None  # came from disk
+    for query in ("edible fruit", "motor vehicle", "apple tree"):
+        assert [h.doc.id for h in loaded.search(query, 3)] == [h.doc.id for h in built.search(query, 3)]
+    assert loaded.search("motor vehicle", 1)[0].doc.id == "c"
+    # unknown words and stopwords match nothing instead of returning zero-score documents
+    assert loaded.search("xyzzy the", 3) == []
+    assert loaded.search_batch([], 3) == []
+
+
+def test_shared_retriever_is_one_object_and_finds_known_articles(retriever):
+    assert shared_retriever() is retriever
+    assert [h.doc.title for h in retriever.search("inventor of the telephone", 3)][0] == "Alexander Graham Bell"
+    assert retriever.search("largest moon of Saturn", 1)[0].doc.title == "Titan (moon)"
+
+
+def test_render_hits_search_r1_format():
+    hits = [Hit(SMALL["a"], 2.0), Hit(SMALL["c"], 1.0)]
+    assert render_hits(hits) == (
+        "Doc 1(Title: Apple) An apple is a round fruit of the apple tree.\n"
+        "Doc 2(Title: Car) A car is a motor vehicle with wheels."
+    )
+    assert render_hits(hits[:1], max_doc_chars=20) == "Doc 1(Title: Apple) An apple is a round…"
+    assert render_hits([]) == "No documents matched the query."
+
+
+async def _serve(app):
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+async def test_retrieval_server_matches_in_process_search():
+    local = BM25Retriever.build(SMALL)
+    runner, url = await _serve(make_app(local))
+    try:
+        client = RemoteRetriever(url)
+        remote = await client.asearch_batch(["edible fruit", "motor vehicle"], 2)
+        expected = local.search_batch(["edible fruit", "motor vehicle"], 2)
+        assert [[h.doc for h in row] for row in remote] == [[h.doc for h in row] for row in expected]
+        assert [h.score for h in remote[0]] == pytest.approx([h.score for h in expected[0]])
+        # Search-R1's request shape; bad requests are a 400 with a message
+        import aiohttp
+
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{url}/retrieve", json={"queries": [], "topk": 3}) as response:
+                assert response.status == 400 and "queries" in (await response.json())["error"]
+            async with session.post(f"{url}/retrieve", json={"queries": ["car"], "return_scores": False}) as r:
+                assert (await r.json())["result"][0][0] == {"id": "c", "contents": SMALL["c"].contents, "source": "test"}
+        await client.aclose()
+    finally:
+        await runner.cleanup()
+
+
+async def test_unreachable_server_is_an_infrastructure_error():
+    from agentrl.sandbox.errors import SandboxUnavailable
+
+    client = RemoteRetriever("http://127.0.0.1:9", timeout_s=2)
+    with pytest.raises(RetrievalUnavailable) as excinfo:
+        await client.asearch_batch(["x"], 1)
+    assert isinstance(excinfo.value, SandboxUnavailable) and excinfo.value.retryable
+    await client.aclose()
+    await asyncio.sleep(0)
