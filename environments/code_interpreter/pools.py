@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import logging
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -23,6 +24,7 @@ from typing import Any, TypeVar
 from agentrl.sandbox import SandboxPool
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
@@ -91,5 +93,5 @@ def close_pools() -> None:
 
     try:
         asyncio.run_coroutine_threadsafe(close_all(), loop).result(timeout=60)
-    except Exception:  # exiting anyway: never mask the real exit status
-        pass
+    except (TimeoutError, RuntimeError) as exc:  # exiting anyway: log, never mask the exit status
+        log.warning("closing the shared sandbox pools failed: %s", exc)

@@ -85,7 +85,7 @@ async def test_kernel_keeps_state_across_turns_and_shows_errors(backend):
     env = math_env(backend)
     try:
         await env.areset(seed=0)
-        obs, reward, term, trunc, info = await env.astep("```python\nx = 6 * 7\n```")
+        obs, _reward, _term, _trunc, info = await env.astep("```python\nx = 6 * 7\n```")
         assert obs == "<interpreter>\n(no output)\n</interpreter>" and info["tool_calls"] == 1
         obs, *_ = await env.astep('<tool_call>{"name": "python", "arguments": {"code": "x + 1"}}</tool_call>')
         assert obs == "<tool_response>\nOut: 43\n</tool_response>"
@@ -115,7 +115,7 @@ async def test_timeout_interrupts_and_keeps_state():
     try:
         await env.areset(seed=0)
         await env.astep("```python\nkept = 'yes'\n```")
-        obs, reward, term, trunc, info = await env.astep("```python\nprint('start', flush=True)\nwhile True: pass\n```")
+        obs, _reward, term, _trunc, info = await env.astep("```python\nprint('start', flush=True)\nwhile True: pass\n```")
         assert info["execution"] == {"outcome": "timeout", "state_kept": True}
         assert not term and info["valid_action"] and info["error"] is None
         assert "start" in obs and "ran longer than 1 s and was interrupted" in obs
@@ -148,7 +148,7 @@ async def test_invalid_actions_and_format_penalty():
         obs, reward, term, trunc, info = await env.astep("The answer is 12.")
         assert obs.startswith("Error: No action found") and reward == pytest.approx(-0.1)
         assert not info["valid_action"] and info["tool_calls"] == 0
-        obs, reward, term, trunc, info = await env.astep("```python\nprint(1)")
+        obs, reward, _term, trunc, info = await env.astep("```python\nprint(1)")
         assert trunc and info["truncation"] == "invalid_actions" and not info["success"]
     finally:
         await env.aclose()
@@ -256,3 +256,18 @@ def test_random_guess_is_a_number():
     assert he.random_guess(np.random.default_rng(0)).startswith("<answer>")
     env.close()
     he.close()
+
+
+@pytest.mark.slow
+async def test_oracle_solves_all_humaneval_and_a_math_sample():
+    """Every one of the 164 canonical solutions passes its hidden tests in the sandbox."""
+    env = humaneval_env("local", pool_size=4)
+    math = math_env("local", pool_size=4)
+    try:
+        failed = [t.id for t in env.tasks if not (await aplay_episode(env, OracleAgent(env), seed=0, task_id=t.id)).success]
+        assert failed == []
+        sample = [t.id for t in math.tasks][::5]
+        failed = [i for i in sample if not (await aplay_episode(math, OracleAgent(math), seed=0, task_id=i)).success]
+        assert failed == []
+    finally:
+        await asyncio.gather(env.aclose(), math.aclose())

@@ -1,0 +1,70 @@
+"""CodeMath episodes through the rollout engine's episode runner, with a real tiny model."""
+
+import pytest
+
+import agentrl
+from agentrl.policy import ChatRenderer, HFPolicy, SamplingParams
+from agentrl.policy.base import Completion
+from agentrl.policy.tiny import build_tiny_model, build_tiny_tokenizer
+from agentrl.rollout import run_episode
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_tiny_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def renderer(tokenizer):
+    return ChatRenderer(tokenizer)
+
+
+class ScriptedTokens:
+    """A policy that 'samples' fixed texts as real token ids of the tiny tokenizer."""
+
+    policy_version, max_context_tokens = 0, None
+
+    def __init__(self, tokenizer, texts):
+        self.tokenizer, self.texts = tokenizer, list(texts)
+
+    async def generate(self, prompt_token_ids, sampling):
+        ids = self.tokenizer.encode(self.texts.pop(0), add_special_tokens=False)
+        return Completion(token_ids=ids, logprobs=[0.0] * len(ids), finish_reason="stop")
+
+
+def code_math(**options):
+    return lambda: agentrl.make("agentrl/CodeMath-v0", per_family=20, **options)
+
+
+def chain_sum_task():
+    env = code_math()()
+    task = next(t for t in env.tasks if t.data["family"] == "chain_sum")
+    return task.id, task.data["expression"], task.data["answer"]
+
+
+async def test_tiny_model_episode_is_recorded_with_error_observations(tokenizer, renderer):
+    model = build_tiny_model(tokenizer, hidden_size=64, intermediate_size=128)
+    policy = HFPolicy(model, tokenizer, max_batch_size=2, max_wait_s=0.01)
+    sampling = SamplingParams(max_tokens=16, stop=("e", "a", " "))
+    traj = await run_episode(code_math(max_invalid_actions=3), policy, renderer, sampling, seed=3, strict=True)
+    assert (traj.status, traj.truncation, traj.num_turns) == ("truncated", "invalid_actions", 3)
+    assert traj.env_id == "agentrl/CodeMath-v0" and traj.final_reward == 0.0
+    assert all(not s.valid_action and s.logprobs for s in traj.steps)
+
+
+async def test_scripted_tokens_solve_a_task_through_the_kernel(tokenizer, renderer):
+    task_id, expression, gold = chain_sum_task()
+    texts = [f"```python\nanswer = {expression}\n```", "```python\nprint(answer)\n```", f"\\boxed{{{gold}}}"]
+    traj = await run_episode(
+        code_math(), ScriptedTokens(tokenizer, texts), renderer, SamplingParams(max_tokens=64),
+        seed=0, task_id=task_id, strict=True,
+    )  # fmt: skip
+    assert (traj.status, traj.success, traj.final_reward) == ("ok", True, 1.0)
+    assert [s.tool_calls for s in traj.steps] == [1, 1, 0]
+    assert traj.steps[2].observation == f"<interpreter>\n{gold}\n</interpreter>"  # what the agent saw
+
+
+async def test_a_dead_kernel_is_an_infra_error_never_a_zero_reward(tokenizer, renderer):
+    texts = ["```python\nimport os\nos._exit(3)\n```"]
+    traj = await run_episode(code_math(), ScriptedTokens(tokenizer, texts), renderer, SamplingParams(max_tokens=64), seed=0)
+    assert traj.status == "infra_error" and traj.error.startswith("SandboxCrashed")
