@@ -81,15 +81,17 @@ async def run_browser(concurrency: int, episodes: int, fresh: bool) -> tuple[flo
         if not fresh:
             await env.aclose()
 
-    if shared is not None:  # warm the pool: start-up is measured separately
-        warm = await asyncio.gather(*(shared.aacquire() for _ in range(concurrency)))
-        for browser in warm:
-            shared.release(browser)
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    if shared is not None:
-        shared.close()
+    try:
+        if shared is not None:  # warm the pool: start-up is measured separately
+            warm = await asyncio.gather(*(shared.aacquire() for _ in range(concurrency)))
+            for browser in warm:
+                shared.release(browser)
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    finally:
+        if shared is not None:
+            shared.close()
     return statistics.mean(durations), steps / elapsed, statistics.mean(memory)
 
 

@@ -106,18 +106,20 @@ def test_hung_browser_is_killed_and_nothing_leaks():
 
     before = set(chromium_pids(ancestor=os.getpid()))  # the session pool's browsers
     pool = BrowserPool(size=1)
-    browser = pool.acquire()
-    hung_pids = browser.pids
-    assert len(hung_pids) >= 3  # chromedriver, Chromium, its helpers
-    with pytest.raises(BrowserTimeout):
-        browser.run(lambda driver: driver.execute_script("while (true) {}"), timeout=1.0)
-    assert not browser.alive() and alive(hung_pids) == []
-    pool.release(browser)
-    replacement = pool.acquire()
-    assert replacement is not browser and replacement.run(lambda d: d.execute_script("return 1 + 1")) == 2
-    replacement_pids = replacement.pids
-    pool.release(replacement)
-    pool.close()
+    try:
+        browser = pool.acquire()
+        hung_pids = browser.pids
+        assert len(hung_pids) >= 3  # chromedriver, Chromium, its helpers
+        with pytest.raises(BrowserTimeout):
+            browser.run(lambda driver: driver.execute_script("while (true) {}"), timeout=1.0)
+        assert not browser.alive() and alive(hung_pids) == []
+        pool.release(browser)
+        replacement = pool.acquire()
+        assert replacement is not browser and replacement.run(lambda d: d.execute_script("return 1 + 1")) == 2
+        replacement_pids = replacement.pids
+        pool.release(replacement)
+    finally:
+        pool.close()
     assert alive(replacement_pids) == []
     assert set(chromium_pids(ancestor=os.getpid())) <= before
 

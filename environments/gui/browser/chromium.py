@@ -155,9 +155,8 @@ class Browser:
         options.binary_location = c.chrome_binary
         # Its own session, so nothing it starts is tied to our terminal or process group.
         service = Service(executable_path=c.chromedriver, popen_kw={"start_new_session": True})
-        service.start()
+        self.driver = webdriver.Chrome(service=service, options=options)  # starts the service
         self._processes = [psutil.Process(service.process.pid)]
-        self.driver = webdriver.Chrome(service=service, options=options)
         self.driver.set_script_timeout(c.command_timeout_s)
         # chromedriver first, then the Chromium main process it started, then the helpers.
         self._processes += self._processes[0].children(recursive=False)

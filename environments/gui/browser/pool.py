@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import threading
+import weakref
 
 from agentrl_envs.gui.browser.chromium import Browser, BrowserConfig
 
@@ -32,6 +33,7 @@ class BrowserPool:
         self._started = 0
         self._replaced = 0
         self._closed = False
+        _live_pools.add(self)
 
     def acquire(self, timeout: float | None = None) -> Browser:
         """A warm idle browser, or a new one if a slot is free; waits up to ``timeout`` s for one."""
@@ -96,7 +98,7 @@ _default_lock = threading.Lock()
 
 
 def default_pool(size: int = 4, config: BrowserConfig | None = None) -> BrowserPool:
-    """The process-wide pool for ``(size, config)``, closed when the interpreter exits."""
+    """The process-wide pool for ``(size, config)`` (every pool is closed when the interpreter exits)."""
     key = (size, config or BrowserConfig())
     with _default_lock:
         pool = _default_pools.get(key)
@@ -105,7 +107,11 @@ def default_pool(size: int = 4, config: BrowserConfig | None = None) -> BrowserP
         return pool
 
 
+_live_pools: weakref.WeakSet[BrowserPool] = weakref.WeakSet()
+
+
 @atexit.register
-def _close_default_pools() -> None:
-    for pool in list(_default_pools.values()):
+def _close_all_pools() -> None:
+    """No Chromium outlives the interpreter, even when a pool's owner forgot to close it."""
+    for pool in list(_live_pools):
         pool.close()
