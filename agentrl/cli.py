@@ -17,6 +17,7 @@ from agentrl.env import AGENTS, EnvOptionError, UnknownEnvError, aplay_episode, 
 from agentrl.env.registry import env_sources, plugin_errors
 from agentrl.eval.cli import eval_group
 from agentrl.sandbox import cli as sandbox_cli
+from agentrl.train import cli as train_cli
 from agentrl.types import write_jsonl
 
 console = Console()
@@ -139,6 +140,7 @@ def run(env_id: str, agent: str, episodes: int, split: str, seed: int, options: 
 # Commands contributed by other areas are added below, one line each.
 main.add_command(eval_group)
 main.add_command(sandbox_cli.sandbox)
+main.add_command(train_cli.train)
 
 
 if __name__ == "__main__":

@@ -26,17 +26,18 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentrl.train.loss import PolicyLossConfig, loss_weights, policy_loss, token_logprobs_and_entropy
+from agentrl.train.loss import Aggregation, PolicyLossConfig, loss_weights, policy_loss, token_logprobs_and_entropy
 from agentrl.train.rows import TokenRow, collate, pack_microbatches
 
 Precision = Literal["auto", "fp32", "bf16"]
+Objective = Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
 class LoraSettings(BaseModel):
@@ -100,6 +101,7 @@ class Learner:
         loss: PolicyLossConfig,
         pad_id: int,
         seed: int = 0,
+        weights_lock: Any = None,
     ):
         self.model = model
         self.optim = optim
@@ -116,6 +118,8 @@ class Learner:
             self.optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
         )
         self.rng = np.random.default_rng(seed)
+        # Held around every in-place weight change: an in-process sampler holds it per batch.
+        self.weights_lock = weights_lock if weights_lock is not None else contextlib.nullcontext()
         self._is_peft = hasattr(model, "disable_adapter")
         self.reference: torch.nn.Module | None = None
         if loss.kl_coef > 0 and not self._is_peft:
@@ -157,9 +161,33 @@ class Learner:
         return out
 
     def _optimizer_step(self, rows: list[TokenRow]) -> dict[str, float]:
+        def ppo(logp, entropy, batch, weights, ref):
+            return policy_loss(
+                logp, batch.old_logp[:, 1:].to(self.device), batch.advantage[:, 1:].to(self.device), weights,
+                self.loss, ref_logp=ref, entropy=entropy,
+            )
+
+        return self.optimizer_step(rows, ppo, self.loss.aggregation, with_reference=self.loss.kl_coef > 0)
+
+    def optimizer_step(
+        self,
+        rows: list[TokenRow],
+        objective: Objective,
+        aggregation: Aggregation = "token-mean",
+        *,
+        with_entropy: bool = True,
+        with_reference: bool = False,
+        scheduler: bool = True,
+    ) -> dict[str, float]:
+        """One optimizer step on ``rows``: weights over all rows, gradients accumulated per micro-batch.
+
+        ``objective(logp, entropy, batch, weights, ref_logp) -> (loss, stats)`` gets tensors for
+        positions 1… of a micro-batch (position i predicts token i); stats are summed over
+        micro-batches.
+        """
         width = max(len(r) for r in rows)
         mask = torch.tensor([r.mask + [0] * (width - len(r)) for r in rows])
-        weights = loss_weights(mask, self.loss.aggregation)
+        weights = loss_weights(mask, aggregation)
         sums: dict[str, float] = {}
         self.optimizer.zero_grad(set_to_none=True)
         for mb in pack_microbatches([len(r) for r in rows], self.optim.micro_batch_tokens):
@@ -168,17 +196,9 @@ class Learner:
             w = weights[mb, :n][:, 1:].to(self.device)
             ids = batch.input_ids.to(self.device)
             attn = batch.attention_mask.to(self.device)
-            ref = self._reference_logp(ids, attn) if self.loss.kl_coef > 0 else None
-            logp, entropy = self._forward(self.model, ids, attn, with_entropy=True)
-            loss, stats = policy_loss(
-                logp,
-                batch.old_logp[:, 1:].to(self.device),
-                batch.advantage[:, 1:].to(self.device),
-                w,
-                self.loss,
-                ref_logp=ref,
-                entropy=entropy,
-            )
+            ref = self._reference_logp(ids, attn) if with_reference else None
+            logp, entropy = self._forward(self.model, ids, attn, with_entropy=with_entropy)
+            loss, stats = objective(logp, entropy, batch, w, ref)
             loss.backward()
             sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
             for k, v in stats.items():
@@ -190,11 +210,13 @@ class Learner:
             self.optimizer.zero_grad(set_to_none=True)  # skip a step that would poison the weights
             sums["skipped_steps"] = 1.0
         else:
-            self.optimizer.step()
+            with self.weights_lock:
+                self.optimizer.step()
             sums["skipped_steps"] = 0.0
-        self.scheduler.step()
+        if scheduler:
+            self.scheduler.step()
+            sums["lr"] = self.scheduler.get_last_lr()[0]
         sums["grad_norm"] = grad_norm
-        sums["lr"] = self.scheduler.get_last_lr()[0]
         return sums
 
     def state_dict(self) -> dict[str, Any]:

@@ -1,0 +1,190 @@
+"""The training configuration: typed pydantic sections, loaded from YAML, errors that name the field.
+
+Every field has a default, and the defaults *are* the embedded CPU run (``agentrl train`` with no
+file): a tiny random-init model, an SFT warm start on the maze's oracle demonstrations, then
+GiGPO. A YAML file only lists what it changes; ``--set section.key=value`` overrides one field
+from the command line. Unknown keys are errors (a typo never silently falls back to a default).
+
+    cfg = load_config("examples/gigpo_maze.yaml", overrides=["seed=1", "optim.lr=3e-4"])
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from agentrl.train.learner import LoraSettings, OptimConfig
+from agentrl.train.loss import PolicyLossConfig
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the file and the field."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TinyModelSpec(Section):
+    """Size of the random-init Llama built when ``model.name`` is ``tiny``."""
+
+    hidden_size: int = Field(default=128, ge=8)
+    num_layers: int = Field(default=2, ge=1)
+    num_heads: int = Field(default=4, ge=1)
+    intermediate_size: int = Field(default=256, ge=8)
+    vocab_size: int = Field(default=512, ge=300, description="Byte-level BPE vocabulary trained at start-up.")
+
+
+class ModelSection(Section):
+    name: str = Field(default="tiny", description="'tiny' (random init, no download) or a Hugging Face id / local path.")
+    tiny: TinyModelSpec = TinyModelSpec()
+    backend: Literal["hf", "vllm"] = Field(default="hf", description="Sampler: in-process transformers or vLLM.")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        default="auto", description="Weights dtype: auto = bfloat16 on a CUDA GPU that supports it, else float32."
+    )
+    lora: LoraSettings | None = None
+    max_batch_size: int = Field(default=64, ge=1, description="Sequences the in-process sampler decodes together.")
+    gpu_memory_utilization: float = Field(default=0.4, gt=0.0, lt=1.0, description="vLLM's share of GPU memory.")
+
+
+class EnvSection(Section):
+    id: str = "agentrl/Maze-v0"
+    options: dict[str, Any] = Field(
+        default_factory=lambda: {"size": 4, "wall_density": 0.2, "num_tasks": 16, "max_turns": 8}
+    )
+
+
+class RolloutSection(Section):
+    groups_per_step: int = Field(default=8, ge=1, description="Tasks per RL step.")
+    group_size: int = Field(default=8, ge=1, description="Rollouts per task (the GRPO/GiGPO group).")
+    temperature: float = Field(default=1.0, ge=0.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(default=16, ge=1, description="Token budget of one agent turn.")
+    context: Literal["full", "window"] = Field(default="window", description="Chat context mode of the renderer.")
+    history_window: int = Field(default=0, ge=0, description="(action, observation) pairs kept in window mode.")
+    concurrency: int = Field(default=64, ge=1, description="Episodes in flight at once.")
+
+
+class ShaperEntry(Section):
+    name: str
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class AlgoSection(Section):
+    estimator: str = "gigpo"
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="Estimator parameters (see its module docstring)."
+    )
+    shapers: list[ShaperEntry] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _known_and_valid(self) -> AlgoSection:
+        from agentrl.algos import get_estimator, get_shaper
+
+        try:
+            get_estimator(self.estimator).config(self.config)
+        except KeyError as exc:
+            raise ValueError(f"estimator: {exc.args[0]}") from None
+        except ValueError as exc:
+            raise ValueError(f"config: {exc}") from None
+        for i, entry in enumerate(self.shapers):
+            try:
+                get_shaper(entry.name, entry.config)
+            except (KeyError, ValueError) as exc:
+                raise ValueError(f"shapers.{i}: {exc.args[0]}") from None
+        return self
+
+
+class SFTSection(Section):
+    """Supervised warm start on the env's oracle demonstrations (0 episodes: off)."""
+
+    episodes: int = Field(default=256, ge=0)
+    epochs: int = Field(default=6, ge=1)
+    batch_rows: int = Field(default=32, ge=1, description="Sequences per optimizer step.")
+    lr: float = Field(default=3e-3, gt=0.0)
+
+
+class EvalSection(Section):
+    every: int = Field(default=5, ge=0, description="Evaluate every N RL steps (0: only at start and end).")
+    episodes: int = Field(default=64, ge=1)
+    split: Literal["train", "dev", "test"] = "train"
+    temperature: float = Field(default=1.0, ge=0.0, description="Sampling temperature of evaluation episodes.")
+
+
+class CheckpointSection(Section):
+    every: int = Field(default=5, ge=1, description="Save every N RL steps (and at the end).")
+    keep: int = Field(default=2, ge=1)
+
+
+class TrainConfig(Section):
+    seed: int = 0
+    output_dir: str = "runs/default"
+    steps: int = Field(default=30, ge=0, description="RL steps (one rollout batch + one policy update each).")
+    mode: Literal["sync", "one_step_off"] = Field(
+        default="sync", description="one_step_off: roll out step k+1 while the learner trains on step k."
+    )
+    model: ModelSection = ModelSection()
+    env: EnvSection = EnvSection()
+    rollout: RolloutSection = RolloutSection()
+    # GiGPO's invalid-action penalty as a discounted step reward (see agentrl/train/README.md).
+    algo: AlgoSection = AlgoSection(config={"penalty_mode": "discounted"})
+    loss: PolicyLossConfig = PolicyLossConfig()
+    optim: OptimConfig = OptimConfig(lr=1e-3, micro_batch_tokens=16384)
+    sft: SFTSection = SFTSection()
+    eval: EvalSection = EvalSection()
+    checkpoint: CheckpointSection = CheckpointSection()
+    tensorboard: bool = True
+
+
+def _format(exc: ValidationError, source: str) -> str:
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        head, sep, rest = msg.partition(": ")
+        if sep and re.fullmatch(r"[A-Za-z_][\w.]*", head):  # a validator naming a sub-field
+            loc, msg = f"{loc}.{head}", rest
+        problems.append(f"  {loc}: {msg}")
+    return f"{source}: invalid training config\n" + "\n".join(problems)
+
+
+def _apply_override(data: dict[str, Any], override: str) -> None:
+    key, sep, raw = override.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {override!r}: expected section.key=value")
+    value = yaml.safe_load(raw) if raw else ""
+    node = data
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {override!r}: {part} is not a section")
+    node[parts[-1]] = value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """Read ``path`` (YAML; None: the embedded default), apply ``key=value`` overrides, validate."""
+    data: dict[str, Any] = {}
+    source = "default config"
+    if path is not None:
+        source = str(path)
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such file") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+        data = loaded or {}
+    for override in overrides:
+        _apply_override(data, override)
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format(exc, source)) from None

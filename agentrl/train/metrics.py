@@ -1,0 +1,95 @@
+"""Per-step metrics: a JSON Lines file, TensorBoard event files and a learning-curve PNG.
+
+``metrics.jsonl`` holds one object per RL step (``{"step": k, "rollout/success": …}``) plus
+evaluation records (``{"step": k, "eval/success": …}``). On ``--resume`` from checkpoint step
+k, :meth:`MetricsLog.truncate_after` drops every record after step k — those steps are redone —
+and TensorBoard's ``purge_step`` discards their events, so each step appears exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+
+class MetricsLog:
+    """Append-only metrics with an optional TensorBoard mirror."""
+
+    def __init__(self, directory: str | Path, tensorboard: bool = True, purge_step: int | None = None):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path = self.directory / "metrics.jsonl"
+        self._writer = None
+        if tensorboard:
+            from tensorboardX import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.directory / "tensorboard"), purge_step=purge_step)
+
+    def truncate_after(self, step: int) -> None:
+        """Keep only records with ``step <= step`` (a resumed run redoes the rest)."""
+        if not self.path.exists():
+            return
+        kept = [line for line in self.path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        tmp.replace(self.path)
+
+    def write(self, step: int, values: dict[str, Any]) -> None:
+        record = {"step": step, **{k: _plain(v) for k, v in values.items()}}
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        if self._writer is not None:
+            for key, value in record.items():
+                if key != "step" and isinstance(value, (int, float)) and math.isfinite(value):
+                    self._writer.add_scalar(key, value, step)
+            self._writer.flush()
+
+    def records(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def plot_learning_curves(records: list[dict[str, Any]], path: str | Path, title: str = "") -> Path:
+    """Success and reward of rollouts, and evaluation success, against the RL step (a PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for key, label, ax in (
+        ("rollout/success", "rollout success", axes[0]),
+        ("eval/success", "eval success", axes[0]),
+        ("rollout/reward", "rollout reward", axes[1]),
+        ("train/entropy", "entropy", axes[1]),
+    ):
+        points = [(r["step"], r[key]) for r in records if r.get(key) is not None]
+        if points:
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, marker="o" if key.startswith("eval") else None, markersize=3, label=label)
+    axes[0].set_ylim(-0.02, 1.02)
+    for ax in axes:
+        ax.set_xlabel("RL step")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,119 @@
+"""Supervised warm start on an env's oracle demonstrations.
+
+RL from a random-init model never sees a success, so every group's advantage is 0. The warm start
+plays the env's scripted oracle (``env.oracle_action()``) through the *same* episode loop, chat
+renderer and context mode the RL rollouts use (:func:`agentrl.rollout.episode.play`), by wrapping
+the oracle as a :class:`~agentrl.policy.base.Policy` that "samples" the oracle's action text
+followed by the template's end-of-turn token. The recorded steps then become training rows with
+:func:`agentrl.train.rows.build_rows`, exactly like RL data, and the loss is the token-mean
+negative log-likelihood of the policy tokens::
+
+    L_SFT = − Σ_t m_t · log π_θ(a_t | context) / Σ_t m_t
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from agentrl.env.base import TextEnv
+from agentrl.policy.base import Completion, SamplingParams
+from agentrl.policy.render import ChatRenderer
+from agentrl.rollout.episode import finalize, play
+from agentrl.train.learner import Learner
+from agentrl.train.rows import TokenRow, build_rows
+from agentrl.types import Trajectory
+
+
+class OraclePolicy:
+    """A :class:`~agentrl.policy.base.Policy` that answers with ``env.oracle_action()``."""
+
+    def __init__(self, env: TextEnv, renderer: ChatRenderer):
+        self.env = env
+        self.renderer = renderer
+
+    @property
+    def policy_version(self) -> int:
+        return 0
+
+    @property
+    def max_context_tokens(self) -> int | None:
+        return None
+
+    async def generate(self, prompt_token_ids: list[int], sampling: SamplingParams) -> Completion:
+        ids = self.renderer.encode(self.env.oracle_action()) + list(self.renderer.stop_token_ids[:1])
+        return Completion(token_ids=ids, logprobs=[0.0] * len(ids), finish_reason="stop")
+
+
+async def oracle_demonstrations(
+    env_factory: Callable[[], TextEnv], renderer: ChatRenderer, episodes: int, seed: int, max_tokens: int = 64
+) -> list[Trajectory]:
+    """``episodes`` oracle episodes (seeds ``seed``, ``seed + 1``, …) recorded as RL would record them."""
+    out = []
+    for i in range(episodes):
+        env = env_factory()
+        try:
+            trajectory = Trajectory(task_id="", seed=seed + i)
+            await play(env, OraclePolicy(env, renderer), renderer, trajectory, SamplingParams(max_tokens=max_tokens))
+            out.append(finalize(trajectory))
+        finally:
+            await env.aclose()
+            env.close()
+    return out
+
+
+def demonstration_rows(trajectories: list[Trajectory]) -> list[TokenRow]:
+    total = sum(len(s.completion_token_ids) for t in trajectories for s in t.steps)
+    return build_rows(trajectories, np.zeros(total))
+
+
+def nll(logp, entropy, batch, weights, ref):
+    """Token-mean negative log-likelihood of the policy tokens (an optimizer-step objective)."""
+    return -(weights * logp).sum(), {}
+
+
+def sft_epoch(learner: Learner, rows: list[TokenRow], batch_rows: int, rng: np.random.Generator) -> float:
+    """One pass of token-mean NLL over ``rows`` in shuffled batches; returns the mean loss."""
+    order = rng.permutation(len(rows))
+    losses = [
+        learner.optimizer_step([rows[i] for i in order[start : start + batch_rows]], nll, with_entropy=False,
+                               scheduler=False)["loss"]
+        for start in range(0, len(rows), batch_rows)
+    ]
+    return float(np.mean(losses))
+
+
+def run_sft(
+    learner: Learner,
+    env_factory: Callable[[], TextEnv],
+    renderer: ChatRenderer,
+    *,
+    episodes: int,
+    epochs: int,
+    batch_rows: int,
+    lr: float,
+    seed: int,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> list[float]:
+    """Warm-start ``learner.model`` on oracle demonstrations with its own Adam (lr ``lr``).
+
+    The learner's RL optimizer is left untouched (its moments start fresh for RL).
+    """
+    demos = asyncio.run(oracle_demonstrations(env_factory, renderer, episodes, seed))
+    rows = demonstration_rows(demos)
+    params = [p for p in learner.model.parameters() if p.requires_grad]
+    rl_optimizer = learner.optimizer
+    learner.optimizer = torch.optim.AdamW(params, lr=lr)
+    rng = np.random.default_rng(seed)
+    losses = []
+    try:
+        for epoch in range(epochs):
+            losses.append(sft_epoch(learner, rows, batch_rows, rng))
+            if on_epoch is not None:
+                on_epoch(epoch, losses[-1])
+    finally:
+        learner.optimizer = rl_optimizer
+    return losses

@@ -1,0 +1,393 @@
+"""The RL loop: rollout → reward shapers → estimator → PPO-clip update → weight sync.
+
+One RL step ``k`` (1-based):
+
+1. **Rollout.** ``rollout.groups_per_step`` groups of ``rollout.group_size`` episodes, each
+   group one task from one initial state; the group specs of step k are a pure function of
+   ``(seed, k)``, so a resumed run rolls out the same tasks.
+2. **Advantages.** The trajectories become a :class:`~agentrl.algos.StepBatch`; the configured
+   shapers and estimator (:class:`~agentrl.algos.Pipeline`) give one advantage per policy token;
+   infra-failed episodes are masked out.
+3. **Update.** :class:`~agentrl.train.learner.Learner` runs the PPO epochs against the behaviour
+   log-probabilities the sampler returned.
+4. **Weight sync.** The in-process sampler *shares* the trained module, so syncing is bumping
+   ``policy_version`` (under the sampler's ``weights_lock``); a vLLM sampler receives the new
+   weights through its weight-loading path (``policy.load_weights``).
+
+Modes: ``sync`` runs the steps one after another. ``one_step_off`` rolls out step k+1 while the
+learner trains on step k (in a worker thread), so the batch of step k+1 comes (mostly) from the
+weights before update k — one version stale; the PPO ratio is taken against the recorded
+behaviour log-probabilities, so the staleness is corrected for, and each trajectory records the
+versions that sampled it (``rollout/staleness`` in the metrics).
+
+Before RL, an optional SFT warm start (:mod:`agentrl.train.sft`) on oracle demonstrations gives a
+policy that sometimes succeeds. Evaluation (fixed seeds, so curves are comparable) runs at the
+start, every ``eval.every`` steps and at the end. Checkpoints every ``checkpoint.every`` steps;
+``resume=True`` continues from the newest one with no step lost or done twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+import agentrl
+from agentrl.algos import Pipeline, StepBatch, get_shaper
+from agentrl.policy.base import SamplingParams
+from agentrl.policy.render import ChatRenderer
+from agentrl.rollout import RolloutConfig, RolloutEngine, group_specs
+from agentrl.train.checkpoint import Checkpointer
+from agentrl.train.config import TrainConfig
+from agentrl.train.learner import Learner, apply_lora
+from agentrl.train.metrics import MetricsLog, plot_learning_curves
+from agentrl.train.rows import build_rows
+from agentrl.train.sft import run_sft
+from agentrl.types import Trajectory
+
+SPEC_SEED_STRIDE = 1_000_003
+EVAL_SEED = 987_654_321
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("model.device is 'cuda' but no CUDA device is available")
+    return torch.device(name)
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name == "float32":
+        return torch.float32
+    if name == "bfloat16":
+        return torch.bfloat16
+    return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+
+
+def build_model(config: TrainConfig, device: torch.device):
+    """(model, tokenizer) from ``config.model``: the tiny random-init model or a Hugging Face one."""
+    m = config.model
+    if m.name == "tiny":
+        from agentrl.policy.tiny import build_tiny_model, build_tiny_tokenizer
+
+        tokenizer = build_tiny_tokenizer(vocab_size=m.tiny.vocab_size)
+        model = build_tiny_model(
+            tokenizer,
+            hidden_size=m.tiny.hidden_size,
+            num_layers=m.tiny.num_layers,
+            num_heads=m.tiny.num_heads,
+            intermediate_size=m.tiny.intermediate_size,
+            seed=config.seed,
+        )
+    else:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(m.name)
+        model = AutoModelForCausalLM.from_pretrained(m.name, torch_dtype=resolve_dtype(m.dtype, device))
+    model = model.to(device=device, dtype=resolve_dtype(m.dtype, device)).eval()
+    if m.lora is not None:
+        model = apply_lora(model, m.lora)
+    return model, tokenizer
+
+
+def build_policy(config: TrainConfig, model, tokenizer):
+    """The sampler: in-process transformers (shares ``model``) or vLLM (gets weights pushed)."""
+    if config.model.backend == "hf":
+        from agentrl.policy.hf import HFPolicy
+
+        return HFPolicy(model, tokenizer, max_batch_size=config.model.max_batch_size, seed=config.seed)
+    try:
+        from agentrl.policy.vllm import VLLMPolicy
+    except ImportError as exc:
+        raise ImportError(
+            "model.backend 'vllm' needs vLLM on a CUDA machine: pip install 'agentrl[vllm]'"
+        ) from exc
+    return VLLMPolicy(config.model.name, seed=config.seed, gpu_memory_utilization=config.model.gpu_memory_utilization)
+
+
+@dataclasses.dataclass
+class StepResult:
+    metrics: dict[str, float]
+    trajectories: list[Trajectory]
+
+
+def rollout_metrics(trajectories: list[Trajectory], seconds: float, policy_version: int) -> dict[str, float]:
+    """Rollout statistics of one RL step (infra-failed episodes are counted, not averaged in)."""
+    ok = [t for t in trajectories if t.learnable]
+    steps = [s for t in ok for s in t.steps]
+    tokens = sum(len(s.completion_token_ids) for s in steps)
+    versions = [t.policy_version for t in ok if t.policy_version is not None]
+
+    def mean(values) -> float:
+        values = list(values)
+        return float(statistics.fmean(values)) if values else 0.0
+
+    return {
+        "rollout/reward": mean(t.final_reward for t in ok),
+        "rollout/success": mean(t.success for t in ok),
+        "rollout/turns": mean(t.num_turns for t in ok),
+        "rollout/tool_calls": mean(t.total_tool_calls for t in ok),
+        "rollout/invalid_action_rate": mean(not s.valid_action for s in steps),
+        "rollout/truncated": mean(t.status == "truncated" for t in ok),
+        "rollout/infra_errors": float(len(trajectories) - len(ok)),
+        "rollout/episodes": float(len(trajectories)),
+        "rollout/tokens": float(tokens),
+        "rollout/tokens_per_s": tokens / max(seconds, 1e-9),
+        "rollout/seconds": seconds,
+        "rollout/staleness": float(policy_version - min(versions)) if versions else 0.0,
+    }
+
+
+class Trainer:
+    """Builds every part from a :class:`TrainConfig` and runs the loop (see the module docstring)."""
+
+    def __init__(self, config: TrainConfig, *, progress: bool = True, log=print):
+        self.config = config
+        self.progress = progress
+        self.log = log
+        self.out = Path(config.output_dir)
+        torch.manual_seed(config.seed)
+        np.random.seed(config.seed)
+        self.device = resolve_device(config.model.device)
+        self.model, self.tokenizer = build_model(config, self.device)
+        self.policy = build_policy(config, self.model, self.tokenizer)
+        self.renderer = ChatRenderer(
+            self.tokenizer, mode=config.rollout.context, history_window=config.rollout.history_window
+        )
+        r = config.rollout
+        sampling = SamplingParams(max_tokens=r.max_tokens, temperature=r.temperature, top_p=r.top_p)
+        self.engine = RolloutEngine(
+            self.env_factory("train"),
+            self.policy,
+            self.renderer,
+            RolloutConfig(group_size=r.group_size, max_concurrency=r.concurrency, sampling=sampling, seed=config.seed),
+        )
+        e = config.eval
+        eval_sampling = sampling.model_copy(update={"temperature": e.temperature})
+        self.eval_engine = RolloutEngine(
+            self.env_factory(e.split),
+            self.policy,
+            self.renderer,
+            RolloutConfig(group_size=1, max_concurrency=r.concurrency, sampling=eval_sampling, seed=EVAL_SEED),
+        )
+        self.pipeline = Pipeline(
+            config.algo.estimator,
+            config.algo.config,
+            shapers=[get_shaper(s.name, s.config) for s in config.algo.shapers],
+        )
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        self.learner = Learner(
+            self.model, config.optim, config.loss, pad_id=int(pad), seed=config.seed,
+            weights_lock=getattr(self.policy, "weights_lock", None),
+        )
+        self.checkpointer = Checkpointer(self.out / "checkpoints", keep=config.checkpoint.keep)
+        self.step = 0
+        self.sft_losses: list[float] = []
+
+    # ------------------------------------------------------------------ parts
+    def env_factory(self, split: str):
+        env_id, options = self.config.env.id, {**self.config.env.options, "split": split}
+        agentrl.make(env_id, **options).close()  # fail now, naming the bad option, not inside a rollout
+        return lambda: agentrl.make(env_id, **options)
+
+    def _reseed_sampler(self, salt: int) -> None:
+        """Make step ``salt``'s sampling reproducible (and independent of earlier steps)."""
+        generator = getattr(self.policy, "_generator", None)
+        if isinstance(generator, torch.Generator):
+            generator.manual_seed(self.config.seed * SPEC_SEED_STRIDE + salt)
+
+    async def rollout(self, step: int) -> tuple[list[Trajectory], float]:
+        self._reseed_sampler(step)
+        specs = group_specs(self.config.rollout.groups_per_step, seed=self.config.seed * SPEC_SEED_STRIDE + step)
+        start = time.perf_counter()
+        groups = await self.engine.run(specs)
+        return [m for g in groups for m in g.members], time.perf_counter() - start
+
+    async def evaluate(self) -> dict[str, float]:
+        """Success on fixed evaluation episodes (same seeds every time)."""
+        self._reseed_sampler(-1)
+        groups = await self.eval_engine.run(self.config.eval.episodes)
+        trajectories = [g.members[0] for g in groups]
+        ok = [t for t in trajectories if t.learnable]
+        return {
+            "eval/success": float(np.mean([t.success for t in ok])) if ok else 0.0,
+            "eval/reward": float(np.mean([t.final_reward for t in ok])) if ok else 0.0,
+            "eval/turns": float(np.mean([t.num_turns for t in ok])) if ok else 0.0,
+        }
+
+    def advantages_and_rows(self, trajectories: list[Trajectory]):
+        kept = [t for t in trajectories if t.steps]
+        batch = StepBatch.from_trajectories(kept)
+        adv = self.pipeline(batch)
+        rows = build_rows(kept, adv.token, adv.token_mask)
+        valid = adv.token[adv.token_mask] if adv.token_mask.any() else np.zeros(1)
+        stats = {
+            "adv/mean": float(valid.mean()),
+            "adv/abs_mean": float(np.abs(valid).mean()),
+            "adv/nonzero_frac": float((valid != 0).mean()),
+        }
+        return rows, stats
+
+    def update(self, trajectories: list[Trajectory]) -> dict[str, float]:
+        """Advantages → PPO update → weight sync; returns the learner's diagnostics."""
+        start = time.perf_counter()
+        rows, adv_stats = self.advantages_and_rows(trajectories)
+        stats = self.learner.update(rows)
+        with self.learner.weights_lock:
+            self.sync_weights()
+        seconds = time.perf_counter() - start
+        out = {f"train/{k}": v for k, v in stats.items()} | adv_stats
+        out["train/seconds"] = seconds
+        out["train/tokens_per_s"] = stats.get("trained_tokens", 0.0) / max(seconds, 1e-9)
+        return out
+
+    def sync_weights(self) -> None:
+        """Push the new weights to the sampler and bump its ``policy_version``."""
+        load = getattr(self.policy, "load_weights", None)
+        if load is not None:  # a sampler with its own copy of the weights (vLLM)
+            load(self.model)
+        self.policy.bump_version()
+
+    # ------------------------------------------------------------------ checkpoints
+    def save(self) -> None:
+        state = {"policy_version": self.policy.policy_version, **self.learner.state_dict()}
+        self.checkpointer.save(self.step, self.model, self.learner.optimizer, state, self.learner.scheduler)
+
+    def restore(self) -> bool:
+        path = self.checkpointer.latest()
+        if path is None:
+            return False
+        state = self.checkpointer.load(path, self.model, self.learner.optimizer, self.learner.scheduler)
+        self.step = int(state["step"])
+        self.learner.load_state_dict(state)
+        while self.policy.policy_version < state["policy_version"]:
+            self.policy.bump_version()
+        if getattr(self.policy, "load_weights", None) is not None:
+            self.policy.load_weights(self.model)
+        return True
+
+    # ------------------------------------------------------------------ the run
+    def run(self, resume: bool = False) -> dict[str, Any]:
+        return asyncio.run(self.arun(resume))
+
+    async def arun(self, resume: bool = False) -> dict[str, Any]:
+        c = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        resumed = resume and self.restore()
+        if resume and not resumed:
+            self.log(f"no checkpoint under {self.checkpointer.directory}: starting from scratch")
+        if not resumed and self.checkpointer.steps():
+            raise RuntimeError(
+                f"{self.checkpointer.directory} already holds checkpoints: pass --resume to continue that run "
+                "or choose another output_dir"
+            )
+        (self.out / "config.yaml").write_text(yaml.safe_dump(c.model_dump(mode="json"), sort_keys=False))
+        metrics = MetricsLog(self.out, tensorboard=c.tensorboard, purge_step=self.step + 1 if resumed else None)
+        try:
+            if resumed:
+                metrics.truncate_after(self.step)
+                self.log(f"resumed from step {self.step} (policy version {self.policy.policy_version})")
+            else:
+                metrics.truncate_after(-1)  # a run killed before its first checkpoint starts over
+                await self._warm_start(metrics)
+                self.save()  # step 0: the RL start, so a kill during step 1 resumes after the warm start
+            await self._loop(metrics)
+            records = metrics.records()
+            plot = plot_learning_curves(records, self.out / "learning_curve.png", title=f"{c.algo.estimator} on {c.env.id}")
+            self._export()
+        finally:
+            metrics.close()
+            close = getattr(self.policy, "aclose", None)
+            if close is not None:
+                await close()
+        evals = [r for r in records if "eval/success" in r]
+        return {
+            "steps": self.step,
+            "start_success": evals[0]["eval/success"] if evals else None,
+            "final_success": evals[-1]["eval/success"] if evals else None,
+            "plot": str(plot),
+            "metrics": str(metrics.path),
+        }
+
+    async def _warm_start(self, metrics: MetricsLog) -> None:
+        s = self.config.sft
+        if s.episodes > 0:
+            self.log(f"SFT warm start: {s.episodes} oracle episodes, {s.epochs} epochs")
+            env_factory = self.env_factory("train")
+            self.sft_losses = await asyncio.to_thread(
+                run_sft,
+                self.learner,
+                env_factory,
+                self.renderer,
+                episodes=s.episodes,
+                epochs=s.epochs,
+                batch_rows=s.batch_rows,
+                lr=s.lr,
+                seed=self.config.seed,
+                on_epoch=lambda e, loss: self.log(f"  SFT epoch {e + 1}: loss {loss:.4f}"),
+            )
+            with self.learner.weights_lock:
+                self.sync_weights()
+            if self.learner.reference is not None:  # the KL anchor is the warm-started policy
+                self.learner.reference.load_state_dict(self.model.state_dict())
+        record = await self.evaluate()
+        if self.sft_losses:
+            record["sft/loss"] = self.sft_losses[-1]
+        metrics.write(0, record)
+        self.log(f"step 0: eval success {record['eval/success']:.3f}")
+
+    async def _loop(self, metrics: MetricsLog) -> None:
+        c = self.config
+        first = self.step + 1
+        bar = tqdm(total=c.steps, initial=self.step, desc="RL steps", unit="step", disable=not self.progress)
+        pending: asyncio.Task | None = None
+        try:
+            for step in range(first, c.steps + 1):
+                if pending is None:
+                    trajectories, seconds = await self.rollout(step)
+                else:
+                    trajectories, seconds = await pending
+                    pending = None
+                record = rollout_metrics(trajectories, seconds, self.policy.policy_version)
+                if c.mode == "one_step_off" and step < c.steps:
+                    pending = asyncio.create_task(self.rollout(step + 1))
+                    record |= await asyncio.to_thread(self.update, trajectories)
+                else:
+                    record |= self.update(trajectories)
+                record["policy_version"] = self.policy.policy_version
+                self.step = step
+                if (c.eval.every and step % c.eval.every == 0) or step == c.steps:
+                    if pending is not None:  # evaluate the new weights, not a mix
+                        await asyncio.wait([pending])
+                    record |= await self.evaluate()
+                metrics.write(step, record)
+                if step % c.checkpoint.every == 0 or step == c.steps:
+                    if pending is not None:
+                        # The in-flight rollout is not checkpointed: a resume regenerates it.
+                        await asyncio.wait([pending])
+                    self.save()
+                bar.update(1)
+                bar.set_postfix(
+                    success=f"{record['rollout/success']:.2f}",
+                    reward=f"{record['rollout/reward']:.2f}",
+                    **({"eval": f"{record['eval/success']:.2f}"} if "eval/success" in record else {}),
+                )
+        finally:
+            bar.close()
+            if pending is not None:
+                pending.cancel()
+
+    def _export(self) -> None:
+        """The final policy in Hugging Face format (``final/``), loadable with ``from_pretrained``."""
+        final = self.out / "final"
+        self.model.save_pretrained(final, safe_serialization=True)
+        self.tokenizer.save_pretrained(final)
