@@ -68,6 +68,10 @@ class SandboxServer:
             "XDG_CACHE_HOME": str(home / ".cache"),
             "MPLBACKEND": "module://matplotlib_inline.backend_inline",
             "PYTHONDONTWRITEBYTECODE": "1",
+            # one BLAS thread: a sandbox is one CPU's worth of work, and each BLAS thread
+            # reserves address space that counts against RLIMIT_AS
+            "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
         }
         self.kernel = KernelSession(workdir, statedir / "runtime", env=env, capture_fd_output=capture_fd_output)
         self.exec_pids: set[int] = set()
