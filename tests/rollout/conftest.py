@@ -1,0 +1,24 @@
+import pytest
+
+from agentrl.policy import ChatRenderer, HFPolicy
+from agentrl.policy.tiny import build_tiny_model, build_tiny_tokenizer
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return build_tiny_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def model(tokenizer):
+    return build_tiny_model(tokenizer, hidden_size=64, intermediate_size=128)
+
+
+@pytest.fixture
+def policy(model, tokenizer):
+    return HFPolicy(model, tokenizer, max_batch_size=4, max_wait_s=0.02)
+
+
+@pytest.fixture
+def renderer(tokenizer):
+    return ChatRenderer(tokenizer)
