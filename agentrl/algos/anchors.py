@@ -23,8 +23,29 @@ from agentrl.algos.stats import dense_ids
 
 
 def exact_anchors(batch: StepBatch) -> tuple[np.ndarray, int]:
-    """Dense anchor-group id per row (−1 for rows without a state key)."""
-    return dense_ids(batch.group, batch.state)
+    """Anchor-group id per row (ids in ``0..K-1``, −1 for rows without a state key).
+
+    A state seen in one GRPO group only (the common case: most states carry task content) is
+    its own anchor id; only rows whose state occurs in several groups are split by group, so
+    the usual cost is O(rows) with no sort.
+    """
+    state, group = batch.state, batch.group
+    has = state >= 0
+    if not has.any():
+        return np.full(batch.n_rows, -1, dtype=np.int64), 0
+    n_states = int(state.max()) + 1
+    s, g = state[has], group[has]
+    lo = np.full(n_states, np.iinfo(np.int64).max)
+    hi = np.full(n_states, -1)
+    np.minimum.at(lo, s, g)
+    np.maximum.at(hi, s, g)
+    anchor = np.where(has, state, -1)
+    shared = has & (lo != hi)[np.where(has, state, 0)]
+    if not shared.any():
+        return anchor, n_states
+    split, n_split = dense_ids(group[shared], state[shared])
+    anchor[shared] = n_states + split
+    return anchor, n_states + n_split
 
 
 def similarity_anchors(batch: StepBatch, thresh: float) -> tuple[np.ndarray, int]:

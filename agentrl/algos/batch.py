@@ -44,6 +44,7 @@ entropy under the sampling policy, detached; needed by GTPO-entropy, GRPO-S, EMP
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Sequence
 from functools import cached_property
@@ -56,6 +57,10 @@ from agentrl.types import RolloutTree, Trajectory
 _INT_COLUMNS = ("group", "traj", "tree", "node", "parent", "step", "state", "tool_calls", "n_tokens", "task")
 _BOOL_COLUMNS = ("leaf", "success", "valid", "action_valid")
 _FLOAT_COLUMNS = ("reward", "final_reward")
+# Columns that define the batch's shape; replacing any of them re-validates everything.
+_STRUCTURE = {"group", "traj", "tree", "node", "parent", "step", "leaf", "n_tokens"}
+# Cached properties that depend on value columns, and on which.
+_VALUE_CACHES = {"episode_tool_calls": {"tool_calls"}, "step_entropy": {"token_entropy"}}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -86,29 +91,14 @@ class StepBatch:
     action_text: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        n = None
-        for name in _INT_COLUMNS + _BOOL_COLUMNS + _FLOAT_COLUMNS:
-            dtype = np.int64 if name in _INT_COLUMNS else bool if name in _BOOL_COLUMNS else np.float64
-            col = np.asarray(getattr(self, name))
-            if col.ndim != 1:
-                raise ValueError(f"StepBatch.{name} must be 1-D, got shape {col.shape}")
-            if n is None:
-                n = col.size
-            elif col.size != n:
-                raise ValueError(f"StepBatch.{name} has {col.size} rows, expected {n}")
-            if name in _FLOAT_COLUMNS and col.size and not np.all(np.isfinite(col.astype(np.float64))):
-                raise ValueError(f"StepBatch.{name} contains NaN or inf")
-            object.__setattr__(self, name, np.ascontiguousarray(col, dtype=dtype))
+        self._validate_values(_INT_COLUMNS + _BOOL_COLUMNS + _FLOAT_COLUMNS + ("token_entropy", "action_text"))
+        n = self.n_rows
         rows = np.arange(n)
         if n and (np.any(self.parent >= rows) or np.any(self.parent < -1)):
             raise ValueError("StepBatch.parent must point at an earlier row (or −1 for a root)")
-        for name in ("group", "traj", "tree", "step", "tool_calls", "n_tokens", "task"):
+        for name in ("group", "traj", "tree", "step", "n_tokens"):
             if n and getattr(self, name).min() < 0:
                 raise ValueError(f"StepBatch.{name} must be non-negative")
-        if n and np.any(self.state < -1):
-            raise ValueError("StepBatch.state must be ≥ −1 (−1: no state key)")
-        if self.state_keys and n and self.state.max() >= len(self.state_keys):
-            raise ValueError("StepBatch.state points past state_keys")
         roots = self.parent < 0
         if n and np.any(self.step[roots] != 0):
             raise ValueError("StepBatch.step must be 0 at every root")
@@ -118,16 +108,40 @@ class StepBatch:
             raise ValueError("a row's parent must belong to the same trajectory/tree")
         if n and np.any(np.diff(self.traj) < 0):
             raise ValueError("rows must be grouped by traj in ascending order")
-        if self.token_entropy is not None:
+
+    def _validate_values(self, names) -> None:
+        """Coerce and check the named columns (dtype, length, finiteness, ranges)."""
+        n = np.asarray(self.group).size
+        for name in names:
+            if name in ("token_entropy", "action_text"):
+                continue
+            dtype = np.int64 if name in _INT_COLUMNS else bool if name in _BOOL_COLUMNS else np.float64
+            col = np.asarray(getattr(self, name))
+            if col.ndim != 1:
+                raise ValueError(f"StepBatch.{name} must be 1-D, got shape {col.shape}")
+            if col.size != n:
+                raise ValueError(f"StepBatch.{name} has {col.size} rows, expected {n}")
+            if name in _FLOAT_COLUMNS and col.size and not np.all(np.isfinite(col.astype(np.float64))):
+                raise ValueError(f"StepBatch.{name} contains NaN or inf")
+            object.__setattr__(self, name, np.ascontiguousarray(col, dtype=dtype))
+        if "tool_calls" in names and n and self.tool_calls.min() < 0:
+            raise ValueError("StepBatch.tool_calls must be non-negative")
+        if "task" in names and n and self.task.min() < 0:
+            raise ValueError("StepBatch.task must be non-negative")
+        if "state" in names and n:
+            if np.any(self.state < -1):
+                raise ValueError("StepBatch.state must be ≥ −1 (−1: no state key)")
+            if self.state_keys and self.state.max() >= len(self.state_keys):
+                raise ValueError("StepBatch.state points past state_keys")
+        if "token_entropy" in names and self.token_entropy is not None:
             ent = np.ascontiguousarray(self.token_entropy, dtype=np.float64)
-            if ent.ndim != 1 or ent.size != int(self.n_tokens.sum()):
-                raise ValueError(
-                    f"token_entropy has {ent.size} entries but n_tokens sums to {int(self.n_tokens.sum())}"
-                )
+            total = int(np.asarray(self.n_tokens).sum())
+            if ent.ndim != 1 or ent.size != total:
+                raise ValueError(f"token_entropy has {ent.size} entries but n_tokens sums to {total}")
             if not np.all(np.isfinite(ent)) or np.any(ent < 0):
                 raise ValueError("token_entropy must be finite and non-negative")
             object.__setattr__(self, "token_entropy", ent)
-        if self.action_text is not None and len(self.action_text) != n:
+        if "action_text" in names and self.action_text is not None and len(self.action_text) != n:
             raise ValueError(f"action_text has {len(self.action_text)} entries, expected {n}")
 
     # ------------------------------------------------------------------ shape
@@ -174,7 +188,7 @@ class StepBatch:
     @cached_property
     def episode_tool_calls(self) -> np.ndarray:
         """Tool calls summed along each episode's path."""
-        return self.path_sum(self.tool_calls)[self.episode_rows]
+        return self.episode_sum(self.tool_calls)
 
     @cached_property
     def token_row(self) -> np.ndarray:
@@ -191,17 +205,28 @@ class StepBatch:
 
     # ------------------------------------------------------------ tree walks
     @cached_property
-    def _depth_levels(self) -> list[np.ndarray]:
-        order = np.argsort(self.step, kind="stable")
+    def depth_levels(self) -> list[np.ndarray]:
+        """Row indices at each depth (step position), shallowest first; cached per batch."""
+        step = self.step.astype(np.int16) if self.n_rows and self.step.max() < 2**15 else self.step
+        order = np.argsort(step, kind="stable")  # int16: radix sort, O(n)
         bounds = np.searchsorted(self.step[order], np.arange(int(self.step.max()) + 2)) if self.n_rows else [0]
         return [order[bounds[d] : bounds[d + 1]] for d in range(len(bounds) - 1)]
 
     def path_sum(self, values: np.ndarray) -> np.ndarray:
         """Σ of ``values`` over each row's ancestors and itself (root → row)."""
         out = np.array(values, dtype=np.result_type(values, np.int64))
-        for rows in self._depth_levels[1:]:
+        for rows in self.depth_levels[1:]:
             out[rows] += out[self.parent[rows]]
         return out
+
+    def episode_sum(self, values: np.ndarray) -> np.ndarray:
+        """Σ of ``values`` along each episode's root-to-leaf path (one value per episode)."""
+        values = np.asarray(values)
+        if self.is_chain:
+            if self.n_rows == 0:
+                return np.zeros(0, dtype=values.dtype)
+            return np.add.reduceat(values, segment_starts(self.traj))
+        return self.path_sum(values)[self.episode_rows]
 
     def credit(self, episode_values: np.ndarray) -> np.ndarray:
         """Per-row sum of ``episode_values`` (one per episode) over the episodes below each row.
@@ -217,13 +242,27 @@ class StepBatch:
             return episode_values[self.traj]
         out = np.zeros(self.n_rows)
         out[self.episode_rows] = episode_values
-        for rows in self._depth_levels[:0:-1]:
+        for rows in self.depth_levels[:0:-1]:
             np.add.at(out, self.parent[rows], out[rows])
         return out
 
     def replace(self, **changes) -> StepBatch:
-        """A copy with some columns replaced (shapers use this; the batch itself is never mutated)."""
-        return dataclasses.replace(self, **changes)
+        """A copy with some columns replaced (shapers use this; the batch itself is never mutated).
+
+        Changing only value columns (rewards, masks, states …) keeps the cached tree structure
+        (depth levels, episode rows) and validates just the new columns.
+        """
+        if _STRUCTURE & changes.keys() or not changes.keys() <= {f.name for f in dataclasses.fields(self)}:
+            return dataclasses.replace(self, **changes)
+        new = copy.copy(self)
+        for name, value in changes.items():
+            object.__setattr__(new, name, value)
+        checked = set(changes) & (set(_INT_COLUMNS + _BOOL_COLUMNS + _FLOAT_COLUMNS) | {"token_entropy", "action_text"})
+        new._validate_values(checked | ({"state"} if "state_keys" in changes else set()))
+        for cache, needs in _VALUE_CACHES.items():
+            if needs & changes.keys():
+                new.__dict__.pop(cache, None)
+        return new
 
     # ---------------------------------------------------------- constructors
     @classmethod

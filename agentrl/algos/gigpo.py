@@ -68,7 +68,7 @@ class GiGPOConfig(AlgoConfig):
 def step_returns(batch: StepBatch, gamma: float) -> np.ndarray:
     """Discounted return of every step within its trajectory (Eq. 5)."""
     batch.require_chain("discounted step returns")
-    return discounted_returns(batch.reward, batch.traj, batch.step, gamma)
+    return discounted_returns(batch.reward, batch.traj, batch.step, gamma, batch.depth_levels)
 
 
 def gigpo_parts(batch: StepBatch, cfg: GiGPOConfig) -> tuple[np.ndarray, np.ndarray]:

@@ -45,7 +45,7 @@ class GTPOTurnConfig(AlgoConfig):
 def gtpo_turn(batch: StepBatch, cfg: GTPOTurnConfig) -> np.ndarray:
     batch.require_chain("gtpo_turn")
     batch = penalize_invalid_actions(batch, cfg.format_penalty)
-    returns = discounted_returns(batch.reward, batch.traj, batch.step, cfg.gamma)
+    returns = discounted_returns(batch.reward, batch.traj, batch.step, cfg.gamma, batch.depth_levels)
     key = batch.group if cfg.norm_scope == "group" else np.zeros(batch.n_rows, dtype=np.int64)
     return group_normalize(
         returns, key, batch.valid, mode="mean_std_norm", singleton=cfg.singleton, eps=cfg.eps, members=batch.leaf

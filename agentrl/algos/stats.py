@@ -27,9 +27,11 @@ Singleton = Literal["zero", "raw"]
 
 
 def dense_ids(*keys: np.ndarray) -> tuple[np.ndarray, int]:
-    """Map each row's tuple of integer keys to a dense id in ``0..K-1`` (first-seen order is not kept).
+    """Map each row's tuple of non-negative integer keys to a dense id in ``0..K-1``.
 
-    A row with any negative key gets id −1 (no group).
+    A row with any negative key gets id −1 (no group). When the combined key space is small
+    (≤ max(4·rows, 2²⁰)) the relabelling is a bincount over that space, O(rows + space) with no
+    sort; otherwise it falls back to ``np.unique`` (a sort).
     """
     if not keys:
         raise ValueError("dense_ids needs at least one key column")
@@ -48,7 +50,13 @@ def dense_ids(*keys: np.ndarray) -> tuple[np.ndarray, int]:
     out = np.full(n, -1, dtype=np.int64)
     if not ok.any():
         return out, 0
-    uniq, inverse = np.unique(combined[ok], return_inverse=True)
+    picked = combined[ok]
+    if total_span <= max(4 * n, 1 << 20):
+        present = np.bincount(picked, minlength=total_span) > 0
+        relabel = np.cumsum(present) - 1
+        out[ok] = relabel[picked]
+        return out, int(present.sum())
+    uniq, inverse = np.unique(picked, return_inverse=True)
     out[ok] = inverse
     return out, len(uniq)
 
@@ -114,23 +122,19 @@ def normalize(
         raise ValueError(f"unknown mode {mode!r}: use 'mean_std_norm' or 'mean_norm'")
     if singleton not in ("zero", "raw"):
         raise ValueError(f"unknown singleton rule {singleton!r}: use 'zero' or 'raw'")
-    out = np.zeros_like(x)
     if x.size == 0:
-        return out
+        return np.zeros_like(x)
     grouped = mask & (key >= 0)
     k = np.where(grouped, key, 0)
     multi = grouped & (stats.members[k] >= 2)
     centred = x - stats.mean[k]
     if mode == "mean_std_norm":
-        out[multi] = centred[multi] / (stats.std[k][multi] + eps)
+        normalised = centred / (stats.std[k] + eps)
         raw = x / (1.0 + eps)
     else:
-        out[multi] = centred[multi]
-        raw = x
-    if singleton == "raw":
-        lone = mask & ~multi
-        out[lone] = raw[lone]
-    return out
+        normalised, raw = centred, x
+    lone = raw if singleton == "raw" else 0.0
+    return np.where(multi, normalised, np.where(mask, lone, 0.0))
 
 
 def group_normalize(
@@ -175,28 +179,42 @@ def segment_starts(seg: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]])
 
 
-def discounted_returns(reward: np.ndarray, seg: np.ndarray, pos: np.ndarray, gamma: float) -> np.ndarray:
+def discounted_returns(
+    reward: np.ndarray, seg: np.ndarray, pos: np.ndarray, gamma: float, levels: list[np.ndarray] | None = None
+) -> np.ndarray:
     """``R_t = r_t + γ·R_{t+1}`` within each contiguous segment (one trajectory, steps in order).
 
-    ``pos`` is each row's position in its segment (0, 1, …). The recursion runs backwards over
-    positions, one vector operation per position across all trajectories at once, so the work
-    is O(rows) with exact arithmetic (no γ^{−t} rescaling that would lose precision on long
-    episodes) and the Python loop has only max-length iterations.
+    ``pos`` is each row's position in its segment (0, 1, …); ``levels`` optionally gives the rows
+    at each position (:attr:`StepBatch.depth_levels`, cached per batch). The recursion runs
+    backwards over positions, one vector operation per position across all trajectories at
+    once: O(rows) exact arithmetic (no γ^{−t} rescaling that loses precision on long episodes)
+    with only max-length Python iterations.
     """
     reward = np.asarray(reward, dtype=np.float64)
     seg = np.asarray(seg)
-    pos = np.asarray(pos, dtype=np.int64)
     n = reward.size
     returns = reward.copy()
     if n == 0 or gamma == 0.0:
         return returns
+    pos = np.asarray(pos, dtype=np.int64)
+    starts = segment_starts(seg)
+    length = int(pos.max()) + 1
+    if starts.size * length <= 4 * n:
+        # Dense [position, trajectory] grid: one contiguous vector op per position.
+        t = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, n]))
+        grid = np.zeros((length, starts.size))
+        grid[pos, t] = reward
+        for p in range(length - 2, -1, -1):
+            grid[p] += gamma * grid[p + 1]
+        return grid[pos, t]
     has_next = np.zeros(n, dtype=bool)
     has_next[:-1] = seg[1:] == seg[:-1]
-    small = pos.astype(np.int16) if pos.max() < 2**15 else pos  # int16 sorts by radix, O(n)
-    order = np.argsort(small, kind="stable")
-    bounds = np.searchsorted(pos[order], np.arange(int(pos.max()) + 2))
-    for p in range(int(pos.max()) - 1, -1, -1):
-        rows = order[bounds[p] : bounds[p + 1]]
+    if levels is None:
+        small = pos.astype(np.int16) if pos.max() < 2**15 else pos  # int16 sorts by radix, O(n)
+        order = np.argsort(small, kind="stable")
+        bounds = np.searchsorted(pos[order], np.arange(int(pos.max()) + 2))
+        levels = [order[bounds[p] : bounds[p + 1]] for p in range(len(bounds) - 1)]
+    for rows in levels[-2::-1]:
         rows = rows[has_next[rows]]
         returns[rows] += gamma * returns[rows + 1]
     return returns

@@ -103,3 +103,31 @@ def test_expand_to_tokens_flat_and_padded():
 def test_step_entropy_is_the_token_mean():
     b = StepBatch.from_chains(traj=[0, 0, 1], group=[0, 0], n_tokens=[2, 0, 1], token_entropy=[1.0, 3.0, 0.5])
     assert b.step_entropy.tolist() == [2.0, 0.0, 0.5]
+
+
+def test_discounted_returns_both_layouts_match_the_recursion():
+    from agentrl.algos.stats import discounted_returns
+
+    rng = np.random.default_rng(3)
+    for lengths in ([3, 1, 4], [1] * 10 + [30]):  # compact (dense grid) and skewed (per-level) layouts
+        traj = np.repeat(np.arange(len(lengths)), lengths)
+        pos = np.concatenate([np.arange(n) for n in lengths])
+        r = rng.normal(size=traj.size)
+        expected = np.zeros_like(r)
+        for i in range(r.size - 1, -1, -1):
+            nxt = expected[i + 1] if i + 1 < r.size and traj[i + 1] == traj[i] else 0.0
+            expected[i] = r[i] + 0.9 * nxt
+        np.testing.assert_allclose(discounted_returns(r, traj, pos, 0.9), expected, atol=1e-12)
+
+
+def test_replace_checks_new_values_and_keeps_structure():
+    b = StepBatch.from_chains(traj=[0, 0, 1], group=[0, 0], n_tokens=[1, 1, 1], token_entropy=[1.0, 2.0, 3.0])
+    levels = b.depth_levels
+    shaped = b.replace(reward=np.array([1.0, 2.0, 3.0]))
+    assert shaped.depth_levels is levels and shaped.reward.dtype == np.float64
+    assert b.reward.tolist() == [0.0, 0.0, 0.0]  # the original is untouched
+    with pytest.raises(ValueError, match="NaN"):
+        b.replace(final_reward=np.array([np.nan, 0.0, 0.0]))
+    with pytest.raises(ValueError, match="rows"):
+        b.replace(valid=np.array([True]))
+    assert b.replace(token_entropy=np.array([4.0, 4.0, 4.0])).step_entropy.tolist() == [4.0, 4.0, 4.0]
