@@ -61,6 +61,15 @@ RANDOM_WORDS = (
 )
 
 
+def _copy_generator(rng: np.random.Generator | None) -> np.random.Generator | None:
+    """An independent generator in the same state (4x cheaper than ``copy.deepcopy``)."""
+    if rng is None:
+        return None
+    bit_generator = type(rng.bit_generator)(0)
+    bit_generator.state = rng.bit_generator.state
+    return np.random.Generator(bit_generator)
+
+
 class WebShopConfig(EnvConfig):
     max_turns: int = Field(default=15, ge=1, description="verl-agent's WebShop step limit.")
     num_products: int = Field(
@@ -167,7 +176,7 @@ class WebShopEnv(TextEnv):
         """A twin at the same state: the page state is immutable, so only small lists are copied."""
         twin = copy.copy(self)
         twin._actions = list(self._actions)
-        twin._np_random = copy.deepcopy(self._np_random)
+        twin._np_random = _copy_generator(self._np_random)
         twin._loop = None
         return twin
 

@@ -175,7 +175,8 @@ def test_max_turns_truncates(env):
     assert truncated and not terminated and info["truncation"] == "max_turns" and turn == 15
 
 
-def test_instances_share_one_shop_and_close_frees_it():
+def test_instances_share_one_shop_and_close_frees_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("AGENTRL_CACHE", str(tmp_path))
     a = WebShopEnv(num_products=40, catalog_seed=77)
     b = WebShopEnv(num_products=40, catalog_seed=77)
     private = WebShopEnv(num_products=40, catalog_seed=77, shared_index=False)
