@@ -18,12 +18,12 @@ import statistics
 import time
 
 import psutil
-
-from agentrl.env import OracleAgent, aplay_episode
 from agentrl_envs.gui.browser.chromium import Browser
 from agentrl_envs.gui.browser.env import MiniWoBEnv
 from agentrl_envs.gui.browser.pool import BrowserPool
 from agentrl_envs.gui.sim.env import GuiSimEnv
+
+from agentrl.env import OracleAgent, aplay_episode
 
 FAMILIES = ["click-button", "click-checkboxes", "login-user", "choose-list", "click-tab", "enter-text"]
 

@@ -14,9 +14,10 @@ from agentrl_envs.gui.tree import Node, render_tree, state_key
 
 def register() -> None:
     """Entry point of the ``agentrl.envs`` group."""
-    import agentrl
     from agentrl_envs.gui.browser.env import PAGES
     from agentrl_envs.gui.sim.families import FAMILIES
+
+    import agentrl
 
     # Entry points as strings: the browser tier's selenium is imported only when it is made.
     agentrl.register("agentrl/MiniWoB-v0", "agentrl_envs.gui.browser.env:MiniWoBEnv")

@@ -17,15 +17,24 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-from pydantic import Field
-
-from agentrl.env import ActionError, EnvConfig, StepOutcome, Task, TaskSet, TextEnv
-from agentrl.env.parsing import has_tool_call, parse_tool_calls
 from agentrl_envs.gui import tree
 from agentrl_envs.gui.actions import (
-    INSTRUCTIONS, KEYS, TOOLS, Action, action_from_tool_call, click, parse_action, press, select, type_text,
+    INSTRUCTIONS,
+    KEYS,
+    TOOLS,
+    Action,
+    action_from_tool_call,
+    click,
+    parse_action,
+    press,
+    select,
+    type_text,
 )
 from agentrl_envs.gui.oracles import ORACLES
+from pydantic import Field
+
+from agentrl.env import ActionError, EnvConfig, StepOutcome, TaskSet, TextEnv
+from agentrl.env.parsing import has_tool_call, parse_tool_calls
 
 SUCCESS_REWARD = 1.0
 ACTION_ROLES = {"type": ("textbox",), "select": ("combobox",)}

@@ -1,7 +1,6 @@
 import os
 
 import pytest
-
 from agentrl_envs.gui.browser.chromium import BrowserConfig
 
 

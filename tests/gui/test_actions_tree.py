@@ -1,10 +1,10 @@
 """The action language and the widget-tree rendering shared by both GUI tiers."""
 
 import pytest
-
-from agentrl.env import ActionError
 from agentrl_envs.gui.actions import Action, action_from_tool_call, parse_action
 from agentrl_envs.gui.tree import Node, render_observation, render_tree, state_key
+
+from agentrl.env import ActionError
 
 
 @pytest.mark.parametrize(

@@ -5,15 +5,15 @@ import re
 
 import psutil
 import pytest
+from agentrl_envs.gui.browser.chromium import Browser, BrowserCrashed, BrowserTimeout, chromium_pids
+from agentrl_envs.gui.browser.env import PAGES, MiniWoBEnv
+from agentrl_envs.gui.browser.pool import BrowserPool
+from agentrl_envs.gui.sim.families import FAMILIES as SIM_FAMILIES
 from gymnasium.utils.env_checker import check_env
 
 import agentrl
 from agentrl.env import OracleAgent, aplay_episode
 from agentrl.sandbox import SandboxCrashed
-from agentrl_envs.gui.browser.chromium import Browser, BrowserCrashed, BrowserTimeout, chromium_pids
-from agentrl_envs.gui.browser.env import PAGES, MiniWoBEnv
-from agentrl_envs.gui.browser.pool import BrowserPool
-from agentrl_envs.gui.sim.families import FAMILIES as SIM_FAMILIES
 
 pytestmark = pytest.mark.browser
 
@@ -75,7 +75,7 @@ async def test_raw_reward_and_invalid_actions(browser_pool):
         assert env.screenshot.startswith(b"\x89PNG")
         obs, reward, terminated, truncated, info = await env.astep("click(999)")
         assert not info["valid_action"] and "no element [999]" in obs and not terminated
-        obs, reward, terminated, truncated, info = await env.astep(f"click({wrong[0]})")
+        obs, reward, terminated, _truncated, info = await env.astep(f"click({wrong[0]})")
         # MiniWoB raw reward for a wrong button is -1, with no time decay.
         assert (reward, terminated, info["success"], info["tool_calls"]) == (-1.0, True, False, 1)
         assert info["screenshot"].startswith(b"\x89PNG")
@@ -94,7 +94,7 @@ async def test_crashed_browser_is_typed_and_replaced(browser_pool):
             await env.astep("click(1)")
         assert isinstance(caught.value, SandboxCrashed)  # the rollout engine's infra failure type
         assert env.browser is None and browser_pool.stats()["replaced"] == replaced + 1
-        obs, info = await env.areset(options={"task_id": "enter-text/0001"})
+        obs, _info = await env.areset(options={"task_id": "enter-text/0001"})
         assert "Task: Enter" in obs
     finally:
         await env.aclose()

@@ -4,12 +4,12 @@ import re
 
 import numpy as np
 import pytest
+from agentrl_envs.gui.sim.env import GuiSimEnv
+from agentrl_envs.gui.sim.families import FAMILIES
 from gymnasium.utils.env_checker import check_env
 
 import agentrl
 from agentrl.env import EnvOptionError, OracleAgent, RandomAgent, aplay_episode
-from agentrl_envs.gui.sim.env import GuiSimEnv
-from agentrl_envs.gui.sim.families import FAMILIES
 
 
 def ids(obs: str, role: str) -> list[int]:
@@ -54,14 +54,14 @@ async def test_random_agent_far_below_oracle():
 def test_login_by_hand():
     env = GuiSimEnv(families=["login-user"])
     obs, info = env.reset(options={"task_id": "login-user/0000"})
-    user, password = re.findall(r'"([^"]*)"', obs.split("\n")[0])
+    user, _password = re.findall(r'"([^"]*)"', obs.split("\n")[0])
     box_user, box_password = ids(obs, "textbox")
     (login,) = ids(obs, "button")
     obs, r, term, trunc, info = env.step(f'type({box_user}, "{user}")')
     assert (r, term, info["tool_calls"], info["valid_action"]) == (0.0, False, 1, True)
     assert f'value="{user}" focused' in obs
     env.step(f'type({box_password}, "wrong")')
-    obs, r, term, trunc, info = env.step(f"click({login})")
+    obs, r, term, _trunc, info = env.step(f"click({login})")
     assert (r, term, info["success"]) == (-1.0, True, False)
 
 
@@ -91,7 +91,7 @@ def test_invalid_actions_leave_the_page_unchanged():
         ("click(99)", "no element [99]"),
         (f'type({submit}, "x")', "needs a textbox"),
     ]:
-        obs, r, term, trunc, info = env.step(action)
+        obs, _r, _term, trunc, info = env.step(action)
         assert message in obs and not info["valid_action"] and info["state_key"] == key
         assert info["tool_calls"] == 0
     assert trunc and info["truncation"] == "invalid_actions"
@@ -115,7 +115,7 @@ def test_state_key_recurs_and_tracks_changes():
 
 def test_fork_is_an_independent_copy():
     env = GuiSimEnv(families=["enter-password"])
-    obs, _ = env.reset(options={"task_id": "enter-password/0005"})
+    _obs, _ = env.reset(options={"task_id": "enter-password/0005"})
     env.step(env.oracle_action())
     twin = env.fork()
     assert twin.state_key() == env.state_key() and twin.render() == env.render()

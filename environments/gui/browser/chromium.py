@@ -197,7 +197,7 @@ class Browser:
         future = asyncio.wrap_future(self._submit(fn, *args))
         try:
             return await asyncio.wait_for(future, timeout or self.config.command_timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise self._hung(timeout) from None
         except BrowserError:
             raise

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import Field
-
-from agentrl.env import ActionError, StepOutcome, Task
 from agentrl_envs.gui.base import GuiConfig, GuiEnv
 from agentrl_envs.gui.browser import page
 from agentrl_envs.gui.browser.chromium import Browser, BrowserConfig, BrowserError
 from agentrl_envs.gui.browser.pool import BrowserPool, default_pool
+from pydantic import Field
+
+from agentrl.env import ActionError, StepOutcome, Task
 
 # Family name -> task page in the miniwob wheel (the "-nodelay" page where the original
 # animates, so that the page is ready as soon as genProblem() returns).

@@ -12,11 +12,11 @@ import copy
 import hashlib
 
 import numpy as np
-
-from agentrl.env import ActionError, StepOutcome, Task
 from agentrl_envs.gui.base import GuiEnv
 from agentrl_envs.gui.sim.families import FAMILIES
 from agentrl_envs.gui.sim.page import SimPage
+
+from agentrl.env import ActionError, StepOutcome, Task
 
 
 class GuiSimEnv(GuiEnv):

@@ -14,15 +14,9 @@ import string
 from agentrl_envs.gui.sim.page import SimPage
 from agentrl_envs.gui.tree import Node
 
-LOREM = ("lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore "
-         "et dolore magna aliqua enim ad minim veniam quis nostrud exercitation ullamco laboris nisi aliquip "
-         "ex ea commodo consequat duis aute irure in reprehenderit voluptate velit esse cillum fugiat nulla "
-         "pariatur excepteur sint occaecat cupidatat non proident sunt culpa qui officia deserunt mollit anim "
-         "id est laborum").split()
-NAMES = ("Alice Bob Carol Dave Erin Frank Grace Heidi Ivan Judy Mallory Niaj Olivia Peggy Rupert Sybil Trent "
-         "Victor Walter Yvonne Zelda Marcus Nina Oscar Priya Quinn Rosa Sam Tara Uma").split()
-COUNTRIES = ("Peru Chad Italy Belgium Kenya Chile Norway Japan Egypt Ghana Nepal Spain Cuba Fiji Iran Mali "
-             "Oman Togo Laos Malta Brazil Canada Mexico Poland Sweden Greece Jordan Latvia Panama Qatar").split()
+LOREM = ["lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit", "sed", "do", "eiusmod", "tempor", "incididunt", "ut", "labore", "et", "dolore", "magna", "aliqua", "enim", "ad", "minim", "veniam", "quis", "nostrud", "exercitation", "ullamco", "laboris", "nisi", "aliquip", "ex", "ea", "commodo", "consequat", "duis", "aute", "irure", "in", "reprehenderit", "voluptate", "velit", "esse", "cillum", "fugiat", "nulla", "pariatur", "excepteur", "sint", "occaecat", "cupidatat", "non", "proident", "sunt", "culpa", "qui", "officia", "deserunt", "mollit", "anim", "id", "est", "laborum"]
+NAMES = ["Alice", "Bob", "Carol", "Dave", "Erin", "Frank", "Grace", "Heidi", "Ivan", "Judy", "Mallory", "Niaj", "Olivia", "Peggy", "Rupert", "Sybil", "Trent", "Victor", "Walter", "Yvonne", "Zelda", "Marcus", "Nina", "Oscar", "Priya", "Quinn", "Rosa", "Sam", "Tara", "Uma"]
+COUNTRIES = ["Peru", "Chad", "Italy", "Belgium", "Kenya", "Chile", "Norway", "Japan", "Egypt", "Ghana", "Nepal", "Spain", "Cuba", "Fiji", "Iran", "Mali", "Oman", "Togo", "Laos", "Malta", "Brazil", "Canada", "Mexico", "Poland", "Sweden", "Greece", "Jordan", "Latvia", "Panama", "Qatar"]
 BUTTONS = ("submit", "okay", "ok", "yes", "no", "cancel", "next", "previous")
 ALNUM = string.ascii_letters + string.digits
 
@@ -70,7 +64,7 @@ class ClickLink(_Page):
 
     def build(self) -> None:
         words = [self.sample(LOREM) for _ in range(self.randi(8, 16))]
-        link_at = sorted(set(int(i) for i in self.rng.choice(len(words), size=self.randi(1, 4), replace=False)))
+        link_at = sorted({int(i) for i in self.rng.choice(len(words), size=self.randi(1, 4), replace=False)})
         links = [self.node("link", words[i]) for i in link_at]
         self.target = self.sample(links).name
         paragraph = " ".join(w for i, w in enumerate(words) if i not in link_at)

@@ -12,7 +12,6 @@ of the env is a ``copy.deepcopy``.
 from __future__ import annotations
 
 import numpy as np
-
 from agentrl_envs.gui.actions import Action
 from agentrl_envs.gui.tree import Node
 
@@ -86,10 +85,7 @@ class SimPage:
                         other.checked = other is node
             self.focus(node)
             self.on_click(node)
-        elif action.name == "type":
-            self.focus(node)
-            node.value = action.text
-        elif action.name == "select":
+        elif action.name == "type" or action.name == "select":
             self.focus(node)
             node.value = action.text
         elif action.name == "press":
