@@ -77,6 +77,16 @@ def test_every_product_has_same_type_distractors(shop):
         assert close, p.asin
 
 
+def test_every_product_is_found_by_its_query(shop):
+    """The oracle searches the goal's query: its product must be among the 50 results."""
+    pages = Counter()
+    for p in shop.products:
+        results = shop.search(p.query)
+        assert p.asin in results, p.asin
+        pages[results.index(p.asin) // 10 + 1] += 1
+    assert pages[1] < 500 and pages[2] > 100  # the oracle has to page, not just click the first hit
+
+
 def test_goals_follow_webshop_rules(shop):
     goals = list(shop.goals.values())
     expected = sum(len(list(itertools.product(*p.options.values()))) for p in shop.products)
