@@ -2,11 +2,12 @@
 groups, deadlines, retries and staleness control, and Tree-GRPO tree rollouts."""
 
 from agentrl.rollout.engine import Group, GroupSpec, RolloutConfig, RolloutEngine, group_specs
-from agentrl.rollout.episode import INFRA_ERRORS, play, run_episode
+from agentrl.rollout.episode import INFRA_ERRORS, ChatPolicy, play, play_chat, run_chat_episode, run_episode
 from agentrl.rollout.tree import TreeBuilder, TreeConfig
 
 __all__ = [
     "INFRA_ERRORS",
+    "ChatPolicy",
     "Group",
     "GroupSpec",
     "RolloutConfig",
@@ -15,5 +16,7 @@ __all__ = [
     "TreeConfig",
     "group_specs",
     "play",
+    "play_chat",
+    "run_chat_episode",
     "run_episode",
 ]

@@ -33,9 +33,11 @@ import logging
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from agentrl.env.base import TextEnv
 from agentrl.policy.base import (
+    Completion,
     ContextOverflowError,
     Policy,
     PolicyBackendError,
@@ -199,6 +201,81 @@ async def run_episode(
     instead of recording them as ``infra_error``.
     """
     trajectory = Trajectory(task_id=task_id or "", seed=seed, group_id=group_id)
+    return await _guarded(
+        env_factory,
+        trajectory,
+        lambda env: play(env, policy, renderer, trajectory, sampling, max_context_tokens=max_context_tokens),
+        timeout_s,
+        strict,
+    )
+
+
+class ChatPolicy(Protocol):
+    """A chat-only model (e.g. :class:`agentrl.policy.openai.OpenAIChatPolicy`): messages in, text out."""
+
+    policy_version: int
+
+    async def chat(self, messages: list[dict], sampling: SamplingParams, tools: list[dict] | None = None) -> Completion: ...
+
+
+async def play_chat(env: TextEnv, policy: ChatPolicy, trajectory: Trajectory, sampling: SamplingParams) -> Trajectory:
+    """The episode loop over messages (no token ids: for evaluation, never for training)."""
+    options = {"task_id": trajectory.task_id} if trajectory.task_id else None
+    observation, info = await env.areset(seed=trajectory.seed, options=options)
+    trajectory.task_id = info["task_id"]
+    system = env.system_prompt()
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": observation}]
+    tools = [t.to_openai() for t in env.tools] or None
+    state_key = info["state_key"]
+    while True:
+        completion = await policy.chat(messages, sampling, tools)
+        action = completion.text or ""
+        step = StepRecord(
+            index=len(trajectory.steps),
+            observation=observation,
+            action=action,
+            finish_reason=completion.finish_reason,
+            state_key=state_key,
+            policy_version=completion.policy_version,
+        )
+        trajectory.steps.append(step)
+        if completion.finish_reason == "length":
+            trajectory.status, trajectory.truncation = "truncated", "length"
+            return trajectory
+        observation, reward, terminated, truncated, info = await env.astep(action)
+        step.reward, step.tool_calls, step.valid_action = float(reward), info["tool_calls"], info["valid_action"]
+        if terminated or truncated:
+            trajectory.success = bool(info["success"])
+            if truncated:
+                trajectory.status, trajectory.truncation = "truncated", info.get("truncation", "max_turns")
+            return trajectory
+        messages += [{"role": "assistant", "content": action}, {"role": "user", "content": observation}]
+        state_key = info["state_key"]
+
+
+async def run_chat_episode(
+    env_factory: EnvFactory,
+    policy: ChatPolicy,
+    sampling: SamplingParams,
+    *,
+    seed: int | None = None,
+    task_id: str | None = None,
+    timeout_s: float | None = None,
+    strict: bool = False,
+) -> Trajectory:
+    """:func:`run_episode` for chat-only models: same deadline and failure handling, text-only steps."""
+    trajectory = Trajectory(task_id=task_id or "", seed=seed)
+    return await _guarded(env_factory, trajectory, lambda env: play_chat(env, policy, trajectory, sampling), timeout_s, strict)
+
+
+async def _guarded(
+    env_factory: EnvFactory,
+    trajectory: Trajectory,
+    body: Callable[[TextEnv], Awaitable[Trajectory]],
+    timeout_s: float | None,
+    strict: bool,
+) -> Trajectory:
+    """Env creation + ``body`` under one deadline, failures classified, env always closed."""
     env: TextEnv | None = None
     start = time.perf_counter()
     deadline = asyncio.timeout(timeout_s)
@@ -206,7 +283,7 @@ async def run_episode(
         async with deadline:
             env = await make_env(env_factory)
             trajectory.env_id = env.spec.id if env.spec is not None else type(env).__name__
-            await play(env, policy, renderer, trajectory, sampling, max_context_tokens=max_context_tokens)
+            await body(env)
     except Exception as exc:
         if deadline.expired():
             mark_failure(trajectory, TimeoutError(f"episode deadline of {timeout_s}s passed"), timed_out=True)
