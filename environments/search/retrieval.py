@@ -110,7 +110,7 @@ class BM25Retriever:
             return []
         k = max(1, min(int(k), len(self.corpus)))
         tokens = self._tokenizer.tokenize(list(queries), update_vocab=False, show_progress=False, return_as="ids")
-        positions, scores = self._index.retrieve(tokens, k=k, show_progress=False, n_threads=1)
+        positions, scores = self._index.retrieve(tokens, k=k, show_progress=False, n_threads=0)
         docs = self.corpus.documents
         return [
             [Hit(docs[int(p)], float(s)) for p, s in zip(row_p, row_s) if s > 0]

@@ -3,7 +3,10 @@
 Server: ``POST /retrieve`` with ``{"queries": [...], "topk": 3, "return_scores": true}`` answers
 ``{"result": [[{"document": {"id", "contents", "source"}, "score"}, ...], ...]}`` (one list per
 query; without ``return_scores`` each entry is the bare document; ``source`` is our addition). ``GET /health`` reports the corpus size.
-Searches run in a worker thread so the server keeps accepting requests. Start one with::
+Requests that arrive together are **micro-batched**: a single worker drains every pending request
+(up to ``max_batch`` queries), runs one ``search_batch`` in a thread (the event loop keeps
+accepting requests meanwhile) and answers each — a bm25s batch costs less per query than single
+searches, so throughput grows with the number of clients instead of falling. Start one with::
 
     python -m agentrl_envs.search.service --port 8000
 
@@ -44,15 +47,68 @@ class RetrieveRequest(BaseModel):
     return_scores: bool = True
 
 
-def make_app(retriever: BM25Retriever | None = None) -> web.Application:
+class MicroBatcher:
+    """Coalesce concurrent ``search(queries, k)`` calls into one ``search_batch`` per drain."""
+
+    def __init__(self, retriever: BM25Retriever, max_batch: int = 256):
+        self.retriever = retriever
+        self.max_batch = max_batch
+        self._pending: asyncio.Queue[tuple[list[str], int, asyncio.Future]] = asyncio.Queue()
+        self._worker: asyncio.Task | None = None
+        self.batches = 0  # how many search_batch calls served the requests so far
+
+    async def search(self, queries: list[str], k: int) -> list[list[Hit]]:
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.get_running_loop().create_task(self._run())
+        future = asyncio.get_running_loop().create_future()
+        await self._pending.put((queries, k, future))
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._pending.get()]
+            size = len(batch[0][0])
+            while not self._pending.empty() and size < self.max_batch:
+                batch.append(self._pending.get_nowait())
+                size += len(batch[-1][0])
+            k = max(item[1] for item in batch)  # one retrieval at the largest k, cut per request
+            queries = [q for item in batch for q in item[0]]
+            try:
+                results = await asyncio.to_thread(self.retriever.search_batch, queries, k)
+            except Exception as exc:  # answer every waiter; the server turns it into a 500
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            self.batches += 1
+            start = 0
+            for item_queries, item_k, future in batch:
+                rows = results[start : start + len(item_queries)]
+                start += len(item_queries)
+                if not future.done():
+                    future.set_result([row[:item_k] for row in rows])
+
+    async def aclose(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+
+
+BATCHER: web.AppKey[MicroBatcher] = web.AppKey("batcher", MicroBatcher)
+
+
+def make_app(retriever: BM25Retriever | None = None, max_batch: int = 256) -> web.Application:
     retriever = retriever or shared_retriever()
+    batcher = MicroBatcher(retriever, max_batch)
 
     async def retrieve(request: web.Request) -> web.Response:
         try:
             body = RetrieveRequest.model_validate(await request.json())
         except (ValueError, ValidationError) as exc:
             return web.json_response({"error": f"bad request: {exc}"}, status=400)
-        results = await asyncio.to_thread(retriever.search_batch, body.queries, body.topk)
+        try:
+            results = await batcher.search(body.queries, body.topk)
+        except Exception as exc:
+            return web.json_response({"error": f"retrieval failed: {type(exc).__name__}: {exc}"}, status=500)
         def document(doc: Document) -> dict:
             return {"id": doc.id, "contents": doc.contents, "source": doc.source}
 
@@ -65,7 +121,12 @@ def make_app(retriever: BM25Retriever | None = None) -> web.Application:
     async def health(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "documents": len(retriever.corpus)})
 
+    async def stop(app: web.Application) -> None:
+        await batcher.aclose()
+
     app = web.Application(client_max_size=4 * 1024 * 1024)
+    app[BATCHER] = batcher
+    app.on_cleanup.append(stop)
     app.router.add_post("/retrieve", retrieve)
     app.router.add_get("/health", health)
     return app

@@ -7,7 +7,7 @@ from aiohttp import web
 
 from agentrl_envs.search.corpus import Corpus, Document
 from agentrl_envs.search.retrieval import BM25Retriever, Hit, render_hits, shared_retriever
-from agentrl_envs.search.service import RemoteRetriever, RetrievalUnavailable, make_app
+from agentrl_envs.search.service import BATCHER, RemoteRetriever, RetrievalUnavailable, make_app
 
 SMALL = Corpus(
     [
@@ -88,3 +88,19 @@ async def test_unreachable_server_is_an_infrastructure_error():
     assert isinstance(excinfo.value, SandboxUnavailable) and excinfo.value.retryable
     await client.aclose()
     await asyncio.sleep(0)
+
+
+async def test_concurrent_requests_are_micro_batched():
+    local = BM25Retriever.build(SMALL)
+    app = make_app(local)
+    runner, url = await _serve(app)
+    try:
+        client = RemoteRetriever(url)
+        queries = ["edible fruit", "motor vehicle", "apple tree", "banana"] * 8
+        rows = await asyncio.gather(*(client.asearch_batch([q], 1 + i % 2) for i, q in enumerate(queries)))
+        for i, (q, (row,)) in enumerate(zip(queries, rows)):  # each caller gets its own answer and k
+            assert [h.doc.id for h in row] == [h.doc.id for h in local.search(q, 1 + i % 2)]
+        assert app[BATCHER].batches < len(queries)  # fewer retrievals than requests
+        await client.aclose()
+    finally:
+        await runner.cleanup()
