@@ -49,8 +49,15 @@ def make_batch(n_traj: int, group_size: int, seed: int = 0) -> StepBatch:
     reward[starts + lengths - 1] = 10.0 * success
     tokens = np.full(n, 4)
     return StepBatch.from_chains(
-        traj=traj, group=group, reward=reward, success=success, valid=rng.random(n_traj) > 0.02,
-        action_valid=rng.random(n) > 0.05, state=state, tool_calls=rng.integers(0, 3, n), n_tokens=tokens,
+        traj=traj,
+        group=group,
+        reward=reward,
+        success=success,
+        valid=rng.random(n_traj) > 0.02,
+        action_valid=rng.random(n) > 0.05,
+        state=state,
+        tool_calls=rng.integers(0, 3, n),
+        n_tokens=tokens,
         token_entropy=rng.gamma(2.0, 0.5, int(tokens.sum())),
     )
 
@@ -82,10 +89,22 @@ def make_tree_batch(n_trees: int, trees_per_group: int, seed: int = 1) -> StepBa
     final = np.where(leaf, 10.0 * (rng.random(n) < 0.3), 0.0)
     tree_arr = np.asarray(tree_col)
     b = StepBatch(
-        group=tree_arr // trees_per_group, traj=tree_arr, tree=tree_arr, node=np.arange(n), parent=np.asarray(parent),
-        step=np.asarray(depth), leaf=leaf, reward=final, final_reward=final, success=final > 0,
-        valid=np.ones(n, dtype=bool), action_valid=np.ones(n, dtype=bool), state=np.full(n, -1),
-        tool_calls=np.zeros(n, dtype=np.int64), n_tokens=np.full(n, 4), task=tree_arr // trees_per_group,
+        group=tree_arr // trees_per_group,
+        traj=tree_arr,
+        tree=tree_arr,
+        node=np.arange(n),
+        parent=np.asarray(parent),
+        step=np.asarray(depth),
+        leaf=leaf,
+        reward=final,
+        final_reward=final,
+        success=final > 0,
+        valid=np.ones(n, dtype=bool),
+        action_valid=np.ones(n, dtype=bool),
+        state=np.full(n, -1),
+        tool_calls=np.zeros(n, dtype=np.int64),
+        n_tokens=np.full(n, 4),
+        task=tree_arr // trees_per_group,
     )
     return b
 
@@ -111,7 +130,7 @@ def gigpo_loop(batch: StepBatch) -> np.ndarray:
             returns[i] -= COEF
     # episode level: one score per valid trajectory per group
     scores = defaultdict(list)
-    for t, rows in rows_of.items():
+    for rows in rows_of.values():
         if valid[rows[0]]:
             scores[group[rows[0]]].append(final[rows[0]])
     ep_stats = {}
@@ -154,11 +173,23 @@ def records_build_rate(n_traj: int = 1600) -> float:
     """Seconds per step to build a StepBatch from pydantic Trajectory records."""
     rng = np.random.default_rng(2)
     trajs = [
-        Trajectory(task_id=f"q{i // 8}", group_id=f"g{i // 8}", final_reward=1.0, steps=[
-            StepRecord(index=k, observation="", action="", reward=0.0, state_key=f"s{int(rng.integers(0, 40))}",
-                       completion_token_ids=[1, 2, 3, 4], tool_calls=1)
-            for k in range(64)
-        ])
+        Trajectory(
+            task_id=f"q{i // 8}",
+            group_id=f"g{i // 8}",
+            final_reward=1.0,
+            steps=[
+                StepRecord(
+                    index=k,
+                    observation="",
+                    action="",
+                    reward=0.0,
+                    state_key=f"s{int(rng.integers(0, 40))}",
+                    completion_token_ids=[1, 2, 3, 4],
+                    tool_calls=1,
+                )
+                for k in range(64)
+            ],
+        )
         for i in range(n_traj)
     ]
     t, batch = best_of(lambda _: StepBatch.from_trajectories(trajs), 1)
@@ -173,8 +204,10 @@ def main() -> None:
     args = ap.parse_args()
 
     batch = make_batch(args.trajs, args.group)
-    print(f"batch: {batch.n_rows:,} steps, {args.trajs:,} trajectories, groups of {args.group}, "
-          f"{int(batch.n_tokens.sum()):,} policy tokens")
+    print(
+        f"batch: {batch.n_rows:,} steps, {args.trajs:,} trajectories, groups of {args.group}, "
+        f"{int(batch.n_tokens.sum()):,} policy tokens"
+    )
     cases = {
         "grpo": lambda b: get_estimator("grpo")(b),
         "rloo": lambda b: get_estimator("rloo")(b),
@@ -195,20 +228,28 @@ def main() -> None:
 
     trees = make_tree_batch(n_trees=max(args.trajs // 4, 2), trees_per_group=2)
     t_tree, _ = best_of(lambda b: get_estimator("tree_grpo")(b), args.repeat, trees)
-    print(f"  {'tree_grpo (dedup trees)':32s} {t_tree * 1e3:8.1f} ms   ({trees.n_rows:,} nodes, "
-          f"{int(trees.leaf.sum()):,} leaves)")
+    print(
+        f"  {'tree_grpo (dedup trees)':32s} {t_tree * 1e3:8.1f} ms   ({trees.n_rows:,} nodes, "
+        f"{int(trees.leaf.sum()):,} leaves)"
+    )
 
     vec = get_estimator("gigpo")(batch)
     t_loop, ref = best_of(gigpo_loop, 1, batch)
     np.testing.assert_allclose(vec, ref, atol=1e-6)
     t_vec = times["gigpo"]
-    print(f"\nGiGPO vectorised {t_vec:.3f} s vs per-row Python loop {t_loop:.3f} s "
-          f"(same advantages): {t_loop / t_vec:.1f}x faster")
-    print(f"target: <= 1 s -> {'met' if t_vec <= 1.0 else 'MISSED'}; >= 10x -> "
-          f"{'met' if t_loop / t_vec >= 10 else 'MISSED'}")
+    print(
+        f"\nGiGPO vectorised {t_vec:.3f} s vs per-row Python loop {t_loop:.3f} s "
+        f"(same advantages): {t_loop / t_vec:.1f}x faster"
+    )
+    print(
+        f"target: <= 1 s -> {'met' if t_vec <= 1.0 else 'MISSED'}; >= 10x -> "
+        f"{'met' if t_loop / t_vec >= 10 else 'MISSED'}"
+    )
     per_step = records_build_rate()
-    print(f"StepBatch.from_trajectories: {per_step * 1e6:.2f} us/step "
-          f"(~{per_step * batch.n_rows:.1f} s for this batch from pydantic records)")
+    print(
+        f"StepBatch.from_trajectories: {per_step * 1e6:.2f} us/step "
+        f"(~{per_step * batch.n_rows:.1f} s for this batch from pydantic records)"
+    )
 
 
 if __name__ == "__main__":

@@ -91,7 +91,9 @@ class StepBatch:
     action_text: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        self._validate_values(_INT_COLUMNS + _BOOL_COLUMNS + _FLOAT_COLUMNS + ("token_entropy", "action_text"))
+        self._validate_values(
+            _INT_COLUMNS + _BOOL_COLUMNS + _FLOAT_COLUMNS + ("token_entropy", "action_text")
+        )
         n = self.n_rows
         rows = np.arange(n)
         if n and (np.any(self.parent >= rows) or np.any(self.parent < -1)):
@@ -209,7 +211,9 @@ class StepBatch:
         """Row indices at each depth (step position), shallowest first; cached per batch."""
         step = self.step.astype(np.int16) if self.n_rows and self.step.max() < 2**15 else self.step
         order = np.argsort(step, kind="stable")  # int16: radix sort, O(n)
-        bounds = np.searchsorted(self.step[order], np.arange(int(self.step.max()) + 2)) if self.n_rows else [0]
+        bounds = (
+            np.searchsorted(self.step[order], np.arange(int(self.step.max()) + 2)) if self.n_rows else [0]
+        )
         return [order[bounds[d] : bounds[d + 1]] for d in range(len(bounds) - 1)]
 
     def path_sum(self, values: np.ndarray) -> np.ndarray:
@@ -257,7 +261,9 @@ class StepBatch:
         new = copy.copy(self)
         for name, value in changes.items():
             object.__setattr__(new, name, value)
-        checked = set(changes) & (set(_INT_COLUMNS + _BOOL_COLUMNS + _FLOAT_COLUMNS) | {"token_entropy", "action_text"})
+        checked = set(changes) & (
+            set(_INT_COLUMNS + _BOOL_COLUMNS + _FLOAT_COLUMNS) | {"token_entropy", "action_text"}
+        )
         new._validate_values(checked | ({"state"} if "state_keys" in changes else set()))
         for cache, needs in _VALUE_CACHES.items():
             if needs & changes.keys():
@@ -364,7 +370,9 @@ class StepBatch:
         for tr in trajectories:
             if not tr.steps:
                 if tr.learnable:
-                    raise ValueError(f"trajectory {tr.id!r} has no steps but is learnable (status {tr.status!r})")
+                    raise ValueError(
+                        f"trajectory {tr.id!r} has no steps but is learnable (status {tr.status!r})"
+                    )
                 continue
             kept.append(tr)
         steps = [s for tr in kept for s in tr.steps]
@@ -375,7 +383,9 @@ class StepBatch:
         states = _Interner()
         per_traj_group = np.fromiter((groups(tr.group_id or tr.task_id) for tr in kept), np.int64, len(kept))
         per_traj_task = np.fromiter((tasks(tr.task_id) for tr in kept), np.int64, len(kept))
-        per_traj_tree = np.fromiter((trees(str(tr.info.get("tree_id", tr.id))) for tr in kept), np.int64, len(kept))
+        per_traj_tree = np.fromiter(
+            (trees(str(tr.info.get("tree_id", tr.id))) for tr in kept), np.int64, len(kept)
+        )
         traj = np.repeat(np.arange(len(kept)), lengths)
         batch = cls.from_chains(
             traj=traj,
@@ -385,7 +395,9 @@ class StepBatch:
             success=np.fromiter((tr.success for tr in kept), bool, len(kept)),
             valid=np.fromiter((tr.learnable for tr in kept), bool, len(kept)),
             action_valid=np.fromiter((s.valid_action for s in steps), bool, len(steps)),
-            state=np.fromiter((-1 if s.state_key is None else states(s.state_key) for s in steps), np.int64, len(steps)),
+            state=np.fromiter(
+                (-1 if s.state_key is None else states(s.state_key) for s in steps), np.int64, len(steps)
+            ),
             tool_calls=np.fromiter((s.tool_calls for s in steps), np.int64, len(steps)),
             n_tokens=np.fromiter((len(s.completion_token_ids) for s in steps), np.int64, len(steps)),
             task=per_traj_task,
@@ -464,7 +476,9 @@ class StepBatch:
             success=success,
             valid=valid_leaf,
             action_valid=np.fromiter((s.valid_action for s in steps), bool, n),
-            state=np.fromiter((-1 if s.state_key is None else states(s.state_key) for s in steps), np.int64, n),
+            state=np.fromiter(
+                (-1 if s.state_key is None else states(s.state_key) for s in steps), np.int64, n
+            ),
             tool_calls=np.fromiter((s.tool_calls for s in steps), np.int64, n),
             n_tokens=np.fromiter((len(s.completion_token_ids) for s in steps), np.int64, n),
             task=np.asarray(cols["task"], dtype=np.int64),

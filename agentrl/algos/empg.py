@@ -58,7 +58,9 @@ def empg_modulate(batch: StepBatch, advantages: np.ndarray, cfg: EMPGConfig) -> 
 
     child = valid & (batch.parent >= 0)
     parent = np.where(child, batch.parent, 0)
-    bonus_sum = np.bincount(parent, weights=np.where(child, np.exp(-cfg.k_prime * h_norm), 0.0), minlength=batch.n_rows)
+    bonus_sum = np.bincount(
+        parent, weights=np.where(child, np.exp(-cfg.k_prime * h_norm), 0.0), minlength=batch.n_rows
+    )
     n_children = np.bincount(parent, weights=child.astype(np.float64), minlength=batch.n_rows)
     f = bonus_sum / np.maximum(n_children, 1.0)
 

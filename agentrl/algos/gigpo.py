@@ -48,7 +48,15 @@ from agentrl.algos.batch import StepBatch
 from agentrl.algos.grpo import EpisodeStats
 from agentrl.algos.registry import AlgoConfig, register_estimator
 from agentrl.algos.shapers.penalty import penalize_invalid_actions
-from agentrl.algos.stats import EPS, Mode, Singleton, discounted_returns, group_normalize, group_stats, normalize
+from agentrl.algos.stats import (
+    EPS,
+    Mode,
+    Singleton,
+    discounted_returns,
+    group_normalize,
+    group_stats,
+    normalize,
+)
 
 
 class GiGPOConfig(AlgoConfig):
@@ -88,7 +96,9 @@ def gigpo_parts(batch: StepBatch, cfg: GiGPOConfig) -> tuple[np.ndarray, np.ndar
         stats = group_stats(batch.final_reward[ep], batch.group[ep], batch.valid[ep], n_groups=batch.n_groups)
     else:
         stats = group_stats(row_score, batch.group, batch.valid, members=batch.leaf, n_groups=batch.n_groups)
-    a_episode = normalize(row_score, batch.group, batch.valid, stats, mode=cfg.mode, singleton=cfg.singleton, eps=cfg.eps)
+    a_episode = normalize(
+        row_score, batch.group, batch.valid, stats, mode=cfg.mode, singleton=cfg.singleton, eps=cfg.eps
+    )
 
     if cfg.anchor_match == "exact":
         anchor, n_anchor = exact_anchors(batch)

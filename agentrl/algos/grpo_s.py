@@ -44,7 +44,9 @@ def grpo_s(batch: StepBatch, cfg: GRPOSConfig) -> np.ndarray:
     h_mean = h_sum / np.maximum(tokens, 1)
     correct, valid, group = batch.success[ep], batch.valid[ep], batch.group[ep]
     bonus = entropy_shares(h_mean, correct, group, valid)
-    shaped = np.where(correct, cfg.beta1 * batch.final_reward[ep] + cfg.beta2 * bonus, -cfg.beta1 - cfg.beta2 * bonus)
+    shaped = np.where(
+        correct, cfg.beta1 * batch.final_reward[ep] + cfg.beta2 * bonus, -cfg.beta1 - cfg.beta2 * bonus
+    )
     adv = episode_advantages(batch, shaped, group, singleton=cfg.singleton, eps=cfg.eps)
     return batch.credit(adv)
 

@@ -57,7 +57,9 @@ def entropy_shares(h: np.ndarray, correct: np.ndarray, key: np.ndarray, mask: np
     kk = np.where(k >= 0, k, 0)
     total = np.bincount(kk, weights=np.where(mask, weight, 0.0), minlength=n)
     count = np.bincount(kk, weights=mask.astype(np.float64), minlength=n)
-    share = np.where(total[kk] > 0, weight / np.where(total[kk] > 0, total[kk], 1.0), 1.0 / np.maximum(count[kk], 1.0))
+    share = np.where(
+        total[kk] > 0, weight / np.where(total[kk] > 0, total[kk], 1.0), 1.0 / np.maximum(count[kk], 1.0)
+    )
     return np.where(mask, share * count[kk], 0.0)
 
 
@@ -81,7 +83,9 @@ def gtpo_entropy(batch: StepBatch, cfg: GTPOEntropyConfig) -> np.ndarray:
     pos = token_positions(batch)
     slot, _ = dense_ids(group, pos)
     bonus = entropy_shares(h, correct, slot, mask)
-    shaped = np.where(correct, cfg.alpha1 * batch.final_reward[row] + cfg.alpha2 * bonus, -cfg.alpha1 - cfg.alpha2 * bonus)
+    shaped = np.where(
+        correct, cfg.alpha1 * batch.final_reward[row] + cfg.alpha2 * bonus, -cfg.alpha1 - cfg.alpha2 * bonus
+    )
     key = group if cfg.norm == "joint" else dense_ids(group, correct.astype(np.int64))[0]
     first_token = pos == 0  # one member per response for the singleton rule
     return group_normalize(shaped, key, mask, singleton=cfg.singleton, eps=cfg.eps, members=first_token)

@@ -48,7 +48,13 @@ def gtpo_turn(batch: StepBatch, cfg: GTPOTurnConfig) -> np.ndarray:
     returns = discounted_returns(batch.reward, batch.traj, batch.step, cfg.gamma, batch.depth_levels)
     key = batch.group if cfg.norm_scope == "group" else np.zeros(batch.n_rows, dtype=np.int64)
     return group_normalize(
-        returns, key, batch.valid, mode="mean_std_norm", singleton=cfg.singleton, eps=cfg.eps, members=batch.leaf
+        returns,
+        key,
+        batch.valid,
+        mode="mean_std_norm",
+        singleton=cfg.singleton,
+        eps=cfg.eps,
+        members=batch.leaf,
     )
 
 

@@ -26,7 +26,9 @@ from agentrl.algos.registry import AlgoConfig, Estimator, get_estimator
 Shaper = Callable[[StepBatch], StepBatch]
 
 
-def expand_to_tokens(step_values: np.ndarray, lengths: np.ndarray, *, pad_to: int | None = None) -> np.ndarray:
+def expand_to_tokens(
+    step_values: np.ndarray, lengths: np.ndarray, *, pad_to: int | None = None
+) -> np.ndarray:
     """Copy each step's value to each of its ``lengths[i]`` policy tokens.
 
     Returns the flat concatenation (``lengths.sum()`` values, steps in order), or with

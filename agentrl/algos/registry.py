@@ -31,7 +31,9 @@ class AlgoConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def make_config(cls: type[AlgoConfig], config: AlgoConfig | dict[str, Any] | None, overrides: dict[str, Any], owner: str):
+def make_config(
+    cls: type[AlgoConfig], config: AlgoConfig | dict[str, Any] | None, overrides: dict[str, Any], owner: str
+):
     """Build ``cls`` from a config object or dict plus keyword overrides, with one readable error."""
     values: dict[str, Any] = {}
     if isinstance(config, cls):
@@ -44,8 +46,12 @@ def make_config(cls: type[AlgoConfig], config: AlgoConfig | dict[str, Any] | Non
     try:
         return cls(**values)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(config)'}: {e['msg']}" for e in exc.errors())
-        raise ValueError(f"{owner}: invalid config — {problems}. Known keys: {', '.join(cls.model_fields)}") from None
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or '(config)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ValueError(
+            f"{owner}: invalid config — {problems}. Known keys: {', '.join(cls.model_fields)}"
+        ) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +66,9 @@ class Estimator:
     def config(self, config: AlgoConfig | dict[str, Any] | None = None, **overrides: Any) -> AlgoConfig:
         return make_config(self.config_cls, config, overrides, self.name)
 
-    def __call__(self, batch: StepBatch, config: AlgoConfig | dict[str, Any] | None = None, **overrides: Any) -> np.ndarray:
+    def __call__(
+        self, batch: StepBatch, config: AlgoConfig | dict[str, Any] | None = None, **overrides: Any
+    ) -> np.ndarray:
         if not isinstance(batch, StepBatch):
             raise TypeError(f"{self.name}: expected a StepBatch, got {type(batch).__name__}")
         return self.fn(batch, self.config(config, **overrides))

@@ -159,7 +159,9 @@ def _check(x, key, mask) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     key = np.asarray(key, dtype=np.int64)
     mask = np.asarray(mask, dtype=bool)
     if not (x.shape == key.shape == mask.shape) or x.ndim != 1:
-        raise ValueError(f"x, key and mask must be 1-D of one shape, got {x.shape}, {key.shape}, {mask.shape}")
+        raise ValueError(
+            f"x, key and mask must be 1-D of one shape, got {x.shape}, {key.shape}, {mask.shape}"
+        )
     return x, key, mask
 
 

@@ -4,19 +4,30 @@ import numpy as np
 import pytest
 
 from agentrl.algos import StepBatch, expand_to_tokens
-from agentrl.types import RolloutTree, StepRecord, TreeLeaf, TreeNode, Trajectory
+from agentrl.types import RolloutTree, StepRecord, Trajectory, TreeLeaf, TreeNode
 
 
 def step(i, reward=0.0, state=None, valid=True, tools=0, tokens=(), action="a"):
     return StepRecord(
-        index=i, observation="o", action=action, reward=reward, state_key=state, valid_action=valid,
-        tool_calls=tools, completion_token_ids=list(tokens),
+        index=i,
+        observation="o",
+        action=action,
+        reward=reward,
+        state_key=state,
+        valid_action=valid,
+        tool_calls=tools,
+        completion_token_ids=list(tokens),
     )
 
 
 def test_from_trajectories_columns():
-    t1 = Trajectory(task_id="q1", group_id="g", steps=[step(0, 0, "s0", tokens=[1, 2]), step(1, 1, "s1", False, 2, [3])],
-                    final_reward=1.0, success=True)
+    t1 = Trajectory(
+        task_id="q1",
+        group_id="g",
+        steps=[step(0, 0, "s0", tokens=[1, 2]), step(1, 1, "s1", False, 2, [3])],
+        final_reward=1.0,
+        success=True,
+    )
     t2 = Trajectory(task_id="q1", group_id="g", steps=[step(0, 0, "s0", tools=1)], final_reward=0.0)
     t3 = Trajectory(task_id="q2", steps=[step(0)], status="infra_error")
     empty_infra = Trajectory(task_id="q2", status="infra_error")
@@ -27,7 +38,12 @@ def test_from_trajectories_columns():
     assert b.traj.tolist() == [0, 0, 1, 2] and b.traj_names == (t1.id, t2.id, t3.id)
     assert b.parent.tolist() == [-1, 0, -1, -1] and b.step.tolist() == [0, 1, 0, 0]
     assert b.leaf.tolist() == [False, True, True, True]
-    assert b.final_reward.tolist() == [1.0, 1.0, 0.0, 0.0] and b.success.tolist() == [True, True, False, False]
+    assert b.final_reward.tolist() == [1.0, 1.0, 0.0, 0.0] and b.success.tolist() == [
+        True,
+        True,
+        False,
+        False,
+    ]
     assert b.valid.tolist() == [True, True, True, False]
     assert b.action_valid.tolist() == [True, False, True, True]
     assert b.state.tolist() == [0, 1, 0, -1] and b.state_keys == ("s0", "s1")
@@ -62,8 +78,11 @@ def tree_example() -> RolloutTree:
         TreeNode(node_id=3, parent_id=1, step=step(2, valid=False)),
         TreeNode(node_id=4, parent_id=0, step=step(1, tools=5)),
     ]
-    leaves = [TreeLeaf(node_id=2, final_reward=1.0, success=True), TreeLeaf(node_id=3, final_reward=0.0),
-              TreeLeaf(node_id=4, final_reward=1.0, status="infra_error")]
+    leaves = [
+        TreeLeaf(node_id=2, final_reward=1.0, success=True),
+        TreeLeaf(node_id=3, final_reward=0.0),
+        TreeLeaf(node_id=4, final_reward=1.0, status="infra_error"),
+    ]
     return RolloutTree(task_id="q", nodes=nodes, leaves=leaves)
 
 

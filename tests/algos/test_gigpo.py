@@ -13,13 +13,18 @@ gigpo = get_estimator("gigpo")
 def example_a(action_valid=None):
     """τ1: s0 → s1 → s2, reward 10 at step 3; τ2: s0 → s3 → s4, failure (γ = 0.95, N = 2)."""
     return StepBatch.from_chains(
-        traj=[0, 0, 0, 1, 1, 1], group=[0] * 6, reward=[0, 0, 10, 0, 0, 0], state=[0, 1, 2, 0, 3, 4],
+        traj=[0, 0, 0, 1, 1, 1],
+        group=[0] * 6,
+        reward=[0, 0, 10, 0, 0, 0],
+        state=[0, 1, 2, 0, 3, 4],
         action_valid=action_valid,
     )
 
 
 def test_example_a_mean_norm():
-    np.testing.assert_allclose(gigpo(example_a(), mode="mean_norm"), [9.5125, 5, 5, -9.5125, -5, -5], atol=1e-4)
+    np.testing.assert_allclose(
+        gigpo(example_a(), mode="mean_norm"), [9.5125, 5, 5, -9.5125, -5, -5], atol=1e-4
+    )
 
 
 def test_example_a_mean_std_norm_both_episode_weightings():
@@ -33,10 +38,15 @@ def test_example_a_mean_std_norm_both_episode_weightings():
 def test_gamma_shapes_step_returns_from_records():
     # Same example through real Trajectory records: returns (9.025, 9.5, 10) for τ1.
     def traj(states, rewards):
-        steps = [StepRecord(index=i, observation="", action="", reward=r, state_key=s) for i, (s, r) in enumerate(zip(states, rewards))]
+        steps = [
+            StepRecord(index=i, observation="", action="", reward=r, state_key=s)
+            for i, (s, r) in enumerate(zip(states, rewards))
+        ]
         return Trajectory(task_id="t", group_id="g", steps=steps, final_reward=sum(rewards))
 
-    b = StepBatch.from_trajectories([traj(["s0", "s1", "s2"], [0, 0, 10]), traj(["s0", "s3", "s4"], [0, 0, 0])])
+    b = StepBatch.from_trajectories(
+        [traj(["s0", "s1", "s2"], [0, 0, 10]), traj(["s0", "s3", "s4"], [0, 0, 0])]
+    )
     _, a_s = gigpo_parts(b, GiGPOConfig(mode="mean_norm", gamma=0.5))
     np.testing.assert_allclose(a_s, [1.25, 0, 0, -1.25, 0, 0])  # {10·0.25, 0} around 1.25
 
@@ -95,7 +105,9 @@ def test_no_repeated_states_reduces_to_grpo():
 
 def test_revisits_and_different_times_share_an_anchor():
     # τ1 visits s0 at t=0 and again at t=2; τ2 reaches s0 at t=1. One anchor group of three rows.
-    b = StepBatch.from_chains(traj=[0, 0, 0, 1, 1], group=[0] * 5, reward=[0, 0, 3, 0, 0], state=[0, 1, 0, 2, 0])
+    b = StepBatch.from_chains(
+        traj=[0, 0, 0, 1, 1], group=[0] * 5, reward=[0, 0, 3, 0, 0], state=[0, 1, 0, 2, 0]
+    )
     _, a_s = gigpo_parts(b, GiGPOConfig(mode="mean_norm", gamma=1.0))
     # returns: τ1 (3, 3, 3), τ2 (0, 0); anchor s0 = rows 0, 2, 4 with {3, 3, 0}, mean 2
     np.testing.assert_allclose(a_s, [1, 0, 1, 0, -2])
@@ -109,8 +121,11 @@ def test_anchors_do_not_cross_groups():
 def test_masked_trajectory_is_invisible():
     base = example_a()
     masked = StepBatch.from_chains(
-        traj=[0, 0, 0, 1, 1, 1, 2, 2], group=[0] * 8, reward=[0, 0, 10, 0, 0, 0, 0, 5],
-        state=[0, 1, 2, 0, 3, 4, 0, 1], valid=[True, True, False],
+        traj=[0, 0, 0, 1, 1, 1, 2, 2],
+        group=[0] * 8,
+        reward=[0, 0, 10, 0, 0, 0, 0, 5],
+        state=[0, 1, 2, 0, 3, 4, 0, 1],
+        valid=[True, True, False],
     )
     adv = gigpo(masked, mode="mean_norm")
     np.testing.assert_allclose(adv[:6], gigpo(base, mode="mean_norm"))
@@ -131,7 +146,9 @@ def test_similarity_anchors_greedy_first_match():
     keys = ("aaaaaaaaab", "aaaaaaaaac", "zzzzzzzzzz", "aaaaaaaacc")
     # ratio(k0, k1) = 0.9, ratio(k0, k3) = 0.8, ratio(k1, k3) = 0.9: k3 joins no cluster at 0.85
     # because the first representative (k0) is too far, even though k1 (not a representative) is close.
-    b = StepBatch.from_chains(traj=[0, 1, 2, 3], group=[0] * 4, reward=[1, 0, 0, 0], state=[0, 1, 2, 3], state_keys=keys)
+    b = StepBatch.from_chains(
+        traj=[0, 1, 2, 3], group=[0] * 4, reward=[1, 0, 0, 0], state=[0, 1, 2, 3], state_keys=keys
+    )
     from agentrl.algos.anchors import similarity_anchors
 
     anchor, n = similarity_anchors(b, 0.85)

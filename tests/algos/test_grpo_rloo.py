@@ -10,7 +10,9 @@ grpo, rloo = get_estimator("grpo"), get_estimator("rloo")
 
 def outcomes(rewards, groups=None, valid=None):
     n = len(rewards)
-    return StepBatch.from_chains(traj=np.arange(n), group=groups or [0] * n, final_reward=rewards, valid=valid)
+    return StepBatch.from_chains(
+        traj=np.arange(n), group=groups or [0] * n, final_reward=rewards, valid=valid
+    )
 
 
 @pytest.mark.parametrize(

@@ -30,13 +30,18 @@ def test_gtpo_turn_reference_example():
 
 
 def test_gtpo_turn_batch_scope_and_edge_cases():
-    t = [Trajectory(task_id=q, steps=[turn(0, r)], final_reward=r, success=r > 0) for q, r in [("a", 1.0), ("a", 0.0), ("b", 1.0), ("b", 1.0)]]
+    t = [
+        Trajectory(task_id=q, steps=[turn(0, r)], final_reward=r, success=r > 0)
+        for q, r in [("a", 1.0), ("a", 0.0), ("b", 1.0), ("b", 1.0)]
+    ]
     b = StepBatch.from_trajectories(t)
     gtpo = get_estimator("gtpo_turn")
     np.testing.assert_allclose(gtpo(b), [0.7071, -0.7071, 0, 0], atol=1e-4)  # all-pass group b → 0
     np.testing.assert_allclose(gtpo(b, norm_scope="batch"), [0.5, -1.5, 0.5, 0.5], atol=1e-4)
     # all fail without format errors: every return is 0, so A = 0; partial credit has no P
-    fail = StepBatch.from_trajectories([Trajectory(task_id="a", steps=[turn(0)]) for _ in range(3)], keep_text=True)
+    fail = StepBatch.from_trajectories(
+        [Trajectory(task_id="a", steps=[turn(0)]) for _ in range(3)], keep_text=True
+    )
     assert np.all(Pipeline("gtpo_turn", shapers=[get_shaper("gtpo_partial_credit")])(fail).step == 0)
 
 
@@ -63,8 +68,12 @@ def entropy_batch(split_first=False):
     else:
         traj, n_tok = [0, 1, 2, 3], [2, 1, 2, 2]
     return StepBatch.from_chains(
-        traj=traj, group=[0] * 4, final_reward=[1.0, 1.0, 0.0, 0.0], success=[True, True, False, False],
-        n_tokens=n_tok, token_entropy=[1.0, 0.5, 3.0, 0.5, 2.0, 2.0, 2.0],
+        traj=traj,
+        group=[0] * 4,
+        final_reward=[1.0, 1.0, 0.0, 0.0],
+        success=[True, True, False, False],
+        n_tokens=n_tok,
+        token_entropy=[1.0, 0.5, 3.0, 0.5, 2.0, 2.0, 2.0],
     )
 
 
@@ -99,16 +108,27 @@ def test_grpo_s_reference_example():
 
 def test_empg_reference_example():
     # τ1 (A = +1) steps with H = 0.2, 1.0; τ2 (A = −1) one step with H = 0.6
-    b = StepBatch.from_chains(traj=[0, 0, 1], group=[0, 0], final_reward=[1.0, -1.0], n_tokens=[1, 1, 1],
-                              token_entropy=[0.2, 1.0, 0.6])
+    b = StepBatch.from_chains(
+        traj=[0, 0, 1],
+        group=[0, 0],
+        final_reward=[1.0, -1.0],
+        n_tokens=[1, 1, 1],
+        token_entropy=[0.2, 1.0, 0.6],
+    )
     adv = get_estimator("empg")(b, base_config={"mode": "mean_norm"})
     np.testing.assert_allclose(adv, [1.1584, 0.1611, -1.3195], atol=1e-4)
     assert adv.sum() == pytest.approx(0.0, abs=1e-12)
 
 
 def test_empg_edge_cases():
-    b = StepBatch.from_chains(traj=[0, 0, 1, 2], group=[0, 0, 0], final_reward=[1.0, 0.0, 5.0],
-                              n_tokens=[1] * 4, token_entropy=[0.4] * 4, valid=[True, True, False])
+    b = StepBatch.from_chains(
+        traj=[0, 0, 1, 2],
+        group=[0, 0, 0],
+        final_reward=[1.0, 0.0, 5.0],
+        n_tokens=[1] * 4,
+        token_entropy=[0.4] * 4,
+        valid=[True, True, False],
+    )
     base = get_estimator("grpo")(b)
     adv = get_estimator("empg")(b, zeta=0.0)
     # all entropies equal: g = 1, so A_mod = A − mean(A) over valid rows; masked row stays 0

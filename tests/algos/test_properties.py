@@ -27,13 +27,22 @@ STEP_ESTIMATORS = ["grpo", "rloo", "gigpo", "gtpo_turn", "tree_grpo", "tree_intr
 
 def build(trajs):
     rows = [(i, t, k) for i, t in enumerate(trajs) for k in range(t["length"])]
-    col = lambda key: [t[key][k] for _, t, k in rows]  # noqa: E731
+    col = lambda key: [t[key][k] for _, t, k in rows]
     n_tok = col("tokens")
-    ent = np.concatenate([np.linspace(0.1, 2.0, n) * t["entropy"] * (1 + k) for n, (_, t, k) in zip(n_tok, rows)])
+    ent = np.concatenate(
+        [np.linspace(0.1, 2.0, n) * t["entropy"] * (1 + k) for n, (_, t, k) in zip(n_tok, rows)]
+    )
     return StepBatch.from_chains(
-        traj=[i for i, _, _ in rows], group=[t["group"] for t in trajs], reward=col("rewards"),
-        success=[t["success"] for t in trajs], valid=[t["valid"] for t in trajs], action_valid=col("action_valid"),
-        state=col("states"), tool_calls=col("tools"), n_tokens=n_tok, token_entropy=ent,
+        traj=[i for i, _, _ in rows],
+        group=[t["group"] for t in trajs],
+        reward=col("rewards"),
+        success=[t["success"] for t in trajs],
+        valid=[t["valid"] for t in trajs],
+        action_valid=col("action_valid"),
+        state=col("states"),
+        tool_calls=col("tools"),
+        n_tokens=n_tok,
+        token_entropy=ent,
     )
 
 
@@ -54,7 +63,9 @@ def test_permuting_trajectories_permutes_advantages(trajs, rnd):
     a, b = build(trajs), build(permuted)
     order = row_order(trajs, perm)
     for name in STEP_ESTIMATORS:
-        np.testing.assert_allclose(get_estimator(name)(b), get_estimator(name)(a)[order], atol=1e-9, err_msg=name)
+        np.testing.assert_allclose(
+            get_estimator(name)(b), get_estimator(name)(a)[order], atol=1e-9, err_msg=name
+        )
     tok_a, tok_b = get_estimator("gtpo_entropy")(a), get_estimator("gtpo_entropy")(b)
     tok_order = np.concatenate([np.flatnonzero(a.token_row == r) for r in order])
     np.testing.assert_allclose(tok_b, tok_a[tok_order], atol=1e-9)

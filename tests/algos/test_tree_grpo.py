@@ -16,14 +16,24 @@ def make_tree(edges, leaves, group="p", tokens=None, status=None):
     """edges: list of parent ids (None = root) for nodes 0..n-1; leaves: {node: reward}."""
     tokens = tokens or {}
     nodes = [
-        TreeNode(node_id=i, parent_id=p, step=StepRecord(index=0, observation="", action=f"n{i}",
-                                                         completion_token_ids=list(tokens.get(i, [1]))))
+        TreeNode(
+            node_id=i,
+            parent_id=p,
+            step=StepRecord(
+                index=0, observation="", action=f"n{i}", completion_token_ids=list(tokens.get(i, [1]))
+            ),
+        )
         for i, p in enumerate(edges)
     ]
     status = status or {}
     return RolloutTree(
-        task_id="q", group_id=group, nodes=nodes,
-        leaves=[TreeLeaf(node_id=n, final_reward=r, success=r > 0, status=status.get(n, "ok")) for n, r in leaves.items()],
+        task_id="q",
+        group_id=group,
+        nodes=nodes,
+        leaves=[
+            TreeLeaf(node_id=n, final_reward=r, success=r > 0, status=status.get(n, "ok"))
+            for n, r in leaves.items()
+        ],
     )
 
 
@@ -59,13 +69,19 @@ def test_variants_by_hand():
     b = StepBatch.from_trees(reference_trees())
     ep = b.episode_rows
     # intra only: T1 {1, 0, 1} → (+0.5774, −1.1547, +0.5774); T2 {0, 0, 1} → (−0.5774, −0.5774, +1.1547)
-    np.testing.assert_allclose(get_estimator("tree_intra")(b)[ep], [0.5774, -1.1547, 0.5774, -0.5774, -0.5774, 1.1547], atol=1e-4)
+    np.testing.assert_allclose(
+        get_estimator("tree_intra")(b)[ep], [0.5774, -1.1547, 0.5774, -0.5774, -0.5774, 1.1547], atol=1e-4
+    )
     # 2norm: prompt z = ±0.9129, then within each tree: T1 {+.9129, −.9129, +.9129} is z-scored again.
     # A z-score is affine-invariant, so this equals the intra term (up to ε) ...
-    np.testing.assert_allclose(get_estimator("tree_2norm")(b)[ep], [0.5774, -1.1547, 0.5774, -0.5774, -0.5774, 1.1547], atol=1e-4)
+    np.testing.assert_allclose(
+        get_estimator("tree_2norm")(b)[ep], [0.5774, -1.1547, 0.5774, -0.5774, -0.5774, 1.1547], atol=1e-4
+    )
     # ... except for singleton trees under the reference's raw rule: a lone leaf keeps its prompt z-score.
     lone = StepBatch.from_trees([make_tree([None], {0: 1.0}), make_tree([None], {0: 0.0})])
-    np.testing.assert_allclose(get_estimator("tree_2norm")(lone, singleton="raw"), [0.7071, -0.7071], atol=1e-4)
+    np.testing.assert_allclose(
+        get_estimator("tree_2norm")(lone, singleton="raw"), [0.7071, -0.7071], atol=1e-4
+    )
     np.testing.assert_allclose(get_estimator("tree_intra")(lone, singleton="raw"), [1.0, 0.0], atol=1e-4)
 
 
@@ -120,11 +136,15 @@ def _surrogate_losses(trees, old_shift):
     w_pos = torch.as_tensor(credit.w_pos)[row_of_token]
     w_neg = torch.as_tensor(credit.w_neg)[row_of_token]
     dedup_denom = int((credit.n_desc * n_tok).sum())
-    loss_dedup = -(w_pos * torch.minimum(ratio, clipped) + w_neg * torch.maximum(ratio, clipped)).sum() / dedup_denom
+    loss_dedup = (
+        -(w_pos * torch.minimum(ratio, clipped) + w_neg * torch.maximum(ratio, clipped)).sum() / dedup_denom
+    )
     # (c) the plain sum W (exact while the ratio stays inside the clip range)
     loss_plain = -(torch.as_tensor(credit.w)[row_of_token] * ratio).sum() / dedup_denom
     assert dedup_denom == denom
-    grads = [torch.autograd.grad(x, weight, retain_graph=True)[0] for x in (loss_paths, loss_dedup, loss_plain)]
+    grads = [
+        torch.autograd.grad(x, weight, retain_graph=True)[0] for x in (loss_paths, loss_dedup, loss_plain)
+    ]
     outside = float(((ratio < 0.8) | (ratio > 1.2)).double().mean())
     return (loss_paths, loss_dedup, loss_plain), grads, outside
 
@@ -132,12 +152,16 @@ def _surrogate_losses(trees, old_shift):
 def _tree_with_tokens():
     """The reference trees with 1..6 policy tokens per node."""
     tok = {i: [1] * (i + 1) for i in range(6)}
-    return [make_tree([None, 0, 1, 0, None, 4], {2: 1.0, 3: 0.0, 5: 1.0}, tokens=tok),
-            make_tree([None, 0, 0, None], {1: 0.0, 2: 0.0, 3: 1.0}, tokens=tok)]
+    return [
+        make_tree([None, 0, 1, 0, None, 4], {2: 1.0, 3: 0.0, 5: 1.0}, tokens=tok),
+        make_tree([None, 0, 0, None], {1: 0.0, 2: 0.0, 3: 1.0}, tokens=tok),
+    ]
 
 
 def test_dedup_gradient_equals_materialised_on_policy():
-    (paths, dedup, plain), (g_paths, g_dedup, g_plain), _ = _surrogate_losses(_tree_with_tokens(), lambda n: np.zeros(n))
+    (paths, dedup, plain), (g_paths, g_dedup, g_plain), _ = _surrogate_losses(
+        _tree_with_tokens(), lambda n: np.zeros(n)
+    )
     assert float(paths) == pytest.approx(float(dedup)) == pytest.approx(float(plain))
     torch.testing.assert_close(g_paths, g_dedup)
     torch.testing.assert_close(g_paths, g_plain)

@@ -102,7 +102,9 @@ class OTCShaper:
             n = self._with_history(batch, m, correct, n)
         return otc_grpo_tool_reward(m, n, self.config.c)
 
-    def _with_history(self, batch: StepBatch, m: np.ndarray, correct: np.ndarray, n: np.ndarray) -> np.ndarray:
+    def _with_history(
+        self, batch: StepBatch, m: np.ndarray, correct: np.ndarray, n: np.ndarray
+    ) -> np.ndarray:
         ep = batch.episode_rows
         task = batch.task[ep]
         names = batch.task_names or tuple(str(i) for i in range(int(batch.task.max()) + 1))

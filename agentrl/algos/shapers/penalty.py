@@ -36,6 +36,7 @@ def penalize_invalid_actions(batch: StepBatch, coef: float) -> StepBatch:
         return batch
     return add_turn_rewards(batch, -coef * invalid.astype(np.float64))
 
+
 class InvalidActionPenalty:
     """Shaper form of :func:`penalize_invalid_actions`."""
 

@@ -33,7 +33,9 @@ def add_turn_rewards(batch: StepBatch, extra: np.ndarray, to_outcome: bool = Tru
     """The batch with ``extra`` (one value per row) added to the step rewards (and outcomes)."""
     extra = np.asarray(extra, dtype=np.float64)
     if extra.shape != (batch.n_rows,):
-        raise ValueError(f"turn rewards must have one value per row ({batch.n_rows}), got shape {extra.shape}")
+        raise ValueError(
+            f"turn rewards must have one value per row ({batch.n_rows}), got shape {extra.shape}"
+        )
     if not np.all(np.isfinite(extra)):
         raise ValueError("turn rewards contain NaN or inf")
     changes = {"reward": batch.reward + extra}
