@@ -3,6 +3,7 @@
 import aiohttp
 import pytest
 import torch
+from agentrl_envs.toy import CalculatorEnv
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -16,7 +17,6 @@ from agentrl.policy import (
 from agentrl.policy.openai import OpenAIChatPolicy, OpenAIPolicy
 from agentrl.policy.serve import build_app
 from agentrl.rollout import run_chat_episode, run_episode
-from agentrl_envs.toy import CalculatorEnv
 
 
 @pytest.fixture
@@ -73,9 +73,9 @@ async def test_context_overflow_and_unreachable_server_are_typed(model, tokenize
 
 async def test_bad_requests_get_a_400_naming_the_field(server):
     async with aiohttp.ClientSession() as session:
-        async with session.post(server.make_url("/v1/completions"), json={"prompt": [1], "max_tokens": 0}) as resp:
-            assert resp.status == 400
-            assert "max_tokens" in (await resp.json())["error"]["message"]
+        resp = await session.post(server.make_url("/v1/completions"), json={"prompt": [1], "max_tokens": 0})
+        assert resp.status == 400
+        assert "max_tokens" in (await resp.json())["error"]["message"]
 
 
 async def test_servers_without_token_ids_are_refused_for_training(renderer):

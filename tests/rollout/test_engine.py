@@ -1,9 +1,10 @@
 """The async engine: groups, concurrency cap, retries, staleness, tree rollouts."""
 
+from agentrl_envs.toy import MazeEnv
+
 from agentrl.policy import SamplingParams
 from agentrl.rollout import GroupSpec, RolloutConfig, RolloutEngine, TreeConfig
 from agentrl.sandbox.errors import SandboxUnavailable
-from agentrl_envs.toy import MazeEnv
 
 SHORT_TURNS = SamplingParams(max_tokens=16, stop=("e", "a", " "))
 

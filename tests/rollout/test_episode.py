@@ -4,12 +4,12 @@ import asyncio
 
 import pytest
 import torch
+from agentrl_envs.toy import MazeEnv
 
 import agentrl
 from agentrl.policy import PolicyBackendError, SamplingParams
 from agentrl.rollout import run_episode
 from agentrl.sandbox.errors import SandboxUnavailable
-from agentrl_envs.toy import MazeEnv
 
 # The random model rarely writes <|im_end|>; stop strings end its turns after a few tokens.
 SHORT_TURNS = SamplingParams(max_tokens=16, stop=("e", "a", " "))
