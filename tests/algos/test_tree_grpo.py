@@ -162,7 +162,7 @@ def test_dedup_gradient_equals_materialised_on_policy():
     (paths, dedup, plain), (g_paths, g_dedup, g_plain), _ = _surrogate_losses(
         _tree_with_tokens(), lambda n: np.zeros(n)
     )
-    assert float(paths) == pytest.approx(float(dedup)) == pytest.approx(float(plain))
+    assert paths.item() == pytest.approx(dedup.item()) == pytest.approx(plain.item())
     torch.testing.assert_close(g_paths, g_dedup)
     torch.testing.assert_close(g_paths, g_plain)
 
@@ -173,7 +173,7 @@ def test_dedup_gradient_equals_materialised_outside_clip_range():
         _tree_with_tokens(), lambda n: rng.normal(0, 0.5, n)
     )
     assert outside > 0.3  # many tokens really are clipped
-    assert float(paths) == pytest.approx(float(dedup))
+    assert paths.item() == pytest.approx(dedup.item())
     torch.testing.assert_close(g_paths, g_dedup)
 
 
