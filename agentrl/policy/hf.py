@@ -1,9 +1,9 @@
 """`HFPolicy`: a transformers causal LM sampled in-process, with dynamic batching.
 
-Concurrent ``generate`` calls (one per episode in flight) are queued; a batcher takes the first
-request, waits at most ``max_wait_s`` for more (up to ``max_batch_size``), left-pads the prompts
-and decodes them together with a KV cache in a worker thread, so the event loop keeps stepping
-environments while the model runs. Each row keeps its own sampling parameters (temperature,
+Concurrent ``generate`` calls (one per episode in flight) are grouped by a
+:class:`~agentrl.policy.batching.DynamicBatcher` (at most ``max_batch_size``, waiting at most
+``max_wait_s`` for more); a batch is left-padded and decoded together with a KV cache in a
+worker thread, so the event loop keeps stepping environments while the model runs. Each row keeps its own sampling parameters (temperature,
 top-k/top-p, stop ids, stop strings, token budget, seed).
 
 Logprobs are those of the sampled tokens under ``log_softmax(logits / T)`` (see
@@ -21,15 +21,14 @@ weight versions — and then calls :meth:`HFPolicy.bump_version`::
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import threading
-import time
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from agentrl.policy.base import Completion, PolicyBackendError, SamplingParams, generation_budget
+from agentrl.policy.base import Completion, SamplingParams, generation_budget
+from agentrl.policy.batching import DynamicBatcher
 
 
 @dataclasses.dataclass
@@ -37,7 +36,6 @@ class _Request:
     prompt: list[int]
     sampling: SamplingParams
     budget: int
-    future: asyncio.Future
 
 
 class HFPolicy:
@@ -57,12 +55,8 @@ class HFPolicy:
         max_context_tokens: int | None = None,
         seed: int = 0,
     ):
-        if max_batch_size < 1:
-            raise ValueError("max_batch_size must be >= 1")
         self.model = model
         self.tokenizer = tokenizer
-        self.max_batch_size = max_batch_size
-        self.max_wait_s = max_wait_s
         self._max_context = max_context_tokens or getattr(model.config, "max_position_embeddings", None)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         if pad is None:
@@ -72,10 +66,7 @@ class HFPolicy:
         self.weights_lock = threading.RLock()
         self._version = 0
         self._generator = torch.Generator().manual_seed(seed)
-        self._queue: asyncio.Queue[_Request] | None = None
-        self._worker: asyncio.Task | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self.stats = {"batches": 0, "requests": 0, "busy_s": 0.0}
+        self._batcher = DynamicBatcher(self._generate_batch, max_batch_size, max_wait_s)
 
     # ------------------------------------------------------------------ Policy protocol
     @property
@@ -95,64 +86,20 @@ class HFPolicy:
         if not prompt_token_ids:
             raise ValueError("prompt_token_ids is empty")
         budget = generation_budget(len(prompt_token_ids), sampling, self._max_context)
-        queue = self._ensure_worker()
-        future = asyncio.get_running_loop().create_future()
-        await queue.put(_Request(list(prompt_token_ids), sampling, budget, future))
-        return await future
+        return await self._batcher.submit(_Request(list(prompt_token_ids), sampling, budget))
+
+    @property
+    def stats(self) -> dict[str, float]:
+        """Batches, requests and seconds of model time so far (see :class:`DynamicBatcher`)."""
+        return self._batcher.stats
 
     async def aclose(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-            try:
-                await self._worker
-            except (asyncio.CancelledError, RuntimeError):
-                pass
-        self._worker = self._queue = self._loop = None
-
-    # ------------------------------------------------------------------ batching
-    def _ensure_worker(self) -> asyncio.Queue[_Request]:
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop or self._worker is None or self._worker.done():
-            self._loop = loop
-            self._queue = asyncio.Queue()
-            self._worker = loop.create_task(self._batch_forever(self._queue))
-        return self._queue
-
-    async def _batch_forever(self, queue: asyncio.Queue[_Request]) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = [await queue.get()]
-            deadline = loop.time() + self.max_wait_s
-            while len(batch) < self.max_batch_size:
-                remaining = deadline - loop.time()
-                try:
-                    batch.append(queue.get_nowait() if remaining <= 0 else await asyncio.wait_for(queue.get(), remaining))
-                except (asyncio.QueueEmpty, TimeoutError):
-                    break
-            batch = [r for r in batch if not r.future.done()]  # drop requests whose episode was cancelled
-            if not batch:
-                continue
-            try:
-                results = await asyncio.to_thread(self._generate_batch, batch)
-            except Exception as exc:  # noqa: BLE001 - one failed batch fails its requests, not the batcher
-                error = PolicyBackendError(f"generation failed: {type(exc).__name__}: {exc}")
-                for request in batch:
-                    if not request.future.done():
-                        request.future.set_exception(error)
-                continue
-            for request, result in zip(batch, results):
-                if not request.future.done():
-                    request.future.set_result(result)
+        await self._batcher.aclose()
 
     # ------------------------------------------------------------------ decoding (worker thread)
     def _generate_batch(self, batch: list[_Request]) -> list[Completion]:
         with self.weights_lock, torch.no_grad():
-            start = time.perf_counter()
-            results = self._decode(batch, self._version)
-            self.stats["busy_s"] += time.perf_counter() - start
-            self.stats["batches"] += 1
-            self.stats["requests"] += len(batch)
-            return results
+            return self._decode(batch, self._version)
 
     def _decode(self, batch: list[_Request], version: int) -> list[Completion]:
         device = next(self.model.parameters()).device
