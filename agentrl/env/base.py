@@ -52,6 +52,7 @@ from agentrl.types import ToolSpec
 T = TypeVar("T")
 
 MAX_TEXT_LENGTH = 1_000_000
+SAMPLE_LENGTH = 256
 RESET_OPTION_KEYS = ("task_id", "split")
 
 
@@ -60,7 +61,7 @@ class TextSpace(gymnasium.spaces.Text):
 
     Gymnasium's ``Text`` space only admits characters from a fixed charset; observations and
     actions of language agents are arbitrary text, so membership checks only the length.
-    ``sample()`` still draws from the printable charset (useful for fuzzing).
+    ``sample()`` draws short strings from the printable charset (useful for fuzzing).
     """
 
     def __init__(self, max_length: int = MAX_TEXT_LENGTH, seed: int | None = None):
@@ -69,6 +70,14 @@ class TextSpace(gymnasium.spaces.Text):
 
     def contains(self, x: Any) -> bool:
         return isinstance(x, str) and len(x) <= self.max_length
+
+    def sample(self, mask=None, probability=None) -> str:
+        """A random printable string of at most ``SAMPLE_LENGTH`` characters (not up to
+        ``max_length``: a megabyte of noise per fuzzing call only slows checks down)."""
+        if mask is None and probability is None:
+            length = int(self.np_random.integers(0, SAMPLE_LENGTH + 1))
+            return super().sample(mask=(length, None))
+        return super().sample(mask=mask, probability=probability)
 
 
 class EnvConfig(BaseModel):
