@@ -104,6 +104,7 @@ class SearchEnv(TextEnv):
 
             raise EnvOptionError(f"sources: unknown {sorted(unknown)}; choose from {', '.join(SOURCES)}")
         self._retriever = retriever
+        self._question: Question | None = None
         self.retrieved: list[str] = []
         self.information: list[str] = []
         self._valid_format = True
@@ -114,7 +115,10 @@ class SearchEnv(TextEnv):
 
     @property
     def question(self) -> Question:
-        return Question(**self._require_task().data)
+        task = self._require_task()
+        if self._question is None or self._question.id != task.id:
+            self._question = Question(**task.data)
+        return self._question
 
     async def retriever(self) -> Retriever:
         if self._retriever is None:
