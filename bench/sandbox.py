@@ -18,8 +18,9 @@ import subprocess
 import sys
 import time
 
-from agentrl.sandbox import Limits, SandboxPool, create
 from agentrl_sandboxes import procs
+
+from agentrl.sandbox import Limits, SandboxPool, create
 
 CELL = "1 + 1"
 
@@ -95,7 +96,9 @@ async def bench_backend(backend: str, n: int, concurrency: list[int], base: dict
         sb = await create(backend, limits)
         starts.append(time.perf_counter() - t)
         await sb.close()
-    print(f"\n[{backend}] cold start (process/container + kernel ready): p50 {statistics.median(starts) * 1e3:.0f} ms")
+    print(
+        f"\n[{backend}] cold start (process/container + kernel ready): p50 {statistics.median(starts) * 1e3:.0f} ms"
+    )
 
     async with await create(backend, limits) as sb:
         for _ in range(30):
@@ -114,7 +117,9 @@ async def bench_backend(backend: str, n: int, concurrency: list[int], base: dict
             print(f"[{backend}] memory per live sandbox (RSS server + kernel): {rss_mb(pids):.0f} MiB")
         else:
             stats = await asyncio.to_thread(sb.container.stats, stream=False)
-            print(f"[{backend}] memory per live sandbox (container cgroup): {stats['memory_stats']['usage'] / 2**20:.0f} MiB")
+            print(
+                f"[{backend}] memory per live sandbox (container cgroup): {stats['memory_stats']['usage'] / 2**20:.0f} MiB"
+            )
 
     for c in concurrency:
         async with SandboxPool(backend=backend, size=c, max_size=c, limits=limits, health_interval=0) as pool:
@@ -127,7 +132,7 @@ async def bench_backend(backend: str, n: int, concurrency: list[int], base: dict
                 await asyncio.sleep(0)
             per_worker = max(20, n // c)
 
-            async def worker():
+            async def worker(per_worker: int = per_worker):
                 async with pool.sandbox() as s:
                     for _ in range(per_worker):
                         await s.run_code(CELL)

@@ -36,9 +36,8 @@ from queue import Empty
 from typing import Any
 
 import zmq
-from jupyter_client.manager import AsyncKernelManager
-
 from agentrl_sandboxes.messages import Display, ExecError, ExecResult
+from jupyter_client.manager import AsyncKernelManager
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 TEXT_MIMES = ("text/plain", "text/html", "text/markdown", "text/latex", "image/svg+xml", "application/json")

@@ -28,9 +28,6 @@ import sys
 import time
 from pathlib import Path
 
-from aiohttp import web
-from pydantic import BaseModel, ValidationError
-
 from agentrl_sandboxes import procs
 from agentrl_sandboxes.kernel import KernelSession
 from agentrl_sandboxes.messages import (
@@ -42,6 +39,8 @@ from agentrl_sandboxes.messages import (
     ProcResult,
     ResetRequest,
 )
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
 
 MAX_UPLOAD = 512 * 1024 * 1024
 
@@ -73,7 +72,9 @@ class SandboxServer:
             "OPENBLAS_NUM_THREADS": "1",
             "OMP_NUM_THREADS": "1",
         }
-        self.kernel = KernelSession(workdir, statedir / "runtime", env=env, capture_fd_output=capture_fd_output)
+        self.kernel = KernelSession(
+            workdir, statedir / "runtime", env=env, capture_fd_output=capture_fd_output
+        )
         self.exec_pids: set[int] = set()
         self.started = time.time()
 
@@ -89,7 +90,9 @@ class SandboxServer:
 
     def resolve(self, rel: str | None) -> Path:
         if not rel:
-            raise web.HTTPBadRequest(text=ErrorBody(error="missing ?path=").model_dump_json(), content_type="application/json")
+            raise web.HTTPBadRequest(
+                text=ErrorBody(error="missing ?path=").model_dump_json(), content_type="application/json"
+            )
         path = (self.workdir / rel).resolve()
         if path != self.workdir and not path.is_relative_to(self.workdir):
             raise web.HTTPBadRequest(
@@ -138,7 +141,7 @@ class SandboxServer:
             stdout, stderr = await asyncio.wait_for(
                 proc.communicate(req.stdin.encode() if req.stdin is not None else None), req.timeout
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             timed_out = True
             procs.kill_tree(proc.pid)
             stdout, stderr = await proc.communicate()

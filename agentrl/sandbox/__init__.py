@@ -18,11 +18,12 @@ container: no network, memory/CPU/pids limits, read-only root, non-root user) â€
 
 from __future__ import annotations
 
+from agentrl_sandboxes.messages import Display, ExecError, ExecResult, FileInfo, Health, ProcResult
+
 from agentrl.sandbox.base import Sandbox, ServerSandbox
 from agentrl.sandbox.errors import SandboxCrashed, SandboxError, SandboxTimeout, SandboxUnavailable
 from agentrl.sandbox.limits import Limits
 from agentrl.sandbox.pool import SandboxPool
-from agentrl_sandboxes.messages import Display, ExecError, ExecResult, FileInfo, Health, ProcResult
 
 BACKENDS = ("local", "docker")
 

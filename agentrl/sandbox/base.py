@@ -17,10 +17,6 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import aiohttp
-from pydantic import BaseModel, ValidationError
-
-from agentrl.sandbox.errors import SandboxCrashed, SandboxError, SandboxTimeout, SandboxUnavailable
-from agentrl.sandbox.limits import Limits
 from agentrl_sandboxes.messages import (
     DEFAULT_MAX_OUTPUT,
     ErrorBody,
@@ -32,6 +28,10 @@ from agentrl_sandboxes.messages import (
     ProcResult,
     ResetRequest,
 )
+from pydantic import BaseModel, ValidationError
+
+from agentrl.sandbox.errors import SandboxCrashed, SandboxError, SandboxTimeout, SandboxUnavailable
+from agentrl.sandbox.limits import Limits
 
 # Seconds a call may take beyond its own timeout: interrupt grace (2 s) + a kernel restart.
 CALL_SLACK = 30.0
@@ -43,7 +43,9 @@ class Sandbox(Protocol):
 
     limits: Limits
 
-    async def run_code(self, code: str, timeout: float = 30.0, max_output: int = DEFAULT_MAX_OUTPUT) -> ExecResult: ...
+    async def run_code(
+        self, code: str, timeout: float = 30.0, max_output: int = DEFAULT_MAX_OUTPUT
+    ) -> ExecResult: ...
     async def exec(self, argv: list[str], timeout: float = 30.0, stdin: str | None = None) -> ProcResult: ...
     async def put_file(self, path: str, data: bytes) -> FileInfo: ...
     async def get_file(self, path: str) -> bytes: ...
@@ -104,12 +106,14 @@ class ServerSandbox:
             )
             while True:
                 if await self._server_gone():
-                    raise SandboxUnavailable(f"{self.backend} sandbox exited during start-up: {self._log_tail()}")
+                    raise SandboxUnavailable(
+                        f"{self.backend} sandbox exited during start-up: {self._log_tail()}"
+                    )
                 try:
                     async with self._session.get("/health", timeout=aiohttp.ClientTimeout(total=5)) as resp:
                         if resp.status == 200 and Health.model_validate_json(await resp.read()).ok:
                             break
-                except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+                except (TimeoutError, aiohttp.ClientError, OSError):
                     pass
                 if time.monotonic() > deadline:
                     raise SandboxUnavailable(
@@ -147,7 +151,9 @@ class ServerSandbox:
         await self.close()
 
     # ------------------------------------------------------------- transport
-    async def _call(self, method: str, route: str, timeout: float, body: BaseModel | bytes | None = None, **params):
+    async def _call(
+        self, method: str, route: str, timeout: float, body: BaseModel | bytes | None = None, **params
+    ):
         """One request; returns the raw body. Connection loss or a hang → SandboxCrashed."""
         if not self.alive:
             raise SandboxCrashed(f"{self.backend} sandbox is not running")
@@ -158,7 +164,7 @@ class ServerSandbox:
             ) as resp:
                 raw = await resp.read()
                 status = resp.status
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             gone = await self._server_gone()
             self._alive = False
             what = "exited" if gone else f"stopped answering ({type(exc).__name__})"
@@ -177,7 +183,9 @@ class ServerSandbox:
         return raw
 
     # ------------------------------------------------------------- API
-    async def run_code(self, code: str, timeout: float = 30.0, max_output: int = DEFAULT_MAX_OUTPUT) -> ExecResult:
+    async def run_code(
+        self, code: str, timeout: float = 30.0, max_output: int = DEFAULT_MAX_OUTPUT
+    ) -> ExecResult:
         """Run a cell in the persistent kernel.
 
         Returns the ExecResult (``outcome`` ``ok`` or ``error`` — an exception in the code is a
@@ -185,7 +193,9 @@ class ServerSandbox:
         ``timeout`` and :class:`SandboxCrashed` if the kernel or sandbox died.
         """
         req = ExecuteRequest(code=code, timeout=timeout, max_output=max_output)
-        result = ExecResult.model_validate_json(await self._call("POST", "/execute", timeout + CALL_SLACK, req))
+        result = ExecResult.model_validate_json(
+            await self._call("POST", "/execute", timeout + CALL_SLACK, req)
+        )
         if result.outcome == "timeout":
             how = "interrupted, state kept" if result.state_kept else "kernel restarted, state lost"
             raise SandboxTimeout(f"code ran past {timeout:g} s ({how})", result)
@@ -209,7 +219,12 @@ class ServerSandbox:
 
     async def reset(self, wipe_workdir: bool = True) -> None:
         """Fresh kernel, every leftover process killed, work dir emptied (unless told not to)."""
-        await self._call("POST", "/reset", self.limits.start_timeout_s + CALL_SLACK, ResetRequest(wipe_workdir=wipe_workdir))
+        await self._call(
+            "POST",
+            "/reset",
+            self.limits.start_timeout_s + CALL_SLACK,
+            ResetRequest(wipe_workdir=wipe_workdir),
+        )
 
     async def health(self) -> Health:
         """Server and kernel status; a dead server raises SandboxCrashed."""

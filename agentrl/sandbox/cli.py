@@ -20,7 +20,9 @@ def sandbox() -> None:
 @click.option("--base", default="auto", show_default=True,
               help="Base image (BASE_IMAGE build arg). 'auto': python:3.11-slim if local or pullable, "
                    "else a Debian base made with debootstrap.")  # fmt: skip
-@click.option("--package", "-p", "packages", multiple=True, help="Extra pip requirement for the image (repeatable).")
+@click.option(
+    "--package", "-p", "packages", multiple=True, help="Extra pip requirement for the image (repeatable)."
+)
 @click.option("--force", is_flag=True, help="Rebuild even if an up-to-date image exists.")
 def build(tag: str, base: str, packages: tuple[str, ...], force: bool) -> None:
     """Build (or reuse) the sandbox image without needing a registry."""
@@ -43,9 +45,15 @@ def ls() -> None:
     except SandboxError as exc:
         raise click.ClickException(str(exc)) from None
     for image in client.images.list(filters={"label": BUILD_LABEL}):
-        click.echo(f"image     {','.join(image.tags) or image.short_id}  build={image.labels.get(BUILD_LABEL)}")
+        click.echo(
+            f"image     {','.join(image.tags) or image.short_id}  build={image.labels.get(BUILD_LABEL)}"
+        )
     for c in client.containers.list(all=True, filters={"label": LABEL}):
-        owner = "orphan" if is_orphan(c.labels) else f"pid {c.labels.get('agentrl.pid')}@{c.labels.get('agentrl.host')}"
+        owner = (
+            "orphan"
+            if is_orphan(c.labels)
+            else f"pid {c.labels.get('agentrl.pid')}@{c.labels.get('agentrl.host')}"
+        )
         click.echo(f"container {c.name}  {c.status}  {owner}")
 
 
@@ -71,7 +79,9 @@ def check(backend: str) -> None:
     async def go() -> None:
         async with await create(backend) as sb:
             result = await sb.run_code("import sys; print(sys.version.split()[0]); 6 * 7")
-            click.echo(f"{backend}: {result.stdout.strip()} -> {result.result} in {result.duration * 1e3:.1f} ms")
+            click.echo(
+                f"{backend}: {result.stdout.strip()} -> {result.result} in {result.duration * 1e3:.1f} ms"
+            )
             for key, value in sb.info().items():
                 click.echo(f"  {key}: {value}")
 

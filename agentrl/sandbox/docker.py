@@ -56,7 +56,12 @@ def _proc_start_time(pid: int) -> str | None:
 
 def owner_labels() -> dict[str, str]:
     pid = os.getpid()
-    return {LABEL: "1", "agentrl.host": socket.gethostname(), "agentrl.pid": str(pid), "agentrl.pid_start": str(_proc_start_time(pid))}
+    return {
+        LABEL: "1",
+        "agentrl.host": socket.gethostname(),
+        "agentrl.pid": str(pid),
+        "agentrl.pid_start": str(_proc_start_time(pid)),
+    }
 
 
 def is_orphan(labels: dict[str, str]) -> bool:
@@ -113,11 +118,16 @@ class DockerSandbox(ServerSandbox):
         try:
             client.images.get(self.image)
         except docker.errors.ImageNotFound:
-            raise SandboxUnavailable(f"image {self.image} not found: build it with `agentrl sandbox build`") from None
+            raise SandboxUnavailable(
+                f"image {self.image} not found: build it with `agentrl sandbox build`"
+            ) from None
         lim = self.limits
         self.sockdir = Path(tempfile.mkdtemp(prefix="agentrl-docker-"))
         os.chmod(self.sockdir, 0o777)  # the server runs as uid 1000
-        ulimits = [Ulimit(name="fsize", soft=lim.file_size_mb * MB, hard=lim.file_size_mb * MB), Ulimit(name="core", soft=0, hard=0)]
+        ulimits = [
+            Ulimit(name="fsize", soft=lim.file_size_mb * MB, hard=lim.file_size_mb * MB),
+            Ulimit(name="core", soft=0, hard=0),
+        ]
         if lim.cpu_time_s is not None:
             ulimits.append(Ulimit(name="cpu", soft=lim.cpu_time_s, hard=lim.cpu_time_s + 5))
         tmpfs_opts = f"rw,exec,nosuid,nodev,size={lim.disk_mb}m"
@@ -131,7 +141,10 @@ class DockerSandbox(ServerSandbox):
                 nano_cpus=int(lim.cpus * 1e9),
                 pids_limit=lim.pids,
                 read_only=True,
-                tmpfs={"/work": f"{tmpfs_opts},uid=1000,gid=1000,mode=0755", "/tmp": f"{tmpfs_opts},mode=1777"},
+                tmpfs={
+                    "/work": f"{tmpfs_opts},uid=1000,gid=1000,mode=0755",
+                    "/tmp": f"{tmpfs_opts},mode=1777",
+                },
                 volumes={str(self.sockdir): {"bind": SOCKET_MOUNT, "mode": "rw"}},
                 user=SANDBOX_UID,
                 cap_drop=["ALL"],

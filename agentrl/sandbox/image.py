@@ -30,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import agentrl_sandboxes
+
 from agentrl.sandbox.errors import SandboxUnavailable
 
 DEFAULT_IMAGE = "agentrl-sandbox:latest"
@@ -64,7 +65,7 @@ def docker_client():
     try:
         client = docker.from_env(timeout=120)
         client.ping()
-    except Exception as exc:  # noqa: BLE001 - DockerException, requests errors, socket errors
+    except Exception as exc:
         raise SandboxUnavailable(
             f"no Docker engine answers ({exc.__class__.__name__}: {exc}). Start one (e.g. `sudo dockerd &`, "
             "or scripts/docker_setup.sh as root), or use the local backend."
@@ -109,13 +110,22 @@ def resolve_base(client, base: str, log: Log) -> str:
 def make_debian_base(client, tag: str = DEBIAN_BASE, log: Log = print, suite: str = "bookworm") -> None:
     """debootstrap a minimal Debian with python3 + venv and ``docker import`` it as ``tag``."""
     if shutil.which("debootstrap") is None:
-        raise SandboxUnavailable("making a base image needs debootstrap (apt-get install debootstrap) and root")
+        raise SandboxUnavailable(
+            "making a base image needs debootstrap (apt-get install debootstrap) and root"
+        )
     repo, _, version = tag.partition(":")
     with tempfile.TemporaryDirectory(prefix="agentrl-rootfs-") as tmp:
         rootfs, tarball = Path(tmp) / "rootfs", Path(tmp) / "rootfs.tar"
-        cmd = ["debootstrap", "--variant=minbase", "--include=python3,python3-venv", suite, str(rootfs), DEBIAN_MIRROR]
+        cmd = [
+            "debootstrap",
+            "--variant=minbase",
+            "--include=python3,python3-venv",
+            suite,
+            str(rootfs),
+            DEBIAN_MIRROR,
+        ]
         log(" ".join(cmd))
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise SandboxUnavailable(f"debootstrap failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
         shutil.rmtree(rootfs / "var/cache/apt/archives", ignore_errors=True)
@@ -161,7 +171,7 @@ def download_wheels(requirements: list[str], python: str, log: Log) -> Path:
         *platform_args(arch), *requirements,
     ]  # fmt: skip
     log(f"wheels: pip download for CPython {python} ({len(requirements)} requirements)")
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
         raise SandboxUnavailable(f"pip download failed:\n{proc.stderr[-3000:]}")
@@ -200,7 +210,11 @@ def build_image(
         ctx = Path(ctx)
         shutil.copy(SERVER_DIR / "Dockerfile", ctx / "Dockerfile")
         shutil.copytree(wheels, ctx / "wheels")
-        shutil.copytree(SERVER_DIR, ctx / "agentrl_sandboxes", ignore=shutil.ignore_patterns("__pycache__", "Dockerfile", "*.md"))
+        shutil.copytree(
+            SERVER_DIR,
+            ctx / "agentrl_sandboxes",
+            ignore=shutil.ignore_patterns("__pycache__", "Dockerfile", "*.md"),
+        )
         log(f"docker build {tag} FROM {base}")
         try:
             for chunk in client.api.build(
@@ -214,7 +228,7 @@ def build_image(
                     log(line)
         except SandboxUnavailable:
             raise
-        except Exception as exc:  # noqa: BLE001 - docker.errors.APIError / BuildError
+        except Exception as exc:
             raise SandboxUnavailable(f"docker build failed: {exc}") from exc
     log(f"built {tag} (build {digest})")
     return tag

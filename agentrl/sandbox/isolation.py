@@ -66,7 +66,12 @@ def network_isolation_available() -> bool:
     """Whether this machine lets us create a network namespace (probed once, in a child)."""
     probe = "from agentrl.sandbox.isolation import _isolate_network; _isolate_network()"
     try:
-        return subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=30).returncode == 0
+        return (
+            subprocess.run(
+                [sys.executable, "-c", probe], capture_output=True, timeout=30, check=False
+            ).returncode
+            == 0
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
 

@@ -92,7 +92,7 @@ class LocalSandbox(ServerSandbox):
             proc.stdin.close()  # EOF: the server shuts its kernel down and kills what it adopted
             try:
                 await asyncio.wait_for(proc.wait(), 3.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         if proc is not None:
             try:

@@ -137,7 +137,7 @@ class SandboxPool:
                     raise SandboxUnavailable(f"all {self.max_size} sandboxes busy for {timeout:g} s")
                 try:
                     await asyncio.wait_for(self._cond.wait(), remaining)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
         try:
             return await self._start_one()

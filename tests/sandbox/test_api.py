@@ -29,7 +29,10 @@ async def test_state_result_display_and_error(sb):
     plot = await sb.run_code("import matplotlib.pyplot as plt\nplt.plot([1, 2, 3])\nplt.show()")
     assert len(plot.images) == 1 and plot.images[0][:8] == b"\x89PNG\r\n\x1a\n"
     err = await sb.run_code("1 / 0")
-    assert err.outcome == "error" and (err.error.name, err.error.value) == ("ZeroDivisionError", "division by zero")
+    assert err.outcome == "error" and (err.error.name, err.error.value) == (
+        "ZeroDivisionError",
+        "division by zero",
+    )
     assert not any("\x1b[" in line for line in err.error.traceback)
     assert err.text().endswith("ZeroDivisionError: division by zero")
 
@@ -104,7 +107,9 @@ async def test_docker_container_is_locked_down(tmp_path):
         )
         assert result.result == "(1000, '/work', False, True)"
         attrs = sb.container.attrs["HostConfig"]
-        assert attrs["NetworkMode"] == "none" and attrs["ReadonlyRootfs"] and attrs["PidsLimit"] == LIMITS.pids
+        assert (
+            attrs["NetworkMode"] == "none" and attrs["ReadonlyRootfs"] and attrs["PidsLimit"] == LIMITS.pids
+        )
         assert attrs["Memory"] == LIMITS.memory_mb * 1024 * 1024 and attrs["CapDrop"] == ["ALL"]
 
 
@@ -121,6 +126,8 @@ async def test_orphaned_containers_are_removed():
     try:
         removed = cleanup_orphans(client)
         assert orphan.name in removed and live.name not in removed
-        assert [c.name for c in client.containers.list(all=True, filters={"label": LABEL}) if c.name == live.name]
+        assert [
+            c.name for c in client.containers.list(all=True, filters={"label": LABEL}) if c.name == live.name
+        ]
     finally:
         live.remove(force=True)

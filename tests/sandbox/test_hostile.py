@@ -6,11 +6,11 @@ from __future__ import annotations
 import time
 
 import pytest
+from agentrl_sandboxes import procs
 
 from agentrl.sandbox import SandboxCrashed, SandboxTimeout
 from agentrl.sandbox.docker import DockerSandbox
 from agentrl.sandbox.local import LocalSandbox
-from agentrl_sandboxes import procs
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
@@ -87,7 +87,9 @@ async def test_disk_fill_stops_at_the_limit(pool):
 
 async def test_megabytes_of_stdout_are_truncated(pool):
     async with pool.sandbox(timeout=120) as sb:
-        result = await sb.run_code("for i in range(300_000):\n    print(i)\nprint('x' * 5_000_000)", timeout=60, max_output=100_000)
+        result = await sb.run_code(
+            "for i in range(300_000):\n    print(i)\nprint('x' * 5_000_000)", timeout=60, max_output=100_000
+        )
         assert result.truncated and result.outcome == "ok"
         assert len(result.stdout) == 100_000
         assert result.stdout.startswith("0\n1\n2\n")
@@ -96,7 +98,9 @@ async def test_megabytes_of_stdout_are_truncated(pool):
 
 async def test_binary_and_non_utf8_output(pool):
     async with pool.sandbox(timeout=120) as sb:
-        result = await sb.run_code("print(bytes(range(256)).decode('latin-1'), b'\\xff', '\\udcff')", timeout=10)
+        result = await sb.run_code(
+            "print(bytes(range(256)).decode('latin-1'), b'\\xff', '\\udcff')", timeout=10
+        )
         assert result.outcome == "ok"
         assert "\xff" in result.stdout and "b'\\xff'" in result.stdout
         proc = await sb.exec(["printf", "\\377\\376raw\\000"], timeout=10)
@@ -108,7 +112,9 @@ async def test_network_is_unreachable(pool):
     async with pool.sandbox(timeout=120) as sb:
         if not sb.info()["network_isolated"]:
             pytest.skip("this OS refused a network namespace: the local sandbox has network (see info())")
-        result = await sb.run_code("import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=3)", timeout=10)
+        result = await sb.run_code(
+            "import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=3)", timeout=10
+        )
         assert result.error is not None and "unreachable" in result.error.value
         dns = await sb.run_code("import socket\nsocket.getaddrinfo('pypi.org', 443)", timeout=10)
         assert dns.error is not None and dns.error.name == "gaierror"
