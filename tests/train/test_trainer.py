@@ -1,0 +1,108 @@
+"""The RL loop end to end with the tiny model: SIGKILL + --resume, bad configs, one-step-off."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from agentrl.cli import main
+
+# A very small run: 1-layer model, 3x3 mazes, 2 groups of 2 episodes per step, no warm start.
+SMALL = {
+    "seed": 3,
+    "steps": 4,
+    "model": {"tiny": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64}},
+    "env": {"options": {"size": 3, "num_tasks": 8, "max_turns": 3}},
+    "rollout": {"groups_per_step": 2, "group_size": 2, "max_tokens": 8},
+    "sft": {"episodes": 0},
+    "eval": {"every": 0, "episodes": 2},
+    "checkpoint": {"every": 1, "keep": 2},
+}
+
+
+def write_config(tmp_path, **changes):
+    config = {**SMALL, "output_dir": str(tmp_path / "run"), **changes}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def steps_logged(run):
+    path = run / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line)["step"] for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_loses_and_repeats_no_step(tmp_path):
+    config = write_config(tmp_path, steps=6)
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "agentrl", "train", str(config), "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if (run / "checkpoints" / "step_00000002").exists():
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = steps_logged(run)
+    assert 2 <= max(killed_at) < 6  # killed mid-run
+
+    done = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    resumed_from = int(done.stdout.split("resumed from step ")[1].split()[0])
+    assert resumed_from >= 2
+    assert steps_logged(run) == [0, 1, 2, 3, 4, 5, 6]  # every step exactly once
+    state = json.loads((run / "checkpoints" / "step_00000006" / "state.json").read_text())
+    assert state["step"] == 6 and state["policy_version"] == 6  # one weight version per step
+    assert (run / "learning_curve.png").stat().st_size > 0
+    assert list((run / "tensorboard").iterdir())
+    assert (run / "final" / "model.safetensors").exists()
+
+
+def test_bad_config_names_the_field(tmp_path):
+    config = write_config(tmp_path, loss={"clip_low": 1.5}, rollout={"group_sise": 4})
+    result = CliRunner().invoke(main, ["train", str(config)])
+    assert result.exit_code != 0
+    assert "loss.clip_low" in result.output and "rollout.group_sise" in result.output
+
+
+def test_bad_env_option_fails_before_training(tmp_path):
+    config = write_config(tmp_path, env={"options": {"size": 99}})
+    result = CliRunner().invoke(main, ["train", str(config)])
+    assert result.exit_code != 0 and "size" in result.output
+
+
+def test_existing_run_needs_resume(tmp_path):
+    from agentrl.train.config import load_config
+    from agentrl.train.trainer import Trainer
+
+    config = load_config(write_config(tmp_path, steps=1))
+    Trainer(config, progress=False, log=lambda *_: None).run()
+    with pytest.raises(RuntimeError, match="--resume"):
+        Trainer(config, progress=False, log=lambda *_: None).run()
+
+
+@pytest.mark.slow
+def test_one_step_off_trains_on_one_version_old_rollouts(tmp_path):
+    from agentrl.train.config import load_config
+    from agentrl.train.trainer import Trainer
+
+    config = load_config(write_config(tmp_path, steps=3, mode="one_step_off"))
+    summary = Trainer(config, progress=False, log=lambda *_: None).run()
+    records = [json.loads(line) for line in open(summary["metrics"])]
+    rl = [r for r in records if r["step"] > 0]
+    assert [r["step"] for r in rl] == [1, 2, 3]
+    assert rl[0]["rollout/staleness"] == 0.0
+    # Step k+1 is rolled out while step k trains: its tokens are at most one version old.
+    assert all(r["rollout/staleness"] in (0.0, 1.0) for r in rl)
+    assert rl[-1]["policy_version"] == 3
