@@ -87,7 +87,7 @@ async def step_overhead(backend: str, steps: int) -> None:
 
 
 async def pooled_episodes(backend: str, concurrency: int, episodes: int) -> float:
-    envs = [make_env(backend, pool_size=2 * concurrency, pool_max=2 * concurrency + 4) for _ in range(concurrency)]
+    envs = [make_env(backend, pool_size=concurrency + 4, pool_max=2 * concurrency + 4) for _ in range(concurrency)]
     pool = await envs[0].pool()  # shared: started (warm) before the clock starts
     del pool
     queue: asyncio.Queue[int] = asyncio.Queue()

@@ -13,13 +13,13 @@ def docker_skip_reason() -> str | None:
 
         client = docker.from_env(timeout=5)
         client.ping()
-    except Exception as exc:  # no SDK, no socket, engine down
+    except Exception as exc:  # noqa: BLE001 - no SDK, no socket, engine down: all mean "skip"
         return f"no Docker engine reachable ({type(exc).__name__})"
     try:
         from agentrl.sandbox import sandbox_class
 
         sandbox_class("docker")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - an import or config failure: skip with its message
         return f"docker backend unavailable: {exc}"
     return None
 

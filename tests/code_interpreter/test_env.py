@@ -271,3 +271,16 @@ async def test_oracle_solves_all_humaneval_and_a_math_sample():
         assert failed == []
     finally:
         await asyncio.gather(env.aclose(), math.aclose())
+
+
+def test_sync_envs_on_private_loops_share_the_pool():
+    a, b = math_env("local"), math_env("local")
+    try:
+        a.reset(seed=0)
+        b.reset(seed=1)
+        assert a.step("```python\nprint(1)\n```")[0] == "<interpreter>\n1\n</interpreter>"
+        assert b.step("```python\nprint(2)\n```")[0] == "<interpreter>\n2\n</interpreter>"
+        assert a._loop is not b._loop and a._pool is b._pool
+    finally:
+        a.close()
+        b.close()
