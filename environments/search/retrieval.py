@@ -109,7 +109,9 @@ class BM25Retriever:
         if not queries:
             return []
         k = max(1, min(int(k), len(self.corpus)))
-        tokens = self._tokenizer.tokenize(list(queries), update_vocab=False, show_progress=False, return_as="ids")
+        tokens = self._tokenizer.tokenize(
+            list(queries), update_vocab=False, show_progress=False, return_as="ids"
+        )
         positions, scores = self._index.retrieve(tokens, k=k, show_progress=False, n_threads=0)
         docs = self.corpus.documents
         return [

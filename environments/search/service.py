@@ -23,14 +23,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import weakref
+from typing import ClassVar
 
 import aiohttp
+from agentrl_envs.search.corpus import Document
+from agentrl_envs.search.retrieval import BM25Retriever, Hit, shared_retriever
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentrl.sandbox.errors import SandboxUnavailable
-from agentrl_envs.search.corpus import Document
-from agentrl_envs.search.retrieval import BM25Retriever, Hit, shared_retriever
 
 MAX_QUERIES = 512
 
@@ -75,7 +76,7 @@ class MicroBatcher:
             queries = [q for item in batch for q in item[0]]
             try:
                 results = await asyncio.to_thread(self.retriever.search_batch, queries, k)
-            except Exception as exc:  # answer every waiter; the server turns it into a 500
+            except Exception as exc:  # noqa: BLE001 — answer every waiter; the server turns it into a 500
                 for _, _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
@@ -107,13 +108,17 @@ def make_app(retriever: BM25Retriever | None = None, max_batch: int = 256) -> we
             return web.json_response({"error": f"bad request: {exc}"}, status=400)
         try:
             results = await batcher.search(body.queries, body.topk)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 — a failed search is a 500 for this request, not a dead server
             return web.json_response({"error": f"retrieval failed: {type(exc).__name__}: {exc}"}, status=500)
+
         def document(doc: Document) -> dict:
             return {"id": doc.id, "contents": doc.contents, "source": doc.source}
 
         payload = [
-            [{"document": document(h.doc), "score": h.score} if body.return_scores else document(h.doc) for h in hits]
+            [
+                {"document": document(h.doc), "score": h.score} if body.return_scores else document(h.doc)
+                for h in hits
+            ]
             for hits in results
         ]
         return web.json_response({"result": payload})
@@ -140,7 +145,7 @@ def _document(raw: dict) -> Document:
 class RemoteRetriever:
     """Client of a retrieval server; safe to share between envs of one process."""
 
-    _instances: dict[str, RemoteRetriever] = {}
+    _instances: ClassVar[dict[str, RemoteRetriever]] = {}
 
     def __init__(self, url: str, timeout_s: float = 30.0):
         self.url = url.rstrip("/")
@@ -168,8 +173,10 @@ class RemoteRetriever:
             ) as response:
                 payload = await response.json()
                 if response.status != 200:
-                    raise RetrievalUnavailable(f"retrieval server {self.url}: {payload.get('error', response.status)}")
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                    raise RetrievalUnavailable(
+                        f"retrieval server {self.url}: {payload.get('error', response.status)}"
+                    )
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise RetrievalUnavailable(f"retrieval server {self.url} unreachable: {exc!r}") from exc
         return [[Hit(_document(e["document"]), float(e["score"])) for e in row] for row in payload["result"]]
 

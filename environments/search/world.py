@@ -28,14 +28,62 @@ from agentrl_envs.search.questions import Hop, Question
 
 _SEED = 7
 N_TOWNS, N_COMPANIES, N_PEOPLE = 40, 60, 160
-_ONSETS = ["b", "br", "d", "dr", "f", "g", "gr", "h", "k", "kr", "l", "m", "n", "p", "r", "s", "st", "t", "th", "v", "z"]
+_ONSETS = [
+    "b",
+    "br",
+    "d",
+    "dr",
+    "f",
+    "g",
+    "gr",
+    "h",
+    "k",
+    "kr",
+    "l",
+    "m",
+    "n",
+    "p",
+    "r",
+    "s",
+    "st",
+    "t",
+    "th",
+    "v",
+    "z",
+]
 _VOWELS = ["a", "e", "i", "o", "u", "ae", "ei", "ou"]
 _CODAS = ["", "n", "r", "l", "s", "th", "m", "k", "nd", "rn"]
 _TOWN_SUFFIXES = ["ford", "holm", "wick", "stad", "mere", "burg", "dale", "port"]
-_INDUSTRIES = ["textiles", "shipbuilding", "glassware", "software", "brewing", "mining", "optics", "publishing"]
-_COMPANY_SUFFIXES = {"textiles": "Mills", "shipbuilding": "Yards", "glassware": "Glassworks", "software": "Systems",
-                     "brewing": "Breweries", "mining": "Mining", "optics": "Optics", "publishing": "Press"}
-_OCCUPATIONS = ["engineer", "chemist", "accountant", "designer", "geologist", "translator", "pilot", "architect"]
+_INDUSTRIES = [
+    "textiles",
+    "shipbuilding",
+    "glassware",
+    "software",
+    "brewing",
+    "mining",
+    "optics",
+    "publishing",
+]
+_COMPANY_SUFFIXES = {
+    "textiles": "Mills",
+    "shipbuilding": "Yards",
+    "glassware": "Glassworks",
+    "software": "Systems",
+    "brewing": "Breweries",
+    "mining": "Mining",
+    "optics": "Optics",
+    "publishing": "Press",
+}
+_OCCUPATIONS = [
+    "engineer",
+    "chemist",
+    "accountant",
+    "designer",
+    "geologist",
+    "translator",
+    "pilot",
+    "architect",
+]
 
 
 @dataclass(frozen=True)
@@ -72,7 +120,9 @@ class World:
 
 
 def _word(rng: random.Random, syllables: int) -> str:
-    return "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS) for _ in range(syllables)).capitalize()
+    return "".join(
+        rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS) for _ in range(syllables)
+    ).capitalize()
 
 
 def _unique(rng: random.Random, make, taken: set[str]) -> str:
@@ -99,12 +149,17 @@ def generate() -> World:
     founders = rng.sample(people_names, N_COMPANIES)
     for founder in founders:
         industry = rng.choice(_INDUSTRIES)
-        name = _unique(rng, lambda: f"{_word(rng, 2)} {_COMPANY_SUFFIXES[industry]}", taken)
+        name = _unique(rng, lambda industry=industry: f"{_word(rng, 2)} {_COMPANY_SUFFIXES[industry]}", taken)
         companies[name] = Company(name, industry, rng.randint(1850, 2015), founder, rng.choice(town_names))
     company_names = list(companies)
     people = {
-        name: Person(name, rng.randint(1820, 1995), rng.choice(town_names), rng.choice(_OCCUPATIONS),
-                     rng.choice(company_names))
+        name: Person(
+            name,
+            rng.randint(1820, 1995),
+            rng.choice(town_names),
+            rng.choice(_OCCUPATIONS),
+            rng.choice(company_names),
+        )
         for name in people_names
     }
     return World(towns, companies, people)
@@ -117,8 +172,10 @@ def documents() -> list[Document]:
         text = f"{t.name} is a town in the province of {t.province}, founded in {t.founded}. It lies on the {t.river}."
         docs.append(Document(id=f"world/town/{t.name}", title=t.name, text=text, source="world"))
     for c in world.companies.values():
-        text = (f"{c.name} is a {c.industry} company founded in {c.founded} by {c.founder}. "
-                f"Its headquarters are in {c.town}.")
+        text = (
+            f"{c.name} is a {c.industry} company founded in {c.founded} by {c.founder}. "
+            f"Its headquarters are in {c.town}."
+        )
         docs.append(Document(id=f"world/company/{c.name}", title=c.name, text=text, source="world"))
     for p in world.people.values():
         text = f"{p.name} (born {p.born}) is a {p.occupation} from {p.town}. {p.name} works for {p.employer}."
@@ -135,26 +192,51 @@ def questions() -> list[Question]:
 
     for p in world.people.values():
         company = world.companies[p.employer]
-        out.append(Question(id=f"world-1hop/birthplace/{p.name}", question=f"In which town was {p.name} born?",
-                            answers=[p.town], chain=[hop("person", p.name)], kind="world-1hop"))
-        out.append(Question(id=f"world-2hop/river/{p.name}",
-                            question=f"On which river lies the town where {p.name} was born?",
-                            answers=[world.towns[p.town].river],
-                            chain=[hop("person", p.name), hop("town", p.town)], kind="world-2hop"))
-        out.append(Question(id=f"world-2hop/founder/{p.name}",
-                            question=f"Who founded the company that {p.name} works for?",
-                            answers=[company.founder],
-                            chain=[hop("person", p.name), hop("company", company.name)], kind="world-2hop"))
-        out.append(Question(id=f"world-3hop/province/{p.name}",
-                            question=f"In which province is the headquarters of the company that {p.name} works for?",
-                            answers=[world.towns[company.town].province],
-                            chain=[hop("person", p.name), hop("company", company.name), hop("town", company.town)],
-                            kind="world-3hop"))
+        out.append(
+            Question(
+                id=f"world-1hop/birthplace/{p.name}",
+                question=f"In which town was {p.name} born?",
+                answers=[p.town],
+                chain=[hop("person", p.name)],
+                kind="world-1hop",
+            )
+        )
+        out.append(
+            Question(
+                id=f"world-2hop/river/{p.name}",
+                question=f"On which river lies the town where {p.name} was born?",
+                answers=[world.towns[p.town].river],
+                chain=[hop("person", p.name), hop("town", p.town)],
+                kind="world-2hop",
+            )
+        )
+        out.append(
+            Question(
+                id=f"world-2hop/founder/{p.name}",
+                question=f"Who founded the company that {p.name} works for?",
+                answers=[company.founder],
+                chain=[hop("person", p.name), hop("company", company.name)],
+                kind="world-2hop",
+            )
+        )
+        out.append(
+            Question(
+                id=f"world-3hop/province/{p.name}",
+                question=f"In which province is the headquarters of the company that {p.name} works for?",
+                answers=[world.towns[company.town].province],
+                chain=[hop("person", p.name), hop("company", company.name), hop("town", company.town)],
+                kind="world-3hop",
+            )
+        )
     for c in world.companies.values():
         founder = world.people[c.founder]
-        out.append(Question(id=f"world-3hop/founder-river/{c.name}",
-                            question=f"On which river lies the birthplace of the founder of {c.name}?",
-                            answers=[world.towns[founder.town].river],
-                            chain=[hop("company", c.name), hop("person", founder.name), hop("town", founder.town)],
-                            kind="world-3hop"))
+        out.append(
+            Question(
+                id=f"world-3hop/founder-river/{c.name}",
+                question=f"On which river lies the birthplace of the founder of {c.name}?",
+                answers=[world.towns[founder.town].river],
+                chain=[hop("company", c.name), hop("person", founder.name), hop("town", founder.town)],
+                kind="world-3hop",
+            )
+        )
     return out

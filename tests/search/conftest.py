@@ -2,9 +2,9 @@
 first run and cached on disk under $AGENTRL_CACHE/search, so later sessions only load them)."""
 
 import pytest
+from agentrl_envs.search.retrieval import shared_retriever
 
 import agentrl
-from agentrl_envs.search.retrieval import shared_retriever
 
 
 @pytest.fixture(scope="session")

