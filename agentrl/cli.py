@@ -16,6 +16,7 @@ import agentrl
 from agentrl.env import AGENTS, EnvOptionError, UnknownEnvError, aplay_episode, make_agent
 from agentrl.env.registry import env_sources, plugin_errors
 from agentrl.eval.cli import eval_group
+from agentrl.policy import cli as policy_cli
 from agentrl.sandbox import cli as sandbox_cli
 from agentrl.train import cli as train_cli
 from agentrl.types import write_jsonl
@@ -141,6 +142,7 @@ def run(env_id: str, agent: str, episodes: int, split: str, seed: int, options: 
 main.add_command(eval_group)
 main.add_command(sandbox_cli.sandbox)
 main.add_command(train_cli.train)
+main.add_command(policy_cli.serve)
 
 
 if __name__ == "__main__":
