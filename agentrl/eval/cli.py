@@ -9,10 +9,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from agentrl.env import EnvOptionError, UnknownEnvError
+from agentrl.eval.agents import AgentLoadError, build_runner
 from agentrl.eval.metrics import compute_metrics
 from agentrl.eval.report import write_report
-from agentrl.eval.runner import EvalSettings, evaluate, load_finished, read_settings, scripted_episode_fn
+from agentrl.eval.runner import AGENT_KINDS, AgentSpec, EvalSettings, evaluate, load_finished, read_settings
 
 console = Console()
 
@@ -40,7 +40,14 @@ def eval_group() -> None:
 
 @eval_group.command("run")
 @click.option("--env", "env_id", required=True, help="Environment id, e.g. agentrl/Calculator-v0.")
-@click.option("--agent", default="oracle", show_default=True, help="oracle | random")
+@click.option("--agent", "kind", type=click.Choice(AGENT_KINDS), default="oracle", show_default=True,
+              help="Scripted (oracle, random) or model-backed (hf, vllm, openai, openai-chat).")
+@click.option("--model", help="hf/vllm: model directory; openai/openai-chat: the served model name.")
+@click.option("--base-url", help="openai/openai-chat: server URL, e.g. http://127.0.0.1:8000/v1.")
+@click.option("--tokenizer", help="openai: tokenizer directory used to render prompts as token ids.")
+@click.option("--api-key", envvar="OPENAI_API_KEY", help="Bearer token (default: $OPENAI_API_KEY); never stored.")
+@click.option("--temperature", default=0.0, show_default=True, type=click.FloatRange(min=0))
+@click.option("--max-tokens", default=256, show_default=True, type=click.IntRange(min=1), help="Per turn.")
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "dev", "test"]))
 @click.option("-k", "--samples", "samples", default=1, show_default=True, type=click.IntRange(min=1),
               help="Samples per task (for pass@k).")
@@ -50,24 +57,36 @@ def eval_group() -> None:
 @click.option("--option", "-o", "options", multiple=True, help="Env option KEY=VALUE (repeatable).")
 @click.option("--output", "-O", required=True, type=click.Path(file_okay=False),
               help="Run directory: episodes.jsonl, run.json, report.html. Re-running resumes.")
-def eval_run(env_id, agent, split, samples, max_tasks, concurrency, seed, options, output) -> None:
-    """Evaluate AGENT on ENV's split; resumable, with a summary and an HTML report."""
-    from agentrl.cli import parse_env_options
+def eval_run(env_id, kind, model, base_url, tokenizer, api_key, temperature, max_tokens, split, samples, max_tasks,
+             concurrency, seed, options, output) -> None:
+    """Evaluate an agent on ENV's split; resumable, with a summary and an HTML report."""
+    from agentrl.cli import make_env_or_exit, parse_env_options
 
-    if agent not in ("oracle", "random"):
-        raise click.BadParameter(f"unknown agent {agent!r}; choose oracle or random", param_hint="--agent")
-    settings = EvalSettings(
-        env_id=env_id, agent=agent, split=split, samples_per_task=samples, max_tasks=max_tasks, seed=seed,
-        env_options=parse_env_options(options),
-    )
+    env_options = parse_env_options(options)
+    make_env_or_exit(env_id, env_options).close()  # unknown ids and bad options fail here, fast
+    agent = AgentSpec(kind=kind, model=model, base_url=base_url, tokenizer=tokenizer, temperature=temperature,
+                      max_tokens=max_tokens)
+    settings = EvalSettings(env_id=env_id, agent=agent, split=split, samples_per_task=samples, max_tasks=max_tasks,
+                            seed=seed, env_options=env_options)
     try:
-        trajectories = asyncio.run(evaluate(settings, scripted_episode_fn(settings), output, concurrency=concurrency))
-    except (UnknownEnvError, EnvOptionError, ValueError) as exc:
+        runner = build_runner(settings, api_key)
+    except AgentLoadError as exc:
+        raise click.ClickException(str(exc)) from None
+
+    async def run_all():
+        try:
+            return await evaluate(settings, runner.play, output, concurrency=concurrency)
+        finally:
+            await runner.aclose()
+
+    try:
+        trajectories = asyncio.run(run_all())
+    except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     ks = tuple(k for k in (1, 5, 10) if k <= samples)
-    console.print(_summary_table(f"{agent} on {env_id} ({split})", trajectories, ks))
-    report = write_report(Path(output) / "report.html", {agent: trajectories}, f"{agent} on {env_id} ({split})")
-    console.print(f"report: {report}")
+    title = f"{agent.label} on {env_id} ({split})"
+    console.print(_summary_table(title, trajectories, ks))
+    console.print(f"report: {write_report(Path(output) / 'report.html', {agent.label: trajectories}, title)}")
 
 
 @eval_group.command("report")
@@ -75,8 +94,9 @@ def eval_run(env_id, agent, split, samples, max_tasks, concurrency, seed, option
 def eval_report(run_dir: str) -> None:
     """(Re)write RUN_DIR/report.html from its episodes."""
     settings = read_settings(run_dir)
-    title = f"{settings.agent} on {settings.env_id} ({settings.split})"
-    report = write_report(Path(run_dir) / "report.html", {settings.agent: load_finished(Path(run_dir))}, title)
+    label = settings.agent.label
+    title = f"{label} on {settings.env_id} ({settings.split})"
+    report = write_report(Path(run_dir) / "report.html", {label: load_finished(Path(run_dir))}, title)
     console.print(f"report: {report}")
 
 
@@ -89,7 +109,7 @@ def eval_compare(run_a: str, run_b: str, output: str) -> None:
     runs = {}
     for run_dir in (run_a, run_b):
         settings = read_settings(run_dir)
-        label = f"{settings.agent} @ {Path(run_dir).name}"
+        label = f"{settings.agent.label} @ {Path(run_dir).name}"
         runs[label] = load_finished(Path(run_dir))
         console.print(_summary_table(label, runs[label], (1,)))
     report = write_report(output, runs, " vs ".join(runs))

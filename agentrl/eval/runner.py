@@ -15,6 +15,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -30,13 +31,36 @@ SETTINGS_FILE = "run.json"
 EpisodeFn = Callable[[str, int], Awaitable[Trajectory]]
 
 
+AgentKind = Literal["oracle", "random", "hf", "vllm", "openai", "openai-chat"]
+AGENT_KINDS: tuple[str, ...] = AgentKind.__args__
+
+
+class AgentSpec(BaseModel):
+    """Which agent to evaluate (see :mod:`agentrl.eval.agents`); secrets such as API keys are
+    never part of it, so run.json can be shared."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: AgentKind
+    model: str | None = None
+    base_url: str | None = None
+    tokenizer: str | None = None
+    temperature: float = Field(default=0.0, ge=0.0)
+    max_tokens: int = Field(default=256, ge=1)
+    episode_timeout_s: float = Field(default=600.0, gt=0)
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}:{Path(self.model).name}" if self.model else self.kind
+
+
 class EvalSettings(BaseModel):
     """What identifies an evaluation run (stored in run.json)."""
 
     model_config = ConfigDict(extra="forbid")
 
     env_id: str
-    agent: str
+    agent: AgentSpec
     split: str = "test"
     samples_per_task: int = Field(default=1, ge=1)
     max_tasks: int | None = Field(default=None, ge=1)
@@ -45,12 +69,12 @@ class EvalSettings(BaseModel):
 
 
 def scripted_episode_fn(settings: EvalSettings) -> EpisodeFn:
-    """Episode function for the scripted agents (``settings.agent``: ``oracle`` or ``random``)."""
+    """Episode function for the scripted agents (``settings.agent.kind``: ``oracle`` or ``random``)."""
 
     async def play(task_id: str, seed: int) -> Trajectory:
         env = agentrl.make(settings.env_id, **settings.env_options)
         try:
-            agent = make_agent(settings.agent, env, seed=seed)
+            agent = make_agent(settings.agent.kind, env, seed=seed)
             return await aplay_episode(env, agent, seed=seed, task_id=task_id)
         finally:
             await env.aclose()
@@ -131,7 +155,7 @@ async def evaluate(
     if show_progress and todo:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns) as progress:
-            bar = progress.add_task(f"eval {settings.agent} on {settings.env_id}", total=len(todo))
+            bar = progress.add_task(f"eval {settings.agent.label} on {settings.env_id}", total=len(todo))
             await asyncio.gather(*(worker(progress, bar) for _ in range(n_workers)))
     elif todo:
         await asyncio.gather(*(worker(None, None) for _ in range(n_workers)))

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from agentrl.eval.report import render_report
-from agentrl.eval.runner import EPISODES_FILE, EvalSettings, evaluate, load_finished, scripted_episode_fn
+from agentrl.eval.runner import EPISODES_FILE, AgentSpec, EvalSettings, evaluate, load_finished, scripted_episode_fn
 from agentrl.types import Trajectory
 
 
@@ -19,7 +19,7 @@ def counting(fn, calls):
 
 
 def test_interrupted_run_resumes_without_redoing_episodes(tmp_path):
-    settings = EvalSettings(env_id="agentrl/Calculator-v0", agent="oracle", samples_per_task=2, max_tasks=6)
+    settings = EvalSettings(env_id="agentrl/Calculator-v0", agent=AgentSpec(kind="oracle"), samples_per_task=2, max_tasks=6)
     first_calls = []
     full = asyncio.run(evaluate(settings, counting(scripted_episode_fn(settings), first_calls), tmp_path, 3, False))
     assert len(full) == len(first_calls) == 12 and all(t.success for t in full)
@@ -40,7 +40,7 @@ def test_interrupted_run_resumes_without_redoing_episodes(tmp_path):
 
 
 def test_resume_with_other_settings_is_refused(tmp_path):
-    settings = EvalSettings(env_id="agentrl/Maze-v0", agent="oracle", max_tasks=2)
+    settings = EvalSettings(env_id="agentrl/Maze-v0", agent=AgentSpec(kind="oracle"), max_tasks=2)
     asyncio.run(evaluate(settings, scripted_episode_fn(settings), tmp_path, 1, False))
     changed = settings.model_copy(update={"samples_per_task": 3})
     with pytest.raises(ValueError, match="other settings.*samples_per_task"):
@@ -48,7 +48,7 @@ def test_resume_with_other_settings_is_refused(tmp_path):
 
 
 def test_a_crashing_episode_is_recorded_as_infra_error_and_the_run_goes_on(tmp_path):
-    settings = EvalSettings(env_id="agentrl/Maze-v0", agent="oracle", max_tasks=10)
+    settings = EvalSettings(env_id="agentrl/Maze-v0", agent=AgentSpec(kind="oracle"), max_tasks=10)
 
     async def flaky(task_id, seed):
         if task_id.endswith(("1", "3", "5", "7", "9")):
@@ -89,7 +89,7 @@ def test_report_renders_in_headless_chromium(tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    settings = EvalSettings(env_id="agentrl/Calculator-v0", agent="random", samples_per_task=3, max_tasks=10)
+    settings = EvalSettings(env_id="agentrl/Calculator-v0", agent=AgentSpec(kind="random"), samples_per_task=3, max_tasks=10)
     runs = asyncio.run(evaluate(settings, scripted_episode_fn(settings), tmp_path / "run", 4, False))
     page = tmp_path / "report.html"
     page.write_text(render_report({"random": runs}, "random on calculator"))

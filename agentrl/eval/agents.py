@@ -1,0 +1,145 @@
+"""Agents that `agentrl eval` can evaluate, each turned into an episode function.
+
+==============  ==============================================================================
+``oracle``      the env's scripted solver (an upper bound; proves the env's reward is reachable)
+``random``      the env's random actions (a floor)
+``hf``          a local transformers model directory (``--model PATH``), in-process, batched
+``vllm``        a model directory served by vLLM's async engine in-process (optional extra)
+``openai``      an OpenAI-compatible server (``--base-url``, ``--model NAME``) at token level:
+                the prompt goes as token ids rendered with ``--tokenizer PATH`` (default: the
+                model name as a local path), exact like training
+``openai-chat`` the same server through ``/v1/chat/completions`` (messages in, text out): for
+                API models whose tokenizer you do not have; no token ids are recorded
+==============  ==============================================================================
+
+Model paths and servers are checked before the run starts, so a typo fails in a second with a
+message that says what is wrong, not after the first episode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+
+import agentrl
+from agentrl.eval.runner import AgentSpec, EpisodeFn, EvalSettings, scripted_episode_fn
+from agentrl.policy.base import SamplingParams
+from agentrl.types import Trajectory
+
+class AgentLoadError(ValueError):
+    """The agent could not be set up (bad model path, unreachable server, missing extra)."""
+
+
+def _check_model_dir(path: str | None, what: str) -> Path:
+    if not path:
+        raise AgentLoadError(f"--model is required: the {what} directory (save_pretrained format)")
+    directory = Path(path).expanduser()
+    if not directory.is_dir():
+        raise AgentLoadError(f"model path {path!r} is not a directory")
+    if not (directory / "config.json").exists():
+        raise AgentLoadError(f"{path!r} holds no config.json: not a transformers model directory")
+    return directory
+
+
+def _load_tokenizer(path: str | None):
+    from transformers import AutoTokenizer
+
+    if not path or not Path(path).expanduser().is_dir():
+        raise AgentLoadError(f"tokenizer path {path!r} is not a directory (pass --tokenizer PATH)")
+    return AutoTokenizer.from_pretrained(Path(path).expanduser())
+
+
+async def check_server(base_url: str, api_key: str | None = None, timeout_s: float = 10.0) -> list[str]:
+    """The model names an OpenAI-compatible server offers; AgentLoadError when it cannot be reached."""
+    url = base_url.rstrip("/")
+    url = url if url.endswith("/v1") else url + "/v1"
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
+            async with session.get(f"{url}/models", headers=headers) as response:
+                if response.status != 200:
+                    raise AgentLoadError(f"{url}/models answered HTTP {response.status}: {await response.text()}")
+                return [m["id"] for m in (await response.json()).get("data", [])]
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        raise AgentLoadError(f"cannot reach the server at {base_url}: {type(exc).__name__}: {exc}") from None
+
+
+class EpisodeRunner:
+    """An episode function and the resources behind it (closed with :meth:`aclose`)."""
+
+    def __init__(self, play: EpisodeFn, close=None):
+        self.play = play
+        self._close = close
+
+    async def aclose(self) -> None:
+        if self._close is not None:
+            await self._close()
+
+
+def build_runner(settings: EvalSettings, api_key: str | None = None) -> EpisodeRunner:
+    """Set up ``settings.agent``; raises AgentLoadError with a readable reason."""
+    agent: AgentSpec = settings.agent
+    if agent.kind in ("oracle", "random"):
+        return EpisodeRunner(scripted_episode_fn(settings))
+
+    from agentrl.policy.render import ChatRenderer
+    from agentrl.rollout.episode import run_chat_episode, run_episode
+
+    sampling = SamplingParams(temperature=agent.temperature, max_tokens=agent.max_tokens)
+
+    def env_factory():
+        return agentrl.make(settings.env_id, **settings.env_options)
+
+    if agent.kind == "openai-chat":
+        from agentrl.policy.openai import OpenAIChatPolicy
+
+        if not (agent.base_url and agent.model):
+            raise AgentLoadError("openai-chat needs --base-url and --model (the served model name)")
+        asyncio.run(check_server(agent.base_url, api_key))
+        policy = OpenAIChatPolicy(agent.base_url, agent.model, api_key=api_key)
+
+        async def play_chat(task_id: str, seed: int) -> Trajectory:
+            return await run_chat_episode(
+                env_factory, policy, sampling, seed=seed, task_id=task_id, timeout_s=agent.episode_timeout_s
+            )
+
+        return EpisodeRunner(play_chat, policy.aclose)
+
+    if agent.kind == "openai":
+        from agentrl.policy.openai import OpenAIPolicy
+
+        if not (agent.base_url and agent.model):
+            raise AgentLoadError("openai needs --base-url and --model (the served model name)")
+        tokenizer = _load_tokenizer(agent.tokenizer or agent.model)
+        asyncio.run(check_server(agent.base_url, api_key))
+        policy = OpenAIPolicy(agent.base_url, agent.model, api_key=api_key)
+    elif agent.kind == "hf":
+        from transformers import AutoModelForCausalLM
+
+        from agentrl.policy.hf import HFPolicy
+
+        directory = _check_model_dir(agent.model, "transformers model")
+        tokenizer = _load_tokenizer(agent.tokenizer or str(directory))
+        policy = HFPolicy(AutoModelForCausalLM.from_pretrained(directory).eval(), tokenizer)
+    else:  # vllm
+        try:
+            from agentrl.policy.vllm import VLLMPolicy
+        except ImportError as exc:
+            raise AgentLoadError(f"the vllm agent needs the vllm extra: {exc}") from None
+        directory = _check_model_dir(agent.model, "model")
+        tokenizer = _load_tokenizer(agent.tokenizer or str(directory))
+        try:
+            policy = VLLMPolicy(str(directory))
+        except ImportError as exc:
+            raise AgentLoadError(str(exc)) from None
+
+    renderer = ChatRenderer(tokenizer)
+
+    async def play(task_id: str, seed: int) -> Trajectory:
+        return await run_episode(
+            env_factory, policy, renderer, sampling, seed=seed, task_id=task_id, timeout_s=agent.episode_timeout_s
+        )
+
+    return EpisodeRunner(play, getattr(policy, "aclose", None))
