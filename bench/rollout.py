@@ -158,8 +158,10 @@ async def timed(name, policy, run, make_env):
     await policy.batcher.aclose()
     wall = end - t0
     util, steady = policy.utilisation(t0, end), policy.utilisation(t0, max(starts))
+    gaps = sorted(b[0] - a[1] for a, b in zip(policy.busy, policy.busy[1:]))
     print(f"  {name:<10} {episodes:4d} episodes in {wall:6.2f} s = {episodes / wall:5.1f} ep/s   policy utilisation "
-          f"{util:5.1%} overall, {steady:5.1%} while episodes wait to start")
+          f"{util:5.1%} overall, {steady:5.1%} while episodes wait to start; "
+          f"median gap between batches {1e3 * gaps[len(gaps) // 2]:.1f} ms")
     return episodes / wall, steady
 
 
