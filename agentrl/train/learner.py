@@ -144,6 +144,21 @@ class Learner:
         assert self.reference is not None
         return self._forward(self.reference, input_ids, attention_mask, False)[0]
 
+    @torch.no_grad()
+    def token_entropies(self, rows: Sequence[TokenRow]) -> np.ndarray:
+        """Entropy of the current policy at every policy token (mask 1), rows in order (flat)."""
+        out: list[tuple[int, np.ndarray]] = []
+        for mb in pack_microbatches([len(r) for r in rows], self.optim.micro_batch_tokens):
+            batch = collate([rows[i] for i in mb], self.pad_id)
+            _, entropy = self._forward(
+                self.model, batch.input_ids.to(self.device), batch.attention_mask.to(self.device), True
+            )
+            for j, i in enumerate(mb):
+                picked = batch.mask[j, 1:].bool()
+                out.append((i, entropy[j][picked.to(self.device)].float().cpu().numpy()))
+        out.sort(key=lambda pair: pair[0])
+        return np.concatenate([e for _, e in out]) if out else np.zeros(0)
+
     # ------------------------------------------------------------------ the update
     def update(self, rows: Sequence[TokenRow]) -> dict[str, float]:
         """PPO epochs over ``rows``; returns the mean diagnostics of the last epoch's steps."""

@@ -54,6 +54,8 @@ from agentrl.train.sft import run_sft
 from agentrl.types import Trajectory
 
 SPEC_SEED_STRIDE = 1_000_003
+#: Estimators that read the sampling policy's per-token entropy (computed by one no-grad forward).
+NEEDS_ENTROPY = frozenset({"gtpo_entropy", "grpo_s", "empg"})
 EVAL_SEED = 987_654_321
 
 
@@ -226,7 +228,15 @@ class Trainer:
 
     def advantages_and_rows(self, trajectories: list[Trajectory]):
         kept = [t for t in trajectories if t.steps]
-        batch = StepBatch.from_trajectories(kept)
+        entropy = None
+        if self.config.algo.estimator in NEEDS_ENTROPY:
+            # Entropy of the sampling policy per token: the weights have not changed since sampling
+            # in sync mode (one version later at most in one-step-off mode).
+            total = sum(len(s.completion_token_ids) for t in kept for s in t.steps)
+            flat = self.learner.token_entropies(build_rows(kept, np.zeros(total)))
+            lengths = [len(s.completion_token_ids) for t in kept for s in t.steps]
+            entropy = np.split(flat, np.cumsum(lengths)[:-1]) if lengths else []
+        batch = StepBatch.from_trajectories(kept, token_entropy=entropy)
         adv = self.pipeline(batch)
         rows = build_rows(kept, adv.token, adv.token_mask)
         valid = adv.token[adv.token_mask] if adv.token_mask.any() else np.zeros(1)

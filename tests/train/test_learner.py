@@ -91,3 +91,17 @@ def test_full_finetune_keeps_a_frozen_reference_copy():
     learner = Learner(model, OptimConfig(lr=1e-2), PolicyLossConfig(kl_coef=0.1), pad_id=0)
     assert learner.reference is not None
     assert all(not p.requires_grad for p in learner.reference.parameters())
+
+
+def test_token_entropies_follow_the_policy_tokens_in_order():
+    model = tiny_model()
+    rows = rows_for(model)
+    learner = Learner(model, OptimConfig(micro_batch_tokens=8), PolicyLossConfig(), pad_id=0)
+    flat = learner.token_entropies(rows)
+    assert flat.shape == (sum(sum(r.mask) for r in rows),)
+    # Row 0's first policy token is predicted from position 1: its entropy from the logits there.
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([rows[0].input_ids])).logits[0, 1].float()
+    probs = torch.softmax(logits, -1)
+    assert flat[0] == pytest.approx(float(-(probs * probs.log()).sum()), rel=1e-4)
+    assert np.all(flat > 0) and np.all(flat <= np.log(16) + 1e-5)
