@@ -32,10 +32,10 @@ class Section(BaseModel):
 class TinyModelSpec(Section):
     """Size of the random-init Llama built when ``model.name`` is ``tiny``."""
 
-    hidden_size: int = Field(default=128, ge=8)
+    hidden_size: int = Field(default=64, ge=8)
     num_layers: int = Field(default=2, ge=1)
     num_heads: int = Field(default=4, ge=1)
-    intermediate_size: int = Field(default=256, ge=8)
+    intermediate_size: int = Field(default=128, ge=8)
     vocab_size: int = Field(default=512, ge=300, description="Byte-level BPE vocabulary trained at start-up.")
 
 
@@ -55,12 +55,12 @@ class ModelSection(Section):
 class EnvSection(Section):
     id: str = "agentrl/Maze-v0"
     options: dict[str, Any] = Field(
-        default_factory=lambda: {"size": 4, "wall_density": 0.2, "num_tasks": 16, "max_turns": 8}
+        default_factory=lambda: {"size": 3, "wall_density": 0.2, "num_tasks": 8, "max_turns": 6}
     )
 
 
 class RolloutSection(Section):
-    groups_per_step: int = Field(default=8, ge=1, description="Tasks per RL step.")
+    groups_per_step: int = Field(default=4, ge=1, description="Tasks per RL step.")
     group_size: int = Field(default=8, ge=1, description="Rollouts per task (the GRPO/GiGPO group).")
     temperature: float = Field(default=1.0, ge=0.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
@@ -103,8 +103,8 @@ class AlgoSection(Section):
 class SFTSection(Section):
     """Supervised warm start on the env's oracle demonstrations (0 episodes: off)."""
 
-    episodes: int = Field(default=256, ge=0)
-    epochs: int = Field(default=6, ge=1)
+    episodes: int = Field(default=64, ge=0)
+    epochs: int = Field(default=8, ge=1)
     batch_rows: int = Field(default=32, ge=1, description="Sequences per optimizer step.")
     lr: float = Field(default=3e-3, gt=0.0)
 
@@ -134,7 +134,7 @@ class TrainConfig(Section):
     # GiGPO's invalid-action penalty as a discounted step reward (see agentrl/train/README.md).
     algo: AlgoSection = AlgoSection(config={"penalty_mode": "discounted"})
     loss: PolicyLossConfig = PolicyLossConfig()
-    optim: OptimConfig = OptimConfig(lr=1e-3, micro_batch_tokens=16384)
+    optim: OptimConfig = OptimConfig(lr=5e-4, micro_batch_tokens=16384)
     sft: SFTSection = SFTSection()
     eval: EvalSection = EvalSection()
     checkpoint: CheckpointSection = CheckpointSection()
