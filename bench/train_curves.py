@@ -38,8 +38,8 @@ def run_one(root: Path, estimator: str, seed: int, steps: int, extra: list[str])
         cmd += ["--set", override]
     if (out / "checkpoints").exists():
         cmd.append("--resume")
-    log = open(root / f"{estimator}-s{seed}.log", "w")
-    subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=True)
+    with open(root / f"{estimator}-s{seed}.log", "w") as log:
+        subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=True)
     return out
 
 

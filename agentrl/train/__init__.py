@@ -7,7 +7,13 @@ imported from their modules: ``from agentrl.train.trainer import Trainer``.
 from agentrl.train.checkpoint import Checkpointer
 from agentrl.train.config import ConfigError, TrainConfig, load_config
 from agentrl.train.learner import Learner, LoraSettings, OptimConfig, apply_lora
-from agentrl.train.loss import PolicyLossConfig, kl_penalty, loss_weights, policy_loss, token_logprobs_and_entropy
+from agentrl.train.loss import (
+    PolicyLossConfig,
+    kl_penalty,
+    loss_weights,
+    policy_loss,
+    token_logprobs_and_entropy,
+)
 from agentrl.train.rows import TokenRow, build_rows, pack_microbatches
 
 __all__ = [

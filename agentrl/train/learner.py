@@ -33,7 +33,13 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentrl.train.loss import Aggregation, PolicyLossConfig, loss_weights, policy_loss, token_logprobs_and_entropy
+from agentrl.train.loss import (
+    Aggregation,
+    PolicyLossConfig,
+    loss_weights,
+    policy_loss,
+    token_logprobs_and_entropy,
+)
 from agentrl.train.rows import TokenRow, collate, pack_microbatches
 
 Precision = Literal["auto", "fp32", "bf16"]

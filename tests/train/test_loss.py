@@ -5,7 +5,13 @@ import math
 import pytest
 import torch
 
-from agentrl.train.loss import PolicyLossConfig, kl_penalty, loss_weights, policy_loss, token_logprobs_and_entropy
+from agentrl.train.loss import (
+    PolicyLossConfig,
+    kl_penalty,
+    loss_weights,
+    policy_loss,
+    token_logprobs_and_entropy,
+)
 
 # Four tokens in two rows ([t1, t2, t3] and [t4, pad]); ε = 0.2.
 #   t1: A = +1, ρ = 0.75/0.5 = 1.5 → max(−1.5, −1.2) = −1.2   (clipped)
