@@ -35,7 +35,7 @@ from agentrl_envs.search.retrieval import Hit, Retriever, ashared_retriever, ren
 from agentrl_envs.search.scoring import exact_match, f1_score, format_reward, substring_match, well_formed
 from pydantic import Field
 
-from agentrl.env import ActionError, EnvConfig, StepOutcome, Task, TaskSet, TextEnv
+from agentrl.env import ActionError, EnvConfig, EnvOptionError, StepOutcome, Task, TaskSet, TextEnv
 from agentrl.env.parsing import parse_tool_calls
 from agentrl.types import ToolSpec
 
@@ -112,8 +112,6 @@ class SearchEnv(TextEnv):
         super().__init__(render_mode=render_mode, **options)
         unknown = set(self.config.sources) - set(SOURCES)
         if unknown:
-            from agentrl.env import EnvOptionError
-
             raise EnvOptionError(f"sources: unknown {sorted(unknown)}; choose from {', '.join(SOURCES)}")
         self._retriever = retriever
         self._question: Question | None = None

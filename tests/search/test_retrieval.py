@@ -112,6 +112,7 @@ async def test_concurrent_requests_are_micro_batched():
         await runner.cleanup()
 
 
+@pytest.mark.slow  # loads a 90 MB model with torch
 def test_dense_and_hybrid_retrieval_when_the_model_is_installed():
     dense_mod = pytest.importorskip("agentrl_envs.search.dense")
     try:
