@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
+from safetensors.torch import load_model, save_model
 from tqdm.auto import tqdm
 
 import agentrl
@@ -279,6 +280,8 @@ class Trainer:
         state = self.checkpointer.load(path, self.model, self.learner.optimizer, self.learner.scheduler)
         self.step = int(state["step"])
         self.learner.load_state_dict(state)
+        if self.learner.reference is not None:
+            load_model(self.learner.reference, str(self.out / "reference.safetensors"))
         while self.policy.policy_version < state["policy_version"]:
             self.policy.bump_version()
         if getattr(self.policy, "load_weights", None) is not None:
@@ -347,8 +350,9 @@ class Trainer:
             )
             with self.learner.weights_lock:
                 self.sync_weights()
-            if self.learner.reference is not None:  # the KL anchor is the warm-started policy
-                self.learner.reference.load_state_dict(self.model.state_dict())
+        if self.learner.reference is not None:  # the KL anchor is the policy RL starts from
+            self.learner.reference.load_state_dict(self.model.state_dict())
+            save_model(self.learner.reference, str(self.out / "reference.safetensors"))
         record = await self.evaluate()
         if self.sft_losses:
             record["sft/loss"] = self.sft_losses[-1]

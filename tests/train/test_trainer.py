@@ -43,7 +43,7 @@ def steps_logged(run):
 
 @pytest.mark.slow
 def test_sigkill_then_resume_loses_and_repeats_no_step(tmp_path):
-    config = write_config(tmp_path, steps=6)
+    config = write_config(tmp_path, steps=6, loss={"kl_coef": 0.01})  # the KL reference must survive too
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "agentrl", "train", str(config), "--no-progress"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -68,6 +68,9 @@ def test_sigkill_then_resume_loses_and_repeats_no_step(tmp_path):
     assert (run / "learning_curve.png").stat().st_size > 0
     assert list((run / "tensorboard").iterdir())
     assert (run / "final" / "model.safetensors").exists()
+    assert (run / "reference.safetensors").exists()
+    kl = [json.loads(line).get("train/kl") for line in (run / "metrics.jsonl").read_text().splitlines()][1:]
+    assert all(0.0 <= v < 1.0 for v in kl)  # measured against the start policy, not a random one
 
 
 def test_bad_config_names_the_field(tmp_path):
