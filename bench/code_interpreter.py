@@ -29,7 +29,7 @@ from agentrl_envs.code_interpreter.pools import close_pools
 
 import agentrl
 from agentrl.env import OracleAgent, aplay_episode
-from agentrl.sandbox import ExecResult, create
+from agentrl.sandbox import ExecResult, SandboxUnavailable, create
 
 CELL = "```python\nx = 1\n```"
 
@@ -38,10 +38,13 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1e3:8.2f} ms"
 
 
+START_TIMEOUT_S = 180.0  # many sandboxes booting at once on a busy machine need more than the default 60 s
+
+
 def make_env(backend: str, pool_size: int, pool_max: int, **options):
     return agentrl.make(
         "agentrl/CodeMath-v0", backend=backend, per_family=40, pool_size=pool_size, pool_max=pool_max,
-        max_turns=100_000, **options,
+        max_turns=100_000, sandbox_options={"start_timeout_s": START_TIMEOUT_S}, **options,
     )  # fmt: skip
 
 
@@ -120,7 +123,7 @@ async def cold_episodes(backend: str, concurrency: int, episodes: int, tasks) ->
     async def worker() -> None:
         while not queue.empty():
             task = tasks[queue.get_nowait() % len(tasks)]
-            async with await create(backend) as sandbox:
+            async with await create(backend, start_timeout_s=START_TIMEOUT_S) as sandbox:
                 await sandbox.run_code(answer_cell(task.data))
                 await sandbox.run_code("print(answer)")
 
@@ -133,9 +136,14 @@ async def throughput(backend: str, levels: list[int], episodes_per_worker: int) 
     tasks = list(make_env(backend, 0, 1).tasks.split("train"))
     print(f"[{backend}] oracle episodes/s (3 turns, 2 cells), warm shared pool vs fresh sandbox per episode:")
     for concurrency in levels:
-        pooled = await pooled_episodes(backend, concurrency, max(8, episodes_per_worker * concurrency))
-        close_pools()
-        cold = await cold_episodes(backend, concurrency, max(4, concurrency), tasks)
+        try:
+            pooled = await pooled_episodes(backend, concurrency, max(8, episodes_per_worker * concurrency))
+            close_pools()
+            cold = await cold_episodes(backend, concurrency, max(4, concurrency), tasks)
+        except SandboxUnavailable as exc:  # too many sandboxes for this machine: say so, go on
+            close_pools()
+            print(f"  concurrency {concurrency:3d}: sandboxes unavailable ({exc})")
+            continue
         print(f"  concurrency {concurrency:3d}: pooled {pooled:7.2f} ep/s   fresh sandbox {cold:7.2f} ep/s   "
               f"ratio {pooled / cold:5.1f}x")  # fmt: skip
 
