@@ -8,6 +8,7 @@ from gymnasium.utils.env_checker import check_env
 
 import agentrl
 from agentrl.env import EnvOptionError, UnknownEnvError, aplay_episode, make_agent
+from agentrl.sandbox import SandboxUnavailable
 from agentrl_envs.toy.calculator import evaluate_arithmetic
 from agentrl_envs.toy.maze import generate_maze, shortest_path
 
@@ -20,6 +21,8 @@ def test_check_env_on_every_registered_env(env_id):
     env = agentrl.make(env_id)
     try:
         check_env(env, skip_render_check=True)
+    except SandboxUnavailable as exc:  # e.g. no Chromium on this machine: say so, do not fail
+        pytest.skip(f"{env_id} needs infrastructure that is not available here: {exc}")
     finally:
         env.close()
 
