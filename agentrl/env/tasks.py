@@ -38,13 +38,14 @@ class Task(BaseModel):
 
 
 class TaskSet(Sequence[Task]):
-    """An ordered, indexable collection of tasks with id lookup and split views."""
+    """An ordered, indexable, immutable collection of tasks with id lookup and (cached) split views."""
 
     def __init__(self, tasks: Iterable[Task]):
         self._tasks = list(tasks)
         self._by_id = {t.id: t for t in self._tasks}
         if len(self._by_id) != len(self._tasks):
             raise ValueError("task ids must be unique")
+        self._split_views: dict[str, TaskSet] = {}  # reset() asks for a split every episode
 
     @classmethod
     def from_items(
@@ -82,7 +83,9 @@ class TaskSet(Sequence[Task]):
         """The tasks of one split (``train``, ``dev`` or ``test``)."""
         if name not in SPLITS:
             raise ValueError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
-        return TaskSet(t for t in self._tasks if t.split == name)
+        if name not in self._split_views:
+            self._split_views[name] = TaskSet(t for t in self._tasks if t.split == name)
+        return self._split_views[name]
 
     def split_sizes(self) -> dict[str, int]:
         return {name: sum(t.split == name for t in self._tasks) for name in SPLITS}

@@ -129,17 +129,6 @@ def questions_by_source(source: str) -> tuple[Question, ...]:
     return tuple(builders[source]())
 
 
-class _TaskSetWithSplitCache(TaskSet):
-    """A TaskSet whose split views are built once: ``reset()`` asks for one every episode, and
-    rebuilding a view of ~12k tasks costs ~20 ms, ten times a search."""
-
-    def split(self, name: str) -> TaskSet:
-        cache = self.__dict__.setdefault("_split_views", {})
-        if name not in cache:
-            cache[name] = super().split(name)
-        return cache[name]
-
-
 @functools.cache
 def build_task_set(sources: tuple[str, ...], test_fraction: float) -> TaskSet:
     """Tasks of the chosen sources; hand-written ones are always ``test``."""
@@ -148,4 +137,4 @@ def build_task_set(sources: tuple[str, ...], test_fraction: float) -> TaskSet:
         for q in questions_by_source(source):
             split = "test" if source == "handwritten" else hash_split(q.id, test_fraction)
             tasks.append(Task(id=q.id, split=split, data=q.model_dump()))
-    return _TaskSetWithSplitCache(tasks)
+    return TaskSet(tasks)
