@@ -8,6 +8,10 @@ every episode — as a ratio.
 
     .venv/bin/python bench/gui.py                      # concurrency 1,4,8
     .venv/bin/python bench/gui.py --concurrency 1,2 --episodes 16
+    .venv/bin/python bench/gui.py --backend docker     # browsers in sandbox containers
+
+With ``--backend docker`` the browser start time is printed beside a local start in the same run,
+and memory per browser is not measured (the browser's processes live in the container).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import statistics
 import time
 
 import psutil
-from agentrl_envs.gui.browser.chromium import Browser
+from agentrl_envs.gui.browser.chromium import Browser, BrowserConfig, launch
 from agentrl_envs.gui.browser.env import MiniWoBEnv
 from agentrl_envs.gui.browser.pool import BrowserPool
 from agentrl_envs.gui.sim.env import GuiSimEnv
@@ -41,6 +45,8 @@ def bench_sim(episodes: int) -> tuple[float, float]:
 
 
 def pss_mb(browser: Browser) -> float:
+    if browser.config.backend != "local":
+        return float("nan")
     total = 0
     for pid in browser.pids:
         try:
@@ -51,9 +57,11 @@ def pss_mb(browser: Browser) -> float:
     return total / 2**20
 
 
-async def run_browser(concurrency: int, episodes: int, fresh: bool) -> tuple[float, float, float]:
+async def run_browser(
+    concurrency: int, episodes: int, fresh: bool, config: BrowserConfig
+) -> tuple[float, float, float]:
     """(mean episode seconds, steps/s, mean PSS MB per browser) over ``episodes`` oracle episodes."""
-    shared = None if fresh else BrowserPool(size=concurrency)
+    shared = None if fresh else BrowserPool(size=concurrency, config=config)
     tasks = [f"{FAMILIES[i % len(FAMILIES)]}/{i:04d}" for i in range(episodes)]
     queue: asyncio.Queue[str] = asyncio.Queue()
     for task_id in tasks:
@@ -67,7 +75,7 @@ async def run_browser(concurrency: int, episodes: int, fresh: bool) -> tuple[flo
         env = None if fresh else MiniWoBEnv(pool=shared, families=FAMILIES, instances_per_family=episodes)
         while not queue.empty():
             task_id = queue.get_nowait()
-            pool = BrowserPool(size=1) if fresh else shared
+            pool = BrowserPool(size=1, config=config) if fresh else shared
             if fresh:
                 env = MiniWoBEnv(pool=pool, families=FAMILIES, instances_per_family=episodes)
             started = time.perf_counter()
@@ -100,23 +108,32 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,4,8")
     parser.add_argument("--episodes", type=int, default=24, help="browser episodes per setting")
     parser.add_argument("--sim-episodes", type=int, default=2000)
+    parser.add_argument("--backend", choices=["local", "docker"], default="local")
     args = parser.parse_args()
+    config = BrowserConfig(backend=args.backend, start_timeout_s=120)
 
     episode_s, steps_s = bench_sim(args.sim_episodes)
     print(f"python tier: {episode_s * 1e3:.2f} ms/episode, {steps_s:,.0f} steps/s (oracle)")
 
-    starts = []
-    for _ in range(3):
-        browser = Browser()
-        starts.append(browser.start_seconds)
-        browser.close()
-    print(f"browser start: {statistics.mean(starts):.2f} s (mean of 3)")
+    def mean_start(config: BrowserConfig) -> float:
+        starts = []
+        for _ in range(3):
+            browser = launch(config)
+            starts.append(browser.start_seconds)
+            browser.close()
+        return statistics.mean(starts)
+
+    start = mean_start(config)
+    print(f"browser start ({args.backend}): {start:.2f} s (mean of 3)")
+    if args.backend != "local":
+        local = mean_start(BrowserConfig())
+        print(f"browser start (local, baseline): {local:.2f} s (mean of 3) -> {start / local:.2f}x")
 
     print(f"{'conc':>4} | {'pooled ep s':>11} {'steps/s':>8} {'MB/browser':>10} | "
           f"{'fresh ep s':>10} {'steps/s':>8} | {'speed-up':>8}")
     for concurrency in (int(c) for c in args.concurrency.split(",")):
-        pooled = asyncio.run(run_browser(concurrency, args.episodes, fresh=False))
-        fresh = asyncio.run(run_browser(concurrency, args.episodes, fresh=True))
+        pooled = asyncio.run(run_browser(concurrency, args.episodes, fresh=False, config=config))
+        fresh = asyncio.run(run_browser(concurrency, args.episodes, fresh=True, config=config))
         print(f"{concurrency:>4} | {pooled[0]:>11.3f} {pooled[1]:>8.1f} {pooled[2]:>10.0f} | "
               f"{fresh[0]:>10.3f} {fresh[1]:>8.1f} | {pooled[1] / fresh[1]:>7.1f}x", flush=True)
 

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Make a Docker engine answer and the sandbox image exist. Idempotent: reuses what is there.
+# Make a Docker engine answer and the sandbox images exist. Idempotent: reuses what is there.
 #   1. install Debian's docker.io (+ debootstrap for the registry-free base) when missing;
 #   2. start dockerd in the background when no engine answers, and wait for it;
-#   3. `agentrl sandbox build` (a no-op when the image for the current sources already exists).
+#   3. `agentrl sandbox build` for the python variant (agentrl-sandbox:latest) and the browser
+#      variant (agentrl-sandbox-browser:latest: + Debian chromium/chromium-driver, for the GUI
+#      browser tier's docker backend); each is a no-op when its image for the current sources
+#      exists. `--no-build` skips step 3, `--no-browser` builds only the python variant.
 # Needs root for steps 1-2 (CI runs as root); a user with a running engine only needs step 3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +32,11 @@ if ! docker info >/dev/null 2>&1; then
 fi
 echo "docker_setup: engine $(docker version --format '{{.Server.Version}}')"
 
-if [ "${1:-}" != "--no-build" ]; then
-  .venv/bin/agentrl sandbox build
-fi
+case "${1:-}" in
+  --no-build) ;;
+  --no-browser) .venv/bin/agentrl sandbox build ;;
+  *)
+    .venv/bin/agentrl sandbox build
+    .venv/bin/agentrl sandbox build --variant browser
+    ;;
+esac

@@ -7,7 +7,7 @@ import asyncio
 import click
 
 from agentrl.sandbox.errors import SandboxError
-from agentrl.sandbox.image import BUILD_LABEL, DEFAULT_IMAGE
+from agentrl.sandbox.image import BUILD_LABEL, VARIANTS
 
 
 @click.group("sandbox")
@@ -16,7 +16,10 @@ def sandbox() -> None:
 
 
 @sandbox.command()
-@click.option("--tag", default=DEFAULT_IMAGE, show_default=True, help="Image tag to build.")
+@click.option("--variant", type=click.Choice(list(VARIANTS)), default="python", show_default=True,
+              help="python: agentrl-sandbox:latest; browser: agentrl-sandbox-browser:latest (+ Debian "
+                   "chromium, chromium-driver), for the GUI browser tier's docker backend.")  # fmt: skip
+@click.option("--tag", default=None, help="Image tag to build (default: the variant's).")
 @click.option("--base", default="auto", show_default=True,
               help="Base image (BASE_IMAGE build arg). 'auto': python:3.11-slim if local or pullable, "
                    "else a Debian base made with debootstrap.")  # fmt: skip
@@ -24,12 +27,12 @@ def sandbox() -> None:
     "--package", "-p", "packages", multiple=True, help="Extra pip requirement for the image (repeatable)."
 )
 @click.option("--force", is_flag=True, help="Rebuild even if an up-to-date image exists.")
-def build(tag: str, base: str, packages: tuple[str, ...], force: bool) -> None:
+def build(variant: str, tag: str | None, base: str, packages: tuple[str, ...], force: bool) -> None:
     """Build (or reuse) the sandbox image without needing a registry."""
     from agentrl.sandbox.image import build_image
 
     try:
-        build_image(tag=tag, base=base, packages=packages, force=force, log=click.echo)
+        build_image(tag=tag, base=base, packages=packages, force=force, log=click.echo, variant=variant)
     except SandboxError as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -89,6 +89,17 @@ def cleanup_orphans(client=None, everything: bool = False) -> list[str]:
     return removed
 
 
+def cleanup_orphans_once(client) -> None:
+    """:func:`cleanup_orphans`, the first time a container is started in this process."""
+    global _cleaned
+    with _cleanup_lock:
+        if not _cleaned:
+            removed = cleanup_orphans(client)
+            if removed:
+                log.info("removed %d orphaned sandbox containers", len(removed))
+            _cleaned = True
+
+
 class DockerSandbox(ServerSandbox):
     backend = "docker"
 
@@ -107,14 +118,8 @@ class DockerSandbox(ServerSandbox):
         import docker
         from docker.types import Ulimit
 
-        global _cleaned
         self._client = client = docker_client()
-        with _cleanup_lock:
-            if not _cleaned:
-                removed = cleanup_orphans(client)
-                if removed:
-                    log.info("removed %d orphaned sandbox containers", len(removed))
-                _cleaned = True
+        cleanup_orphans_once(client)
         try:
             client.images.get(self.image)
         except docker.errors.ImageNotFound:

@@ -14,6 +14,12 @@
 3. **Build** with the Dockerfile in ``sandboxes/``. The image carries the label
    ``agentrl.build=<hash of Dockerfile, server sources, requirements, base image id>``; when an
    image with the same tag and hash exists, the build is skipped entirely (``force`` rebuilds).
+
+**Variants** (:data:`VARIANTS`, ``--variant``) are the same build on a different Debian base:
+``python`` (default, ``agentrl-sandbox:latest``) and ``browser`` (``agentrl-sandbox-browser:latest``,
+whose base ``agentrl-base-browser:bookworm`` is debootstrapped with Debian's ``chromium``,
+``chromium-driver``, ``socat``, ``fonts-liberation`` and ``dbus-x11`` included — used by the GUI browser tier's
+docker backend). A variant without a registry base always builds on its Debian base.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import agentrl_sandboxes
@@ -50,6 +57,30 @@ SERVER_REQUIREMENTS = [
     "matplotlib",
     "sympy",
 ]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One flavour of the sandbox image: the same Dockerfile and wheels on its own base."""
+
+    name: str
+    tag: str  # the image it builds by default
+    debian_base: str  # the base made with debootstrap when no other is at hand
+    debian_packages: tuple[str, ...]  # what debootstrap --include puts in that base
+    registry_base: str | None = None  # a registry image usable instead (it must hold the packages)
+
+
+VARIANTS = {
+    "python": Variant("python", DEFAULT_IMAGE, DEBIAN_BASE, ("python3", "python3-venv"), REGISTRY_BASE),
+    "browser": Variant(
+        "browser",
+        "agentrl-sandbox-browser:latest",
+        "agentrl-base-browser:bookworm",
+        # dbus-x11: debootstrap does not resolve virtual packages, and Chromium's GTK pulls in
+        # dconf-service, which needs some dbus-session-bus.
+        ("python3", "python3-venv", "chromium", "chromium-driver", "socat", "fonts-liberation", "dbus-x11"),
+    ),
+}
 SERVER_DIR = Path(agentrl_sandboxes.__file__).parent
 WHEEL_CACHE = Path(os.environ.get("AGENTRL_CACHE", Path.home() / ".cache" / "agentrl")) / "wheels"
 
@@ -82,7 +113,7 @@ def _has_image(client, name: str):
         return None
 
 
-def resolve_base(client, base: str, log: Log) -> str:
+def resolve_base(client, base: str, log: Log, variant: Variant = VARIANTS["python"]) -> str:
     """The base image to build on; pulls or makes it if needed (see module docstring)."""
     import docker
 
@@ -95,20 +126,28 @@ def resolve_base(client, base: str, log: Log) -> str:
         except docker.errors.APIError as exc:
             raise SandboxUnavailable(f"base image {base} is not local and cannot be pulled: {exc}") from exc
         return base
-    for candidate in (REGISTRY_BASE, DEBIAN_BASE):
-        if _has_image(client, candidate):
+    for candidate in (variant.registry_base, variant.debian_base):
+        if candidate and _has_image(client, candidate):
             return candidate
-    try:
-        client.images.pull(REGISTRY_BASE)
-        return REGISTRY_BASE
-    except docker.errors.APIError:
-        log(f"no registry reachable for {REGISTRY_BASE}; making {DEBIAN_BASE} with debootstrap")
-    make_debian_base(client, DEBIAN_BASE, log)
-    return DEBIAN_BASE
+    if variant.registry_base:
+        try:
+            client.images.pull(variant.registry_base)
+            return variant.registry_base
+        except docker.errors.APIError:
+            log(f"no registry reachable for {variant.registry_base}")
+    log(f"making {variant.debian_base} with debootstrap")
+    make_debian_base(client, variant.debian_base, log, packages=variant.debian_packages)
+    return variant.debian_base
 
 
-def make_debian_base(client, tag: str = DEBIAN_BASE, log: Log = print, suite: str = "bookworm") -> None:
-    """debootstrap a minimal Debian with python3 + venv and ``docker import`` it as ``tag``."""
+def make_debian_base(
+    client,
+    tag: str = DEBIAN_BASE,
+    log: Log = print,
+    suite: str = "bookworm",
+    packages: tuple[str, ...] = VARIANTS["python"].debian_packages,
+) -> None:
+    """debootstrap a minimal Debian with ``packages`` (and their dependencies); ``docker import`` it as ``tag``."""
     if shutil.which("debootstrap") is None:
         raise SandboxUnavailable(
             "making a base image needs debootstrap (apt-get install debootstrap) and root"
@@ -119,7 +158,7 @@ def make_debian_base(client, tag: str = DEBIAN_BASE, log: Log = print, suite: st
         cmd = [
             "debootstrap",
             "--variant=minbase",
-            "--include=python3,python3-venv",
+            "--include=" + ",".join(packages),
             suite,
             str(rootfs),
             DEBIAN_MIRROR,
@@ -190,15 +229,20 @@ def build_hash(requirements: list[str], base_id: str) -> str:
 
 
 def build_image(
-    tag: str = DEFAULT_IMAGE,
+    tag: str | None = None,
     base: str = "auto",
     packages: tuple[str, ...] | list[str] = (),
     force: bool = False,
     log: Log = print,
+    variant: str = "python",
 ) -> str:
-    """Build (or reuse) the sandbox image; returns its tag. Extra ``packages`` go in the image."""
+    """Build (or reuse) the image of ``variant`` (tag: the variant's); extra pip ``packages`` go in it."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown image variant {variant!r}; known: {', '.join(VARIANTS)}")
+    spec = VARIANTS[variant]
+    tag = tag or spec.tag
     client = docker_client()
-    base = resolve_base(client, base, log)
+    base = resolve_base(client, base, log, spec)
     requirements = SERVER_REQUIREMENTS + list(packages)
     digest = build_hash(requirements, client.images.get(base).id)
     existing = _has_image(client, tag)

@@ -11,6 +11,9 @@ the rollout engine keeps out of the learning signal; a dead browser is never reu
 No process outlives :meth:`Browser.close`: chromedriver starts in its own session and the
 process tree recorded at start-up (plus any children found at close) is killed if a polite
 ``quit()`` did not end it.
+
+``BrowserConfig(backend="docker")`` runs chromedriver and Chromium inside a container instead
+(:class:`~agentrl_envs.gui.browser.container.DockerBrowser`); :func:`launch` picks the class.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import psutil
 from pydantic import BaseModel, ConfigDict, Field
@@ -86,6 +89,14 @@ class BrowserConfig(BaseModel):
         default_factory=lambda: os.environ.get("AGENTRL_CHROMEDRIVER", "/usr/bin/chromedriver"),
         description="chromedriver executable (env AGENTRL_CHROMEDRIVER).",
     )
+    backend: Literal["local", "docker"] = Field(
+        default="local", description="local: Chromium as a child process; docker: inside a browser sandbox container."
+    )
+    image: str = Field(
+        default="agentrl-sandbox-browser:latest",
+        description="docker backend: image with chromium + chromium-driver (agentrl sandbox build --variant browser).",
+    )
+    memory_mb: int = Field(default=1536, ge=256, description="docker backend: container memory limit (no swap).")
     width: int = Field(default=500, ge=100)
     height: int = Field(default=700, ge=100)
     start_timeout_s: float = Field(default=30.0, gt=0)
@@ -118,7 +129,7 @@ class Browser:
         self.config = config or BrowserConfig()
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="chromium")
         self._processes: list[psutil.Process] = []
-        self._profile = tempfile.mkdtemp(prefix="agentrl-chromium-")
+        self._profile: str | None = None
         self._closed = False
         self.dead = False
         self.driver = None
@@ -137,6 +148,24 @@ class Browser:
             raise BrowserUnavailable(f"Chromium would not start: {type(exc).__name__}: {exc}") from exc
         self.start_seconds = time.perf_counter() - started
 
+    @property
+    def page_root(self) -> str:
+        """Folder of the MiniWoB task pages as this browser sees it (for ``file://`` URLs)."""
+        from agentrl_envs.gui.browser.page import miniwob_html_dir
+
+        return miniwob_html_dir()
+
+    def _options(self, chrome_binary: str, profile: str):
+        from selenium import webdriver
+
+        options = webdriver.ChromeOptions()
+        for flag in CHROME_FLAGS:
+            options.add_argument(flag)
+        options.add_argument(f"--window-size={self.config.width},{self.config.height}")
+        options.add_argument(f"--user-data-dir={profile}")
+        options.binary_location = chrome_binary
+        return options
+
     def _start(self) -> None:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
@@ -147,12 +176,8 @@ class Browser:
                 raise BrowserUnavailable(
                     f"{what} not found at {path}: run scripts/chromium_setup.sh (apt-get install {package})"
                 )
-        options = webdriver.ChromeOptions()
-        for flag in CHROME_FLAGS:
-            options.add_argument(flag)
-        options.add_argument(f"--window-size={c.width},{c.height}")
-        options.add_argument(f"--user-data-dir={self._profile}")
-        options.binary_location = c.chrome_binary
+        self._profile = tempfile.mkdtemp(prefix="agentrl-chromium-")
+        options = self._options(c.chrome_binary, self._profile)
         # Its own session, so nothing it starts is tied to our terminal or process group.
         service = Service(executable_path=c.chromedriver, popen_kw={"start_new_session": True})
         self.driver = webdriver.Chrome(service=service, options=options)  # starts the service
@@ -260,13 +285,24 @@ class Browser:
             return
         self._closed = True
         self._executor.shutdown(wait=False, cancel_futures=True)
-        threading.Thread(target=shutil.rmtree, args=(self._profile, True), daemon=True).start()
+        if self._profile is not None:
+            threading.Thread(target=shutil.rmtree, args=(self._profile, True), daemon=True).start()
 
     def __enter__(self) -> Browser:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def launch(config: BrowserConfig | None = None) -> Browser:
+    """A started browser of ``config.backend`` (``local``: :class:`Browser`; ``docker``: in a container)."""
+    config = config or BrowserConfig()
+    if config.backend == "docker":
+        from agentrl_envs.gui.browser.container import DockerBrowser
+
+        return DockerBrowser(config)
+    return Browser(config)
 
 
 def chromium_pids(ancestor: int | None = None) -> list[int]:

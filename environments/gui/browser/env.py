@@ -17,7 +17,7 @@ its own browser — pages are deterministic given the seed and we lift the wall-
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from agentrl_envs.gui.base import GuiConfig, GuiEnv
 from agentrl_envs.gui.browser import page
@@ -60,6 +60,9 @@ class MiniWoBConfig(GuiConfig):
     pool_size: int = Field(default=4, ge=1, description="Browsers of the shared default pool.")
     command_timeout_s: float = Field(default=15.0, gt=0, description="A browser command slower than this is hung.")
     screenshot: bool = Field(default=False, description="Also capture a PNG of the page each step.")
+    backend: Literal["local", "docker"] = Field(
+        default="local", description="Where browsers run: local processes, or Docker browser sandboxes."
+    )
 
 
 class MiniWoBEnv(GuiEnv):
@@ -71,7 +74,9 @@ class MiniWoBEnv(GuiEnv):
     def __init__(self, pool: BrowserPool | None = None, render_mode: str | None = None, **options: Any):
         super().__init__(render_mode=render_mode, **options)
         c = self.config
-        self.pool = pool or default_pool(c.pool_size, BrowserConfig(command_timeout_s=c.command_timeout_s))
+        self.pool = pool or default_pool(
+            c.pool_size, BrowserConfig(command_timeout_s=c.command_timeout_s, backend=c.backend)
+        )
         self.browser: Browser | None = None
         self.screenshot: bytes | None = None  # PNG of the latest observation when screenshot=True
 
@@ -81,7 +86,9 @@ class MiniWoBEnv(GuiEnv):
         for attempt in (0, 1):
             browser = await self._lease()
             try:
-                state, self.screenshot = await browser.arun(self._start, PAGES[self.family], task.id, mode)
+                state, self.screenshot = await browser.arun(
+                    self._start, browser.page_root, PAGES[self.family], task.id, mode
+                )
                 break
             except BrowserError:
                 self._release()
@@ -107,8 +114,8 @@ class MiniWoBEnv(GuiEnv):
             outcome.info["screenshot"] = self.screenshot
         return outcome
 
-    def _start(self, driver: Any, page_name: str, seed: str, mode: str):
-        state = page.start_episode(driver, page_name, seed, mode)
+    def _start(self, driver: Any, root: str, page_name: str, seed: str, mode: str):
+        state = page.start_episode(driver, page_name, seed, mode, root)
         return state, page.screenshot(driver) if self.config.screenshot else None
 
     def _act(self, driver: Any, action, node):

@@ -54,12 +54,16 @@ class PageState:
     reason: str | None
 
 
-def start_episode(driver: Any, page: str, seed: str, mode: str) -> PageState:
-    """Load ``page`` fresh and start the instance fixed by ``seed``; return its first state."""
+def start_episode(driver: Any, page: str, seed: str, mode: str, root: str | None = None) -> PageState:
+    """Load ``page`` fresh and start the instance fixed by ``seed``; return its first state.
+
+    ``root`` is the pages folder as the browser sees it (a container mounts the host's
+    :func:`miniwob_html_dir` elsewhere); the page is checked to exist on the host.
+    """
     path = os.path.join(miniwob_html_dir(), page)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"MiniWoB page {page!r} not found in {miniwob_html_dir()}")
-    driver.get("file://" + path)
+    driver.get("file://" + os.path.join(root or miniwob_html_dir(), page))
     driver.execute_script(
         "Math.seedrandom(arguments[0]); core.setDataMode(arguments[1]);"
         "core.EPISODE_MAX_TIME = arguments[2]; core.startEpisodeReal();",

@@ -15,7 +15,7 @@ import atexit
 import threading
 import weakref
 
-from agentrl_envs.gui.browser.chromium import Browser, BrowserConfig
+from agentrl_envs.gui.browser.chromium import Browser, BrowserConfig, launch
 
 
 class BrowserPool:
@@ -50,7 +50,7 @@ class BrowserPool:
                 browser.close()
                 self._replaced += 1
         try:
-            browser = Browser(self.config)
+            browser = launch(self.config)
         except BaseException:
             self._slots.release()
             raise
