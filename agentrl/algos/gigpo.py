@@ -24,7 +24,9 @@ Parameters (``GiGPOConfig``, defaults from the reference scripts unless noted):
   ``row`` (reference ``apply_invalid_action_penalty``): an invalid row's episode score becomes
   R(τ) − coef and its *already discounted* R_t becomes R_t − coef, so earlier steps are not
   affected; with ``episode_stats="trajectory"`` the group statistics use the unpenalised scores
-  and the penalty moves only the numerator of the offending row.
+  and the offending row's A^E is lowered by coef *after* normalisation (in ``mean_norm`` this is
+  the reference's number; in ``mean_std_norm`` it keeps the penalty at its own scale instead of
+  dividing it by a std it never entered, which is −coef/ε in an all-equal group).
   ``discounted``: −coef is a step reward *before* discounting
   (:func:`agentrl.algos.shapers.penalty.penalize_invalid_actions`), so it reaches earlier steps
   and the episode score drops by coef per invalid step.
@@ -92,13 +94,19 @@ def gigpo_parts(batch: StepBatch, cfg: GiGPOConfig) -> tuple[np.ndarray, np.ndar
     row_score = batch.final_reward - row_penalty
 
     if cfg.episode_stats == "trajectory":
+        # One value per trajectory enters the statistics, so the row penalty cannot: it is
+        # subtracted after normalisation. Dividing it by a std it never entered would blow up
+        # in a group whose episodes all scored the same (std 0 → −coef/ε).
         ep = batch.episode_rows
         stats = group_stats(batch.final_reward[ep], batch.group[ep], batch.valid[ep], n_groups=batch.n_groups)
+        a_episode = normalize(
+            batch.final_reward, batch.group, batch.valid, stats, mode=cfg.mode, singleton=cfg.singleton, eps=cfg.eps
+        ) - row_penalty * batch.valid
     else:
         stats = group_stats(row_score, batch.group, batch.valid, members=batch.leaf, n_groups=batch.n_groups)
-    a_episode = normalize(
-        row_score, batch.group, batch.valid, stats, mode=cfg.mode, singleton=cfg.singleton, eps=cfg.eps
-    )
+        a_episode = normalize(
+            row_score, batch.group, batch.valid, stats, mode=cfg.mode, singleton=cfg.singleton, eps=cfg.eps
+        )
 
     if cfg.anchor_match == "exact":
         anchor, n_anchor = exact_anchors(batch)

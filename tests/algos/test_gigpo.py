@@ -90,8 +90,11 @@ def test_example_c_penalty_discounted_mode():
 def test_all_fail_group_with_penalty_is_pm_0707():
     # Both fail; τ2's action at the shared state s0 is invalid: anchor {0, −0.1} → z = ±0.707.
     b = StepBatch.from_chains(traj=[0, 1], group=[0, 0], state=[0, 0], action_valid=[True, False])
-    _, a_s = gigpo_parts(b, GiGPOConfig())
+    a_e, a_s = gigpo_parts(b, GiGPOConfig())
     np.testing.assert_allclose(a_s, [0.7071, -0.7071], atol=1e-4)
+    # Episode level: scores {0, 0} have std 0, so both normalise to 0; the invalid row then
+    # pays the penalty at its own scale (−0.1), not −0.1/ε (the reference mix gave −1e5).
+    np.testing.assert_allclose(a_e, [0.0, -0.1], atol=1e-9)
 
 
 def test_no_repeated_states_reduces_to_grpo():
