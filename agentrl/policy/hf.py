@@ -77,6 +77,10 @@ class HFPolicy:
     def max_context_tokens(self) -> int | None:
         return self._max_context
 
+    def reseed(self, seed: int) -> None:
+        """Reseed the sampler used by requests without a seed of their own (reproducible steps)."""
+        self._generator.manual_seed(seed)
+
     def bump_version(self) -> int:
         """Call after each weight update (while holding ``weights_lock``); returns the new version."""
         self._version += 1

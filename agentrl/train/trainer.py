@@ -12,7 +12,7 @@ One RL step ``k`` (1-based):
    log-probabilities the sampler returned.
 4. **Weight sync.** The in-process sampler *shares* the trained module, so syncing is bumping
    ``policy_version`` (under the sampler's ``weights_lock``); a vLLM sampler receives the new
-   weights through its weight-loading path (``policy.load_weights``).
+   weights through its weight-loading path (``await policy.update_weights(named_tensors)``).
 
 Modes: ``sync`` runs the steps one after another. ``one_step_off`` rolls out step k+1 while the
 learner trains on step k (in a worker thread), so the batch of step k+1 comes (mostly) from the
@@ -204,9 +204,9 @@ class Trainer:
 
     def _reseed_sampler(self, salt: int) -> None:
         """Make step ``salt``'s sampling reproducible (and independent of earlier steps)."""
-        generator = getattr(self.policy, "_generator", None)
-        if isinstance(generator, torch.Generator):
-            generator.manual_seed(self.config.seed * SPEC_SEED_STRIDE + salt)
+        reseed = getattr(self.policy, "reseed", None)
+        if reseed is not None:
+            reseed(self.config.seed * SPEC_SEED_STRIDE + salt)
 
     async def rollout(self, step: int) -> tuple[list[Trajectory], float]:
         self._reseed_sampler(step)
@@ -253,20 +253,25 @@ class Trainer:
         start = time.perf_counter()
         rows, adv_stats = self.advantages_and_rows(trajectories)
         stats = self.learner.update(rows)
-        with self.learner.weights_lock:
-            self.sync_weights()
+        if not self.pushes_weights:  # the sampler shares the module: the new weights are live, mark them
+            with self.learner.weights_lock:
+                self.policy.bump_version()
         seconds = time.perf_counter() - start
         out = {f"train/{k}": v for k, v in stats.items()} | adv_stats
         out["train/seconds"] = seconds
         out["train/tokens_per_s"] = stats.get("trained_tokens", 0.0) / max(seconds, 1e-9)
         return out
 
-    def sync_weights(self) -> None:
-        """Push the new weights to the sampler and bump its ``policy_version``."""
-        load = getattr(self.policy, "load_weights", None)
-        if load is not None:  # a sampler with its own copy of the weights (vLLM)
-            load(self.model)
-        self.policy.bump_version()
+    @property
+    def pushes_weights(self) -> bool:
+        """True for a sampler with its own copy of the weights (vLLM), False for one that shares
+        the trained module in-process (HFPolicy, where a sync is a version bump)."""
+        return hasattr(self.policy, "update_weights")
+
+    async def push_weights(self) -> None:
+        """Send the trained weights to a sampler that holds its own copy; it bumps its version."""
+        if self.pushes_weights:
+            await self.policy.update_weights([(n, t.detach()) for n, t in self.model.state_dict().items()])
 
     # ------------------------------------------------------------------ checkpoints
     def save(self) -> None:
@@ -282,10 +287,8 @@ class Trainer:
         self.learner.load_state_dict(state)
         if self.learner.reference is not None:
             load_model(self.learner.reference, str(self.out / "reference.safetensors"))
-        while self.policy.policy_version < state["policy_version"]:
+        while not self.pushes_weights and self.policy.policy_version < state["policy_version"]:
             self.policy.bump_version()
-        if getattr(self.policy, "load_weights", None) is not None:
-            self.policy.load_weights(self.model)
         return True
 
     # ------------------------------------------------------------------ the run
@@ -296,6 +299,8 @@ class Trainer:
         c = self.config
         self.out.mkdir(parents=True, exist_ok=True)
         resumed = resume and self.restore()
+        if resumed:
+            await self.push_weights()
         if resume and not resumed:
             self.log(f"no checkpoint under {self.checkpointer.directory}: starting from scratch")
         if not resumed and self.checkpointer.steps():
@@ -348,8 +353,11 @@ class Trainer:
                 seed=self.config.seed,
                 on_epoch=lambda e, loss: self.log(f"  SFT epoch {e + 1}: loss {loss:.4f}"),
             )
-            with self.learner.weights_lock:
-                self.sync_weights()
+            if self.pushes_weights:
+                await self.push_weights()
+            else:
+                with self.learner.weights_lock:
+                    self.policy.bump_version()
         if self.learner.reference is not None:  # the KL anchor is the policy RL starts from
             self.learner.reference.load_state_dict(self.model.state_dict())
             save_model(self.learner.reference, str(self.out / "reference.safetensors"))
@@ -377,6 +385,7 @@ class Trainer:
                     record |= await asyncio.to_thread(self.update, trajectories)
                 else:
                     record |= self.update(trajectories)
+                await self.push_weights()
                 record["policy_version"] = self.policy.policy_version
                 self.step = step
                 if (c.eval.every and step % c.eval.every == 0) or step == c.steps:
