@@ -1,146 +1,196 @@
-"""One persistent IPython kernel (ipykernel) driven through jupyter_client over Unix sockets.
-
-The kernel talks the Jupyter messaging protocol over the IPC transport (five Unix sockets in a
-private folder), so it works inside a container or network namespace with no network at all.
+"""One persistent IPython shell process (:mod:`agentrl_sandboxes.shell`) driven over pipes.
 
 Execution semantics of :meth:`KernelSession.execute`:
 
 * one cell at a time (an ``asyncio.Lock``); state persists between cells;
-* outputs are gathered from IOPub until the kernel reports ``idle`` for this request: ``stream``
-  → stdout/stderr, ``execute_result`` → ``result`` (text/plain) and its image if any,
+* the cell's stdout / stderr are the shell process's fd 1 / fd 2 (pipes read by the event loop),
+  so ``print``, ``os.system`` and child processes are all captured, in order; the reply comes on
+  its own pipe after the shell has flushed, and the pipes are drained once more when it arrives,
+  so every byte written during the cell belongs to it (output a leftover background process
+  writes between cells is dropped);
+* the reply carries ``execute_result`` → ``result`` (text/plain) and its image if any,
   ``display_data`` → ``display`` (PNG as base64, text types as text), ``error`` → ``error``
   (traceback without ANSI colour codes);
 * at most ``max_output`` characters of stdout + stderr + result are kept (head kept, rest
-  dropped, ``truncated=True``); the kernel is drained regardless, so megabytes of output cost
+  dropped, ``truncated=True``); the pipes are drained regardless, so megabytes of output cost
   time but not memory;
-* past ``timeout`` the kernel gets SIGINT (``KeyboardInterrupt`` in the cell, state kept); if it
-  is not idle ``interrupt_grace`` seconds later it is restarted (state lost) — both report
+* past ``timeout`` the shell gets SIGINT (``KeyboardInterrupt`` in the cell, state kept); if it
+  has not replied ``interrupt_grace`` seconds later it is restarted (state lost) — both report
   ``outcome="timeout"`` with ``state_kept`` telling which;
-* if the kernel process dies during the cell (``os._exit``, a signal, out of memory) a fresh
-  kernel is started and the call reports ``outcome="crashed"``.
+* if the shell process dies during the cell (``os._exit``, a signal, out of memory) a fresh one
+  is started and the call reports ``outcome="crashed"``.
 
-Latency: the kernel is launched with IPython history off and ``Kernel._execute_sleep=0`` and
-messages are unsigned (the sockets are private to the sandbox, and the only other code that
-could reach them is the user code the kernel runs anyway), which takes roughly 1.5-2 ms off each
-round trip of a default kernel (see sandboxes/README.md).
+Latency: a trivial cell costs the shell ≈0.3 ms plus one pipe hop each way; a default ipykernel
+spends 4-7 ms per request in its messaging layer (measured in sandboxes/README.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import codecs
+import json
 import os
 import re
+import signal
+import sys
 import time
 from pathlib import Path
-from queue import Empty
 from typing import Any
 
-import zmq
 from agentrl_sandboxes.messages import Display, ExecError, ExecResult
-from jupyter_client.manager import AsyncKernelManager
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 TEXT_MIMES = ("text/plain", "text/html", "text/markdown", "text/latex", "image/svg+xml", "application/json")
 IMAGE_MIMES = ("image/png", "image/jpeg")
-
-KERNEL_ARGS = [
-    "--HistoryManager.enabled=False",
-    "--Kernel._execute_sleep=0",
-    "--InteractiveShell.colors=nocolor",
-]
+CHUNK = 1 << 16
 
 
 class KernelDied(Exception):
-    """The kernel process exited while we waited for it."""
+    """The shell process exited while we waited for it."""
 
 
 class KernelSession:
-    """Owns one ipykernel process and a connected async client.
+    """Owns one shell process and its four pipes.
 
     Args:
-        workdir: the kernel's working directory.
-        runtime_dir: a private folder for the connection file and the IPC sockets.
-        env: extra environment for the kernel (HOME, MPLCONFIGDIR, …).
-        capture_fd_output: let ipykernel capture fd 1/2 (output of ``os.system`` and child
-            processes). Costs about 0.5 ms per call; on by default because agents do use it.
-        interrupt_grace: seconds to wait for the kernel after SIGINT before restarting it.
+        workdir: the shell's working directory.
+        env: extra environment for the shell (HOME, MPLCONFIGDIR, …).
+        interrupt_grace: seconds to wait for the shell after SIGINT before restarting it.
     """
 
-    def __init__(
-        self,
-        workdir: Path,
-        runtime_dir: Path,
-        env: dict[str, str] | None = None,
-        capture_fd_output: bool = True,
-        interrupt_grace: float = 2.0,
-    ):
+    def __init__(self, workdir: Path, env: dict[str, str] | None = None, interrupt_grace: float = 2.0):
         self.workdir = Path(workdir)
-        self.runtime_dir = Path(runtime_dir)
         self.env = env or {}
-        self.args = KERNEL_ARGS + [f"--IPKernelApp.capture_fd_output={capture_fd_output}"]
         self.interrupt_grace = interrupt_grace
         self.lock = asyncio.Lock()
-        self.km: AsyncKernelManager | None = None
-        self.kc = None
+        self.proc: asyncio.subprocess.Process | None = None
         self.executions = 0
         self.restarts = 0
-        self._generation = 0
+        self._requests: asyncio.WriteTransport | None = None
+        self._fds: list[int] = []
+        self._decoders: dict[int, Any] = {}
+        self._names: dict[int, str] = {}
+        self._collector: _Collector | None = None
+        self._reply_parts: list[bytes] = []
+        self._replies: asyncio.Queue[dict] = asyncio.Queue()
 
     # ---------------------------------------------------------------- lifecycle
     async def start(self, timeout: float = 60.0) -> None:
-        self._generation += 1
-        self.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        km = AsyncKernelManager(
-            transport="ipc",
-            ip=str(self.runtime_dir / f"k{self._generation}"),
-            connection_file=str(self.runtime_dir / f"kernel-{self._generation}.json"),
-        )
-        km.session.key = b""  # unsigned: see module docstring
-        log = open(self.runtime_dir / "kernel.log", "ab")
-        await km.start_kernel(
-            extra_arguments=self.args,
-            cwd=str(self.workdir),
-            env={**os.environ, **self.env},
-            stdout=log,
-            stderr=log,
-        )
-        log.close()
-        kc = km.client()
-        kc.session.key = b""
-        kc.start_channels()
+        loop = asyncio.get_running_loop()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        req_r, req_w = os.pipe()
+        rep_r, rep_w = os.pipe()
         try:
-            await kc.wait_for_ready(timeout=timeout)
-        except RuntimeError:
-            kc.stop_channels()
-            await km.shutdown_kernel(now=True)
-            raise
-        self.km, self.kc = km, kc
-        self._shell = zmq.Socket.shadow(kc.shell_channel.socket.underlying)
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "agentrl_sandboxes.shell", str(req_r), str(rep_w),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out_w,
+                stderr=err_w,
+                pass_fds=(req_r, rep_w),
+                cwd=self.workdir,
+                env={**os.environ, **self.env},
+                start_new_session=True,  # user code's killpg(0) hits the shell, not the server
+            )  # fmt: skip
+        finally:
+            for fd in (out_w, err_w, req_r, rep_w):
+                os.close(fd)
+        self._replies = asyncio.Queue()
+        self._reply_parts = []
+        self._names = {out_r: "stdout", err_r: "stderr", rep_r: "reply"}
+        self._decoders = {
+            fd: codecs.getincrementaldecoder("utf-8")(errors="replace") for fd in (out_r, err_r)
+        }
+        self._fds = [out_r, err_r, rep_r]
+        for fd in self._fds:
+            os.set_blocking(fd, False)
+            loop.add_reader(fd, self._read, fd)
+        self._requests, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(req_w, "wb"))
+        try:
+            reply = await self._reply(time.perf_counter() + timeout)
+        except KernelDied:
+            reply = None
+        if reply is None or not reply.get("ready"):
+            await self.stop()
+            raise RuntimeError("the shell process did not start (see the server log)")
 
     @property
     def pid(self) -> int | None:
-        provisioner = getattr(self.km, "provisioner", None)
-        process = getattr(provisioner, "process", None)
-        return process.pid if process is not None else None
+        return self.proc.pid if self.proc is not None else None
 
     async def alive(self) -> bool:
-        return self.km is not None and await self.km.is_alive()
+        return self.proc is not None and self.proc.returncode is None
 
     async def stop(self) -> None:
-        if self.kc is not None:
-            self.kc.stop_channels()
-        if self.km is not None:
-            try:
-                await self.km.shutdown_kernel(now=True)
-            except Exception:  # noqa: BLE001 - a dead kernel may fail to shut down cleanly
-                pass
-            self.km.cleanup_resources()
-        self.km = self.kc = None
+        loop = asyncio.get_running_loop()
+        for fd in self._fds:
+            loop.remove_reader(fd)
+            os.close(fd)
+        self._fds = []
+        if self._requests is not None:
+            self._requests.close()
+            self._requests = None
+        if self.proc is not None:
+            if self.proc.returncode is None:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            await self.proc.wait()
+            self.proc = None
 
     async def restart(self) -> None:
         self.restarts += 1
         await self.stop()
         await self.start()
+
+    # ---------------------------------------------------------------- pipes
+    def _read(self, fd: int) -> None:
+        """Read what ``fd`` has now (non-blocking); stdout/stderr go to the running cell, if any."""
+        while True:
+            try:
+                chunk = os.read(fd, CHUNK)
+            except BlockingIOError:
+                return
+            except OSError:
+                chunk = b""
+            if not chunk:  # EOF: the shell (and every child holding the pipe) is gone
+                asyncio.get_running_loop().remove_reader(fd)
+                return
+            name = self._names[fd]
+            if name == "reply":
+                if b"\n" not in chunk:  # part of a long reply (a big display): join once, at its end
+                    self._reply_parts.append(chunk)
+                    continue
+                lines = b"".join([*self._reply_parts, chunk]).split(b"\n")
+                self._reply_parts = [lines.pop()]
+                for line in lines:
+                    try:
+                        self._replies.put_nowait(json.loads(line))
+                    except ValueError:  # user code wrote junk into the reply pipe: not a reply
+                        pass
+            else:
+                text = self._decoders[fd].decode(chunk)
+                if self._collector is not None:
+                    self._collector.add_stream(name, text)
+
+    async def _reply(self, deadline: float) -> dict | None:
+        """The next reply, or None at the deadline; KernelDied if the shell exits first."""
+        if not self._replies.empty():
+            return self._replies.get_nowait()
+        get = asyncio.ensure_future(self._replies.get())
+        died = asyncio.ensure_future(self.proc.wait())
+        try:
+            await asyncio.wait({get, died}, timeout=max(0.0, deadline - time.perf_counter()),
+                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        finally:
+            get.cancel()
+            died.cancel()
+        if get.done() and not get.cancelled():
+            return get.result()
+        if died.done() and not died.cancelled():
+            raise KernelDied
+        return None
 
     # ---------------------------------------------------------------- execution
     async def execute(self, code: str, timeout: float, max_output: int) -> ExecResult:
@@ -148,57 +198,43 @@ class KernelSession:
             if not await self.alive():
                 await self.restart()
             self.executions += 1
-            out = _Collector(max_output)
+            for fd in self._fds[:2]:  # output left by background processes between cells
+                self._read(fd)
+            out = self._collector = _Collector(max_output)
             start = time.perf_counter()
-            msg_id = self.kc.execute(code, store_history=True, allow_stdin=False)
             try:
-                finished = await self._collect(msg_id, out, deadline=start + timeout)
-            except KernelDied:
-                await self.restart()
-                return out.result("crashed", time.perf_counter() - start, state_kept=False)
-            if finished:
-                return out.result("error" if out.error else "ok", time.perf_counter() - start)
-            # Past the limit: interrupt (KeyboardInterrupt in the cell), restart if that fails.
-            await self.km.interrupt_kernel()
-            try:
-                kept = await self._collect(msg_id, out, deadline=time.perf_counter() + self.interrupt_grace)
-            except KernelDied:
-                kept = False
-            if not kept:
-                await self.restart()
-            return out.result("timeout", time.perf_counter() - start, state_kept=kept)
+                self._requests.write(json.dumps({"code": code}).encode() + b"\n")
+                try:
+                    reply = await self._reply(start + timeout)
+                except KernelDied:
+                    await self.restart()
+                    return out.result("crashed", time.perf_counter() - start, state_kept=False)
+                if reply is not None:
+                    return self._finish(out, reply, start, timed_out=False)
+                # Past the limit: interrupt (KeyboardInterrupt in the cell), restart if that fails.
+                os.kill(self.proc.pid, signal.SIGINT)
+                try:
+                    reply = await self._reply(time.perf_counter() + self.interrupt_grace)
+                except KernelDied:
+                    reply = None
+                if reply is None:
+                    await self.restart()
+                    return out.result("timeout", time.perf_counter() - start, state_kept=False)
+                return self._finish(out, reply, start, timed_out=True)
+            finally:
+                self._collector = None
 
-    async def _collect(self, msg_id: str, out: _Collector, deadline: float) -> bool:
-        """Read IOPub for ``msg_id`` until idle (True) or the deadline (False)."""
-        kc = self.kc
-        while True:
-            remaining = deadline - time.perf_counter()
-            if remaining <= 0:
-                return False
-            try:
-                msg = await kc.get_iopub_msg(timeout=min(remaining, 0.5))
-            except Empty:
-                if not await self.km.is_alive():
-                    raise KernelDied from None
-                continue
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            kind, content = msg["msg_type"], msg["content"]
-            if kind == "status":
-                if content["execution_state"] == "idle":
-                    self._drain_shell()
-                    return True
-            else:
-                out.add(kind, content)
-
-    def _drain_shell(self) -> None:
-        """Drop execute replies (everything we need came on IOPub) so they do not pile up."""
-        while self._shell.poll(0):
-            self._shell.recv_multipart()
+    def _finish(self, out: _Collector, reply: dict, start: float, timed_out: bool) -> ExecResult:
+        for fd in self._fds[:2]:  # everything the cell wrote is in the pipes by now
+            self._read(fd)
+        for kind, content in reply.get("outputs", []):
+            out.add(kind, content)
+        outcome = "timeout" if timed_out else "error" if out.error else "ok"
+        return out.result(outcome, time.perf_counter() - start)
 
 
 class _Collector:
-    """Accumulates one cell's IOPub messages into an ExecResult, with the output budget."""
+    """Accumulates one cell's streams and outputs into an ExecResult, with the output budget."""
 
     def __init__(self, max_output: int):
         self.budget = max_output
@@ -217,10 +253,11 @@ class _Collector:
         kept, self.budget = text[: self.budget], 0
         return kept
 
+    def add_stream(self, name: str, text: str) -> None:
+        self.streams[name].append(self._take(text))
+
     def add(self, kind: str, content: dict[str, Any]) -> None:
-        if kind == "stream":
-            self.streams.get(content.get("name"), self.streams["stdout"]).append(self._take(content["text"]))
-        elif kind in ("execute_result", "display_data"):
+        if kind in ("execute_result", "display_data"):
             data = content.get("data", {})
             if kind == "execute_result":
                 self.execution_count = content.get("execution_count")

@@ -54,7 +54,7 @@ def _error(status: int, error: str, detail: str = "") -> web.Response:
 
 
 class SandboxServer:
-    def __init__(self, workdir: Path, statedir: Path, capture_fd_output: bool = True):
+    def __init__(self, workdir: Path, statedir: Path):
         self.workdir = workdir.resolve()
         self.statedir = statedir
         home = statedir / "home"
@@ -63,7 +63,6 @@ class SandboxServer:
             "HOME": str(home),
             "MPLCONFIGDIR": str(home / ".mpl"),
             "IPYTHONDIR": str(home / ".ipython"),
-            "JUPYTER_RUNTIME_DIR": str(statedir / "runtime"),
             "XDG_CACHE_HOME": str(home / ".cache"),
             "MPLBACKEND": "module://matplotlib_inline.backend_inline",
             "PYTHONDONTWRITEBYTECODE": "1",
@@ -72,9 +71,7 @@ class SandboxServer:
             "OPENBLAS_NUM_THREADS": "1",
             "OMP_NUM_THREADS": "1",
         }
-        self.kernel = KernelSession(
-            workdir, statedir / "runtime", env=env, capture_fd_output=capture_fd_output
-        )
+        self.kernel = KernelSession(workdir, env=env)
         self.exec_pids: set[int] = set()
         self.started = time.time()
 
@@ -233,7 +230,7 @@ async def serve(args: argparse.Namespace) -> None:
     procs.become_subreaper()
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    server = SandboxServer(workdir, Path(args.statedir), capture_fd_output=not args.no_fd_capture)
+    server = SandboxServer(workdir, Path(args.statedir))
     await server.kernel.start()
     runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
     await runner.setup()
@@ -269,7 +266,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--statedir", required=True, help="private folder: kernel sockets, HOME, logs")
-    parser.add_argument("--no-fd-capture", action="store_true", help="do not capture fd 1/2 of the kernel")
     parser.add_argument("--exit-with-stdin", action="store_true", help="stop when stdin reaches EOF")
     asyncio.run(serve(parser.parse_args(argv)))
 

@@ -30,9 +30,8 @@ log = logging.getLogger(__name__)
 class LocalSandbox(ServerSandbox):
     backend = "local"
 
-    def __init__(self, limits: Limits | None = None, capture_fd_output: bool = True):
+    def __init__(self, limits: Limits | None = None):
         super().__init__(limits)
-        self.capture_fd_output = capture_fd_output
         self.root: Path | None = None
         self.proc: asyncio.subprocess.Process | None = None
         self.cgroup: CGroup | None = None
@@ -53,8 +52,6 @@ class LocalSandbox(ServerSandbox):
             "--statedir", str(self.root / "state"),
             "--exit-with-stdin",
         ]  # fmt: skip
-        if not self.capture_fd_output:
-            argv.append("--no-fd-capture")
         with open(self.root / "server.log", "wb") as logfile:
             self.proc = await asyncio.create_subprocess_exec(
                 *argv,
