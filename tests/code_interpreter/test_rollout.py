@@ -1,22 +1,11 @@
 """CodeMath episodes through the rollout engine's episode runner, with a real tiny model."""
 
-import pytest
 
 import agentrl
-from agentrl.policy import ChatRenderer, HFPolicy, SamplingParams
+from agentrl.policy import HFPolicy, SamplingParams
 from agentrl.policy.base import Completion
-from agentrl.policy.tiny import build_tiny_model, build_tiny_tokenizer
+from agentrl.policy.tiny import build_tiny_model
 from agentrl.rollout import run_episode
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return build_tiny_tokenizer()
-
-
-@pytest.fixture(scope="module")
-def renderer(tokenizer):
-    return ChatRenderer(tokenizer)
 
 
 class ScriptedTokens:

@@ -1,3 +1,5 @@
+"""Fixtures shared by the policy and rollout tests: a real tiny transformers model on CPU."""
+
 import pytest
 
 from agentrl.policy import ChatRenderer, HFPolicy
