@@ -37,6 +37,17 @@ async def test_state_result_display_and_error(sb):
     assert err.text().endswith("ZeroDivisionError: division by zero")
 
 
+async def test_fd_output_order_forked_child_and_stdin(sb):
+    # print and a child process share fd 1: captured in order, all of it before the reply
+    mixed = await sb.run_code("import os\nprint('a')\nos.system('echo b; echo c >&2')\nprint('d')")
+    assert (mixed.stdout, mixed.stderr, mixed.result) == ("a\nb\nd\n", "c\n", None)
+    # a fork that falls out of the cell exits there: one reply, the next cell gets its own
+    forked = await sb.run_code("import os\npid = os.fork()\n'child' if pid == 0 else 'parent'")
+    assert forked.result == "'parent'"
+    assert (await sb.run_code("6 * 7")).result == "42"
+    assert (await sb.run_code("input()")).error.name == "EOFError"  # no stdin to wait on
+
+
 async def test_exec_files_and_bad_input(sb):
     proc = await sb.exec(["sh", "-c", "echo out; echo err >&2; exit 3"])
     assert (proc.returncode, proc.stdout, proc.stderr, proc.timed_out) == (3, "out\n", "err\n", False)
