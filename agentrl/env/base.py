@@ -153,12 +153,12 @@ class TextEnv(gymnasium.Env[str, str]):
     def __init_subclass__(cls, **kwargs: Any):
         super().__init_subclass__(**kwargs)
         for sync_name, async_name in (("_reset", "_areset"), ("_step", "_astep")):
-            if getattr(cls, sync_name) is getattr(TextEnv, sync_name) and getattr(cls, async_name) is getattr(
-                TextEnv, async_name
-            ):
-                # An intermediate base may leave both by setting `__abstract_env__ = True`.
-                if not cls.__dict__.get("__abstract_env__", False):
-                    raise TypeError(f"{cls.__name__} must implement {sync_name} or {async_name}")
+            inherits_both = getattr(cls, sync_name) is getattr(TextEnv, sync_name) and getattr(
+                cls, async_name
+            ) is getattr(TextEnv, async_name)
+            # An intermediate base may leave both by setting `__abstract_env__ = True`.
+            if inherits_both and not cls.__dict__.get("__abstract_env__", False):
+                raise TypeError(f"{cls.__name__} must implement {sync_name} or {async_name}")
 
     # ----------------------------------------------------------------- hooks for subclasses
     def build_tasks(self) -> TaskSet:

@@ -56,7 +56,7 @@ def load_plugins() -> None:
             hook = ep.load()
             if callable(hook):
                 hook()
-        except Exception as exc:  # one bad plug-in must not hide the others
+        except Exception as exc:  # noqa: BLE001 - one bad plug-in must not hide the others
             _plugin_errors[ep.name] = f"{type(exc).__name__}: {exc}"
             log.warning("agentrl plug-in %r failed to load: %s", ep.name, exc)
 

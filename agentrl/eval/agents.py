@@ -28,6 +28,7 @@ from agentrl.eval.runner import AgentSpec, EpisodeFn, EvalSettings, scripted_epi
 from agentrl.policy.base import SamplingParams
 from agentrl.types import Trajectory
 
+
 class AgentLoadError(ValueError):
     """The agent could not be set up (bad model path, unreachable server, missing extra)."""
 
@@ -57,12 +58,14 @@ async def check_server(base_url: str, api_key: str | None = None, timeout_s: flo
     url = url if url.endswith("/v1") else url + "/v1"
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
-            async with session.get(f"{url}/models", headers=headers) as response:
-                if response.status != 200:
-                    raise AgentLoadError(f"{url}/models answered HTTP {response.status}: {await response.text()}")
-                return [m["id"] for m in (await response.json()).get("data", [])]
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session,
+            session.get(f"{url}/models", headers=headers) as response,
+        ):
+            if response.status != 200:
+                raise AgentLoadError(f"{url}/models answered HTTP {response.status}: {await response.text()}")
+            return [m["id"] for m in (await response.json()).get("data", [])]
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         raise AgentLoadError(f"cannot reach the server at {base_url}: {type(exc).__name__}: {exc}") from None
 
 

@@ -11,15 +11,16 @@ import html
 import io
 from collections import Counter
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from agentrl.eval.metrics import Metrics, compute_metrics, per_task_table  # noqa: E402
-from agentrl.types import Trajectory  # noqa: E402
+from agentrl.eval.metrics import Metrics, compute_metrics, per_task_table
+from agentrl.types import Trajectory
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
@@ -73,6 +74,10 @@ def plot_images(runs: dict[str, Sequence[Trajectory]]) -> dict[str, str]:
     return images
 
 
+def _pass_at(k: int, m: Metrics) -> str:
+    return f"{m.pass_at_k[k]:.3f}" if k in m.pass_at_k else "–"
+
+
 def _metrics_rows(metrics: dict[str, Metrics]) -> str:
     names = list(metrics)
     fields = [
@@ -81,10 +86,7 @@ def _metrics_rows(metrics: dict[str, Metrics]) -> str:
         ("tasks", lambda m: str(m.tasks)),
         ("success rate [95% CI]", lambda m: f"{m.success_rate:.3f} [{m.success_ci[0]:.3f}, {m.success_ci[1]:.3f}]"),
         ("mean reward", lambda m: f"{m.mean_reward:.3f}"),
-        *[
-            (f"pass@{k}", (lambda k: lambda m: f"{m.pass_at_k[k]:.3f}" if k in m.pass_at_k else "–")(k))
-            for k in sorted({k for m in metrics.values() for k in m.pass_at_k})
-        ],
+        *[(f"pass@{k}", partial(_pass_at, k)) for k in sorted({k for m in metrics.values() for k in m.pass_at_k})],
         ("mean turns", lambda m: f"{m.mean_turns:.2f}"),
         ("mean tool calls", lambda m: f"{m.mean_tool_calls:.2f}"),
         ("tool productivity (successes / tool call)", lambda m: f"{m.tool_productivity:.3f}"),

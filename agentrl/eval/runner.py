@@ -139,7 +139,7 @@ async def evaluate(
             seed = settings.seed + sample
             try:
                 trajectory = await episode_fn(task_id, seed)
-            except Exception as exc:  # one broken episode is recorded, the run goes on
+            except Exception as exc:  # noqa: BLE001 - one broken episode is recorded, the run goes on
                 trajectory = Trajectory(
                     env_id=settings.env_id, task_id=task_id, seed=seed, status="infra_error",
                     error=f"{type(exc).__name__}: {exc}",

@@ -9,6 +9,7 @@
 * :mod:`agentrl.policy.tiny` — a tiny random-init model + tokenizer for CPU tests and examples.
 """
 
+from agentrl._lazy import lazy_attributes
 from agentrl.policy.base import (
     Completion,
     ContextOverflowError,
@@ -18,8 +19,17 @@ from agentrl.policy.base import (
     SamplingParams,
     TokenIdsUnavailableError,
 )
-from agentrl.policy.hf import HFPolicy
-from agentrl.policy.render import ChatRenderer, Conversation, RenderError
+
+# The backends and the renderer import torch / transformers: load them on first use.
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        "HFPolicy": "agentrl.policy.hf",
+        "ChatRenderer": "agentrl.policy.render",
+        "Conversation": "agentrl.policy.render",
+        "RenderError": "agentrl.policy.render",
+    },
+)
 
 __all__ = [
     "ChatRenderer",

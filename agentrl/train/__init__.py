@@ -4,17 +4,28 @@ See ``agentrl/train/README.md``. Heavy parts (the trainer, which builds models a
 imported from their modules: ``from agentrl.train.trainer import Trainer``.
 """
 
-from agentrl.train.checkpoint import Checkpointer
+from agentrl._lazy import lazy_attributes
 from agentrl.train.config import ConfigError, TrainConfig, load_config
-from agentrl.train.learner import Learner, LoraSettings, OptimConfig, apply_lora
-from agentrl.train.loss import (
-    PolicyLossConfig,
-    kl_penalty,
-    loss_weights,
-    policy_loss,
-    token_logprobs_and_entropy,
+
+# Everything else imports torch: load it on first use, so `agentrl train --help` starts fast.
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        "Checkpointer": "agentrl.train.checkpoint",
+        "Learner": "agentrl.train.learner",
+        "LoraSettings": "agentrl.train.learner",
+        "OptimConfig": "agentrl.train.learner",
+        "apply_lora": "agentrl.train.learner",
+        "PolicyLossConfig": "agentrl.train.loss",
+        "kl_penalty": "agentrl.train.loss",
+        "loss_weights": "agentrl.train.loss",
+        "policy_loss": "agentrl.train.loss",
+        "token_logprobs_and_entropy": "agentrl.train.loss",
+        "TokenRow": "agentrl.train.rows",
+        "build_rows": "agentrl.train.rows",
+        "pack_microbatches": "agentrl.train.rows",
+    },
 )
-from agentrl.train.rows import TokenRow, build_rows, pack_microbatches
 
 __all__ = [
     "Checkpointer",

@@ -17,8 +17,58 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from agentrl.train.learner import LoraSettings, OptimConfig
-from agentrl.train.loss import PolicyLossConfig
+Aggregation = Literal["token-mean", "seq-mean"]
+KLEstimator = Literal["k1", "k2", "k3"]
+Precision = Literal["auto", "fp32", "bf16"]
+
+
+class PolicyLossConfig(BaseModel):
+    """Hyper-parameters of the policy loss (defaults follow the GiGPO reference scripts)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    clip_low: float = Field(default=0.2, gt=0.0, lt=1.0, description="ε_low: ratio floor is 1 − ε_low.")
+    clip_high: float = Field(default=0.2, gt=0.0, description="ε_high: ratio ceiling is 1 + ε_high (DAPO clip-higher).")
+    dual_clip: float | None = Field(
+        default=None, gt=1.0, description="c of dual-clip PPO: caps the loss of negative-advantage tokens at −c·A."
+    )
+    kl_coef: float = Field(default=0.0, ge=0.0, description="β_kl: weight of KL(π_θ ‖ π_ref); 0 disables the reference.")
+    kl_estimator: KLEstimator = "k3"
+    entropy_coef: float = Field(default=0.0, ge=0.0, description="β_ent: weight of the entropy bonus.")
+    aggregation: Aggregation = "token-mean"
+
+    @model_validator(mode="after")
+    def _dual_clip_above_ceiling(self) -> PolicyLossConfig:
+        if self.dual_clip is not None and self.dual_clip <= 1.0 + self.clip_high:
+            raise ValueError(f"dual_clip ({self.dual_clip}) must exceed 1 + clip_high ({1 + self.clip_high})")
+        return self
+
+
+class LoraSettings(BaseModel):
+    """LoRA adapters (``peft.LoraConfig``); ``target_modules`` "all-linear" adapts every linear layer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    r: int = Field(default=16, ge=1)
+    alpha: int = Field(default=32, ge=1)
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    target_modules: list[str] | str = "all-linear"
+
+
+class OptimConfig(BaseModel):
+    """Optimizer and update schedule of the policy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lr: float = Field(default=1e-6, gt=0.0)
+    weight_decay: float = Field(default=0.0, ge=0.0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = Field(default=0, ge=0, description="Linear learning-rate warm-up (optimizer steps).")
+    max_grad_norm: float | None = Field(default=1.0, gt=0.0, description="Clip the global gradient norm (None: off).")
+    ppo_epochs: int = Field(default=1, ge=1, description="Passes over each rollout batch.")
+    minibatches: int = Field(default=1, ge=1, description="Optimizer steps per PPO epoch.")
+    micro_batch_tokens: int = Field(default=8192, ge=1, description="Padded token slots per forward pass.")
+    precision: Precision = "auto"
 
 
 class ConfigError(ValueError):

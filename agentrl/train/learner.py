@@ -27,50 +27,20 @@ import contextlib
 import copy
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
+from agentrl.train.config import Aggregation, LoraSettings, OptimConfig, PolicyLossConfig, Precision
 from agentrl.train.loss import (
-    Aggregation,
-    PolicyLossConfig,
     loss_weights,
     policy_loss,
     token_logprobs_and_entropy,
 )
 from agentrl.train.rows import TokenRow, collate, pack_microbatches
 
-Precision = Literal["auto", "fp32", "bf16"]
 Objective = Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
-
-
-class LoraSettings(BaseModel):
-    """LoRA adapters (``peft.LoraConfig``); ``target_modules`` "all-linear" adapts every linear layer."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    r: int = Field(default=16, ge=1)
-    alpha: int = Field(default=32, ge=1)
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
-    target_modules: list[str] | str = "all-linear"
-
-
-class OptimConfig(BaseModel):
-    """Optimizer and update schedule of the policy."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    lr: float = Field(default=1e-6, gt=0.0)
-    weight_decay: float = Field(default=0.0, ge=0.0)
-    betas: tuple[float, float] = (0.9, 0.999)
-    warmup_steps: int = Field(default=0, ge=0, description="Linear learning-rate warm-up (optimizer steps).")
-    max_grad_norm: float | None = Field(default=1.0, gt=0.0, description="Clip the global gradient norm (None: off).")
-    ppo_epochs: int = Field(default=1, ge=1, description="Passes over each rollout batch.")
-    minibatches: int = Field(default=1, ge=1, description="Optimizer steps per PPO epoch.")
-    micro_batch_tokens: int = Field(default=8192, ge=1, description="Padded token slots per forward pass.")
-    precision: Precision = "auto"
 
 
 def apply_lora(model: torch.nn.Module, settings: LoraSettings) -> torch.nn.Module:

@@ -22,35 +22,9 @@ summing their losses gives exactly the full-batch loss and gradient::
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Aggregation = Literal["token-mean", "seq-mean"]
-KLEstimator = Literal["k1", "k2", "k3"]
-
-
-class PolicyLossConfig(BaseModel):
-    """Hyper-parameters of the policy loss (defaults follow the GiGPO reference scripts)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    clip_low: float = Field(default=0.2, gt=0.0, lt=1.0, description="ε_low: ratio floor is 1 − ε_low.")
-    clip_high: float = Field(default=0.2, gt=0.0, description="ε_high: ratio ceiling is 1 + ε_high (DAPO clip-higher).")
-    dual_clip: float | None = Field(
-        default=None, gt=1.0, description="c of dual-clip PPO: caps the loss of negative-advantage tokens at −c·A."
-    )
-    kl_coef: float = Field(default=0.0, ge=0.0, description="β_kl: weight of KL(π_θ ‖ π_ref); 0 disables the reference.")
-    kl_estimator: KLEstimator = "k3"
-    entropy_coef: float = Field(default=0.0, ge=0.0, description="β_ent: weight of the entropy bonus.")
-    aggregation: Aggregation = "token-mean"
-
-    @model_validator(mode="after")
-    def _dual_clip_above_ceiling(self) -> PolicyLossConfig:
-        if self.dual_clip is not None and self.dual_clip <= 1.0 + self.clip_high:
-            raise ValueError(f"dual_clip ({self.dual_clip}) must exceed 1 + clip_high ({1 + self.clip_high})")
-        return self
+from agentrl.train.config import Aggregation, KLEstimator, PolicyLossConfig
 
 
 def loss_weights(mask: torch.Tensor, aggregation: Aggregation) -> torch.Tensor:

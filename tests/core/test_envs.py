@@ -4,13 +4,13 @@ import asyncio
 
 import numpy as np
 import pytest
+from agentrl_envs.toy.calculator import evaluate_arithmetic
+from agentrl_envs.toy.maze import generate_maze, shortest_path
 from gymnasium.utils.env_checker import check_env
 
 import agentrl
 from agentrl.env import EnvOptionError, UnknownEnvError, aplay_episode, make_agent
 from agentrl.sandbox import SandboxUnavailable
-from agentrl_envs.toy.calculator import evaluate_arithmetic
-from agentrl_envs.toy.maze import generate_maze, shortest_path
 
 INFO_KEYS = {"tool_calls", "valid_action", "state_key", "success", "error", "task_id", "turn"}
 TOY = ["agentrl/Maze-v0", "agentrl/Calculator-v0"]
@@ -82,7 +82,7 @@ def test_maze_moves_walls_and_anchor_states():
     for move in path[:-1]:
         obs, reward, terminated, truncated, info = env.step(f"move[{move}]")
         assert (reward, terminated) == (0.0, False)
-    obs, reward, terminated, truncated, info = env.step(f"move[{path[-1]}]")
+    obs, reward, terminated, _truncated, info = env.step(f"move[{path[-1]}]")
     assert (reward, terminated, info["success"]) == (1.0, True, True)
     rows, start, goal = generate_maze("maze5-0001", 5, 0.25)
     assert (rows, start, goal) == generate_maze("maze5-0001", 5, 0.25)
@@ -91,7 +91,7 @@ def test_maze_moves_walls_and_anchor_states():
 def test_bad_actions_are_observations_until_the_invalid_limit():
     env = agentrl.make("agentrl/Maze-v0", max_invalid_actions=3)
     env.reset(seed=0)
-    obs, reward, terminated, truncated, info = env.step("fly[north]")
+    obs, _reward, terminated, truncated, info = env.step("fly[north]")
     assert info["valid_action"] is False and "Unknown command 'fly'" in info["error"] and "Unknown command" in obs
     obs, *_, info = env.step("move[north]")
     assert "Unknown direction 'north'" in info["error"]
@@ -105,7 +105,7 @@ def test_max_turns_truncates():
     env = agentrl.make("agentrl/Maze-v0", max_turns=2)
     env.reset(seed=0)
     env.step("move[up]")
-    *_, terminated, truncated, info = env.step("move[up]")
+    *_, _terminated, truncated, info = env.step("move[up]")
     assert truncated and info["truncation"] == "max_turns"
 
 
@@ -171,6 +171,6 @@ def test_async_only_env_runs_through_the_sync_api():
 
     with pytest.raises(TypeError, match="must implement _reset or _areset"):
 
-        class Broken(TextEnv):  # noqa: F841
+        class Broken(TextEnv):
             def build_tasks(self):
                 return TaskSet([])

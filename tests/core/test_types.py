@@ -8,9 +8,9 @@ from agentrl.types import (
     StepRecord,
     ToolCall,
     ToolSpec,
+    Trajectory,
     TreeLeaf,
     TreeNode,
-    Trajectory,
     read_jsonl,
     write_jsonl,
 )

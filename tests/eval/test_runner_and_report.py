@@ -6,7 +6,14 @@ import sys
 import pytest
 
 from agentrl.eval.report import render_report
-from agentrl.eval.runner import EPISODES_FILE, AgentSpec, EvalSettings, evaluate, load_finished, scripted_episode_fn
+from agentrl.eval.runner import (
+    EPISODES_FILE,
+    AgentSpec,
+    EvalSettings,
+    evaluate,
+    load_finished,
+    scripted_episode_fn,
+)
 from agentrl.types import Trajectory
 
 

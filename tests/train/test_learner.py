@@ -5,8 +5,8 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from agentrl.train.learner import Learner, LoraSettings, OptimConfig, apply_lora
-from agentrl.train.loss import PolicyLossConfig
+from agentrl.train.config import LoraSettings, OptimConfig, PolicyLossConfig
+from agentrl.train.learner import Learner, apply_lora
 from agentrl.train.rows import TokenRow, collate
 
 
