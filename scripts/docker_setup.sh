@@ -23,7 +23,7 @@ fi
 
 if ! docker info >/dev/null 2>&1; then
   echo "docker_setup: starting dockerd (log: $LOG)"
-  nohup dockerd >"$LOG" 2>&1 &
+  setsid nohup dockerd >"$LOG" 2>&1 &  # own session: outlives the shell job that started it
   for _ in $(seq 1 60); do
     docker info >/dev/null 2>&1 && break
     sleep 0.5
