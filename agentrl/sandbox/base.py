@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
 import aiohttp
 from agentrl_sandboxes.messages import (
@@ -144,7 +144,7 @@ class ServerSandbox:
             await self._session.close()
         await self._terminate()
 
-    async def __aenter__(self) -> ServerSandbox:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc) -> None:

@@ -30,6 +30,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from typing import Self
 
 from agentrl.sandbox.base import ServerSandbox
 from agentrl.sandbox.errors import SandboxError, SandboxUnavailable
@@ -109,7 +110,7 @@ class SandboxPool:
         self._all.clear()
         self._idle.clear()
 
-    async def __aenter__(self) -> SandboxPool:
+    async def __aenter__(self) -> Self:
         return await self.start()
 
     async def __aexit__(self, *exc) -> None:

@@ -80,7 +80,7 @@ def test_maze_moves_walls_and_anchor_states():
     assert "@" in obs and "G" in obs
     path = shortest_path(env.rows, env.position, env.goal)
     for move in path[:-1]:
-        obs, reward, terminated, truncated, info = env.step(f"move[{move}]")
+        obs, reward, terminated, _truncated, info = env.step(f"move[{move}]")
         assert (reward, terminated) == (0.0, False)
     obs, reward, terminated, _truncated, info = env.step(f"move[{path[-1]}]")
     assert (reward, terminated, info["success"]) == (1.0, True, True)

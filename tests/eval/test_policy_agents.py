@@ -60,7 +60,7 @@ def server(model_dir):
 
 
 def run_eval(*args):
-    return subprocess.run([*EVAL, *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([*EVAL, *args], capture_output=True, text=True, timeout=300, check=False)
 
 
 def episodes(out_dir):

@@ -72,18 +72,18 @@ def test_cli_eval_run_compare_and_bad_env(tmp_path):
     cli = [sys.executable, "-m", "agentrl.cli", "eval"]
     for agent in ("oracle", "random"):
         out = subprocess.run([*cli, "run", "--env", "agentrl/Maze-v0", "--agent", agent, "--max-tasks", "8", "-k", "2",
-                              "-O", str(tmp_path / agent)], capture_output=True, text=True, timeout=120)
+                              "-O", str(tmp_path / agent)], capture_output=True, text=True, timeout=120, check=False)
         assert out.returncode == 0, out.stderr
         assert (tmp_path / agent / "report.html").exists()
     (tmp_path / "oracle" / "report.html").unlink()
-    rewritten = subprocess.run([*cli, "report", str(tmp_path / "oracle")], capture_output=True, text=True, timeout=120)
+    rewritten = subprocess.run([*cli, "report", str(tmp_path / "oracle")], capture_output=True, text=True, timeout=120, check=False)
     assert rewritten.returncode == 0 and (tmp_path / "oracle" / "report.html").exists()
     cmp = subprocess.run([*cli, "compare", str(tmp_path / "oracle"), str(tmp_path / "random"), "-O",
-                          str(tmp_path / "cmp.html")], capture_output=True, text=True, timeout=120)
+                          str(tmp_path / "cmp.html")], capture_output=True, text=True, timeout=120, check=False)
     assert cmp.returncode == 0, cmp.stderr
     page = (tmp_path / "cmp.html").read_text()
     assert "oracle @ oracle" in page and "random @ random" in page
-    bad = subprocess.run([*cli, "run", "--env", "agentrl/Mazee-v0", "-O", str(tmp_path / "x")], capture_output=True, text=True)
+    bad = subprocess.run([*cli, "run", "--env", "agentrl/Mazee-v0", "-O", str(tmp_path / "x")], capture_output=True, text=True, check=False)
     assert bad.returncode != 0 and "Did you mean: agentrl/Maze-v0" in bad.stderr
 
 

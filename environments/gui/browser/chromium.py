@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
 import psutil
 from pydantic import BaseModel, ConfigDict, Field
@@ -288,7 +288,7 @@ class Browser:
         if self._profile is not None:
             threading.Thread(target=shutil.rmtree, args=(self._profile, True), daemon=True).start()
 
-    def __enter__(self) -> Browser:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
