@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
+import zlib
 from collections.abc import AsyncIterator, Iterable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -118,16 +119,21 @@ class RolloutEngine:
         self.stats = {"episodes": 0, "attempts": 0, "infra_errors": 0, "retries": 0}
 
     # ------------------------------------------------------------------ episodes
-    async def run_episode(self, spec: GroupSpec) -> Trajectory:
-        """One group member: attempts under the concurrency cap until not ``infra_error``."""
+    async def run_episode(self, spec: GroupSpec, member: int = 0) -> Trajectory:
+        """One group member: attempts under the concurrency cap until not ``infra_error``.
+
+        Each member samples with its own seed, derived from the engine seed, the group's episode
+        seed, the member index and the attempt, so a rollout is reproducible whatever the batching
+        (same config → same tokens) while members of a group still explore differently."""
         c = self.config
         for attempt in range(1, c.max_attempts + 1):
+            seed = zlib.crc32(f"{c.seed}:{spec.seed}:{member}:{attempt}".encode()) & 0x7FFFFFFF
             async with self._slots:
                 trajectory = await run_episode(
                     self.env_factory,
                     self.policy,
                     self.renderer,
-                    c.sampling,
+                    c.sampling.model_copy(update={"seed": seed}),
                     seed=spec.seed,
                     task_id=spec.task_id,
                     group_id=spec.group_id,
@@ -147,7 +153,7 @@ class RolloutEngine:
         return trajectory
 
     async def run_group(self, spec: GroupSpec) -> Group:
-        members = await asyncio.gather(*(self.run_episode(spec) for _ in range(self.config.group_size)))
+        members = await asyncio.gather(*(self.run_episode(spec, i) for i in range(self.config.group_size)))
         return self._hand_over(spec, list(members))
 
     async def run_tree_group(self, spec: GroupSpec, tree: TreeConfig) -> Group:

@@ -32,6 +32,7 @@ import inspect
 import logging
 import time
 import traceback
+import zlib
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -77,6 +78,11 @@ async def close_env(env: TextEnv | None, timeout_s: float = 10.0) -> None:
         await asyncio.wait_for(env.aclose(), timeout_s)
     except Exception as exc:  # noqa: BLE001 - closing must never turn a finished episode into a failure
         log.warning("closing %s failed: %s", type(env).__name__, exc)
+
+
+def turn_seed(episode_seed: int, turn: int) -> int:
+    """The sampling seed of one turn, from the episode's sampling seed (31-bit, well mixed)."""
+    return zlib.crc32(f"{episode_seed}:{turn}".encode()) & 0x7FFFFFFF
 
 
 def stream_sampling(renderer: ChatRenderer, sampling: SamplingParams) -> SamplingParams:
@@ -140,7 +146,10 @@ async def play(
     sampling = stream_sampling(renderer, sampling)
     state_key = info["state_key"]
     while True:
-        step, truncation = await generate_step(policy, conversation, sampling, max_context_tokens)
+        turn_sampling = sampling
+        if sampling.seed is not None:  # one seed per turn: samples do not depend on how requests are batched
+            turn_sampling = sampling.model_copy(update={"seed": turn_seed(sampling.seed, len(trajectory.steps))})
+        step, truncation = await generate_step(policy, conversation, turn_sampling, max_context_tokens)
         if step is None:
             trajectory.status, trajectory.truncation = "truncated", truncation
             break

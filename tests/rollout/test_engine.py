@@ -132,3 +132,22 @@ async def test_a_failing_branch_is_an_infra_error_leaf(policy, renderer):
     [tree] = group.members
     assert [leaf.status for leaf in tree.leaves] == ["truncated", "infra_error"]
     assert tree.info["errors"] == ["SandboxUnavailable: snapshot store unreachable"]
+
+
+async def test_rollouts_are_reproducible_whatever_the_batching(model, tokenizer, renderer):
+    """Per-member, per-turn sampling seeds: one request at a time or batches of 8 give the same
+    tokens, and the members of a group still sample differently."""
+    from agentrl.policy import HFPolicy
+
+    def tokens(groups):
+        return [[[s.completion_token_ids for s in t.steps] for t in g.members] for g in groups]
+
+    config = RolloutConfig(group_size=4, max_concurrency=8, sampling=SHORT_TURNS, strict=True)
+    runs = []
+    for batch in (1, 8):
+        policy = HFPolicy(model, tokenizer, max_batch_size=batch, max_wait_s=0.01)
+        runs.append(tokens(await RolloutEngine(CountingMaze, policy, renderer, config).run(2)))
+        await policy.aclose()
+    assert runs[0] == runs[1]
+    first_turns = [member[0] for member in runs[0][0]]
+    assert len({tuple(t) for t in first_turns}) > 1
