@@ -100,6 +100,20 @@ def cleanup_orphans_once(client) -> None:
             _cleaned = True
 
 
+def client_with_image(image: str, build_command: str):
+    """A docker client, orphans cleaned up once, with ``image`` present; else SandboxUnavailable
+    whose message names the command that builds the image."""
+    import docker
+
+    client = docker_client()
+    cleanup_orphans_once(client)
+    try:
+        client.images.get(image)
+    except docker.errors.ImageNotFound:
+        raise SandboxUnavailable(f"image {image} not found: build it with `{build_command}`") from None
+    return client
+
+
 class DockerSandbox(ServerSandbox):
     backend = "docker"
 
@@ -118,14 +132,7 @@ class DockerSandbox(ServerSandbox):
         import docker
         from docker.types import Ulimit
 
-        self._client = client = docker_client()
-        cleanup_orphans_once(client)
-        try:
-            client.images.get(self.image)
-        except docker.errors.ImageNotFound:
-            raise SandboxUnavailable(
-                f"image {self.image} not found: build it with `agentrl sandbox build`"
-            ) from None
+        self._client = client = client_with_image(self.image, "agentrl sandbox build")
         lim = self.limits
         self.sockdir = Path(tempfile.mkdtemp(prefix="agentrl-docker-"))
         os.chmod(self.sockdir, 0o777)  # the server runs as uid 1000

@@ -123,21 +123,13 @@ class DockerBrowser(Browser):
         from agentrl_envs.gui.browser.page import miniwob_html_dir
         from selenium import webdriver
 
-        from agentrl.sandbox.docker import SANDBOX_UID, cleanup_orphans_once, owner_labels
-        from agentrl.sandbox.image import docker_client
+        from agentrl.sandbox.docker import SANDBOX_UID, client_with_image, owner_labels
 
         c = self.config
         try:
-            client = docker_client()
+            client = client_with_image(c.image, "agentrl sandbox build --variant browser")
         except SandboxUnavailable as exc:
             raise BrowserUnavailable(str(exc)) from None
-        cleanup_orphans_once(client)
-        try:
-            client.images.get(c.image)
-        except docker.errors.ImageNotFound:
-            raise BrowserUnavailable(
-                f"image {c.image} not found: build it with `agentrl sandbox build --variant browser`"
-            ) from None
         self._sockdir = tempfile.mkdtemp(prefix="agentrl-browser-")
         os.chmod(self._sockdir, 0o777)  # socat runs as uid 1000
         sock = os.path.join(self._sockdir, SOCKET_NAME)
