@@ -220,6 +220,33 @@ def _apply_override(data: dict[str, Any], override: str) -> None:
     node[parts[-1]] = value
 
 
+# A free-form mapping that belongs to the value of a sibling field: the preset's estimator
+# parameters are GiGPO's, its env options the maze's; they do not carry over to another choice.
+_BOUND_TO = {("algo", "config"): "estimator", ("env", "options"): "id"}
+
+
+def _merge(default: dict[str, Any], given: dict[str, Any], path: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``default`` with ``given`` laid over it: mappings merge key by key, any other value replaces."""
+    merged = dict(default)
+    for (section, field), key in _BOUND_TO.items():
+        if path == (section,) and key in given and given[key] != default.get(key):
+            merged[field] = {}
+    for key, value in given.items():
+        base = merged.get(key)
+        merged[key] = _merge(base, value, (*path, key)) if isinstance(value, dict) and isinstance(base, dict) else value
+    return merged
+
+
+def _merge_into_default(data: dict[str, Any]) -> dict[str, Any]:
+    """The full embedded default with the file's sections and the overrides merged into it.
+
+    Validating ``data`` alone would build a partly given section from the section class's plain
+    field defaults, silently dropping the preset's (``--set optim.lr=1e-3`` turned minibatches
+    4 → 1); merging first keeps every field that was not given.
+    """
+    return _merge(TrainConfig().model_dump(), data)
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
     """Read ``path`` (YAML; None: the embedded default), apply ``key=value`` overrides, validate."""
     data: dict[str, Any] = {}
@@ -238,6 +265,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     for override in overrides:
         _apply_override(data, override)
     try:
-        return TrainConfig.model_validate(data)
+        return TrainConfig.model_validate(_merge_into_default(data))
     except ValidationError as exc:
         raise ConfigError(_format(exc, source)) from None
