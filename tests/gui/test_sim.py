@@ -129,3 +129,51 @@ def test_fork_is_an_independent_copy():
 def test_unknown_family_is_a_clear_error():
     with pytest.raises(EnvOptionError, match="unknown families"):
         GuiSimEnv(families=["drag-cube"])
+
+
+def chi_square(observed: dict[int, int], expected: dict[int, float]) -> float:
+    return sum((observed.get(k, 0) - e) ** 2 / e for k, e in expected.items())
+
+
+# Upper 0.1% points of the chi-square distribution (standard tables), by degrees of freedom.
+CHI2_999 = {4: 18.467, 6: 22.458}
+
+
+def test_click_checkboxes_box_count_is_uniform_2_to_6():
+    # MiniWoB: elems = core.randi(2, 7) once per task -> 2..6 boxes, 1/5 each; each box wanted
+    # with probability 1/2. 5000 seeds: 1000 expected per count.
+    n = 5000
+    counts: dict[int, int] = {}
+    wanted = total = 0
+    for seed in range(n):
+        page = FAMILIES["click-checkboxes"](np.random.default_rng(seed))
+        boxes = [node for node in page.roots if node.role == "checkbox"]
+        counts[len(boxes)] = counts.get(len(boxes), 0) + 1
+        wanted += len(page.wanted)
+        total += len(boxes)
+    assert set(counts) == {2, 3, 4, 5, 6}
+    assert chi_square(counts, {k: n / 5 for k in range(2, 7)}) < CHI2_999[4]
+    # Wanted boxes ~ Binomial(total, 1/2): within 4 standard deviations of total/2.
+    assert abs(wanted - total / 2) < 4 * (total / 4) ** 0.5
+
+
+def test_click_link_has_miniwob_link_count():
+    # MiniWoB click-link: 20 words, each a link with probability 0.2, redrawn until one is:
+    # links ~ Binomial(20, 0.2) given >= 1, mean 4 / (1 - 0.8**20) = 4.046.
+    from math import comb
+
+    n = 4000
+    counts: dict[int, int] = {}
+    for seed in range(n):
+        page = FAMILIES["click-link"](np.random.default_rng(seed))
+        links = [node for node in page.all_nodes() if node.role == "link"]
+        assert len(page.roots[0].name.split()) + len(links) == 20
+        counts[len(links)] = counts.get(len(links), 0) + 1
+    p_any = 1 - 0.8**20
+    pmf = {k: comb(20, k) * 0.2**k * 0.8 ** (20 - k) / p_any for k in range(1, 21)}
+    # Bins 1..6 and a pooled tail of 7+ (expected counts all >= 5): 6 degrees of freedom.
+    expected = {k: n * pmf[k] for k in range(1, 7)} | {7: n * sum(pmf[k] for k in range(7, 21))}
+    observed = {k: counts.get(k, 0) for k in range(1, 7)} | {7: sum(v for k, v in counts.items() if k >= 7)}
+    assert chi_square(observed, expected) < CHI2_999[6]
+    mean = sum(k * v for k, v in counts.items()) / n
+    assert abs(mean - 4.046) < 0.15

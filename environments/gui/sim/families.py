@@ -25,6 +25,19 @@ class _Page(SimPage):
     def words(self, n: int) -> str:
         return " ".join(self.sample(LOREM) for _ in range(n))
 
+    def sentences(self, n: int) -> str:
+        """``n`` words as MiniWoB's ``ui_utils.generateWords`` writes them: capitalised
+        sentences (a word ends one with probability 0.2), a full stop at the end."""
+        out, capital = [], True
+        for i in range(n):
+            word = self.sample(LOREM)
+            if capital:
+                word, capital = word.capitalize(), False
+            if i + 1 < n and self.rng.random() < 0.2:
+                word, capital = word + ".", True
+            out.append(word)
+        return " ".join(out) + "."
+
     def random_string(self, low: int, high: int) -> str:
         return "".join(self.sample(ALNUM) for _ in range(self.randi(low, high + 1)))
 
@@ -63,12 +76,17 @@ class ClickLink(_Page):
     family = "click-link"
 
     def build(self) -> None:
-        words = [self.sample(LOREM) for _ in range(self.randi(8, 16))]
-        link_at = sorted({int(i) for i in self.rng.choice(len(words), size=self.randi(1, 4), replace=False)})
-        links = [self.node("link", words[i]) for i in link_at]
+        # MiniWoB: 20 words, each made a link with probability 0.2, redrawn until one is (so
+        # about 4 links); every link with the target's text is right.
+        while True:
+            words = self.sentences(20).split()
+            is_link = self.rng.random(len(words)) < 0.2
+            if is_link.any():
+                break
+        links = [self.node("link", w) for w, link in zip(words, is_link, strict=True) if link]
         self.target = self.sample(links).name
-        paragraph = " ".join(w for i, w in enumerate(words) if i not in link_at)
-        self.roots = [self.node("text", paragraph.capitalize() + ".", children=links)]
+        paragraph = " ".join(w for w, link in zip(words, is_link, strict=True) if not link)
+        self.roots = [self.node("text", paragraph, children=links)]
         self.utterance = f'Click on the link "{self.target}".'
 
     def on_click(self, node: Node) -> None:
@@ -80,9 +98,11 @@ class ClickCheckboxes(_Page):
     family = "click-checkboxes"
 
     def build(self) -> None:
-        names = []
-        while len(names) < self.randi(2, 7):
-            name = self.random_string(2, 8)
+        # MiniWoB: core.randi(2, 7) boxes (2..6, drawn once), labels of 2..7 characters
+        # (generateString(2, 8)); a repeated label is redrawn so the utterance is unambiguous.
+        count, names = self.randi(2, 7), []
+        while len(names) < count:
+            name = self.random_string(2, 7)
             if name not in names:
                 names.append(name)
         self.wanted = {name for name in names if self.rng.random() < 0.5}
