@@ -99,6 +99,10 @@ class ModelSection(Section):
     )
     lora: LoraSettings | None = None
     max_batch_size: int = Field(default=64, ge=1, description="Sequences the in-process sampler decodes together.")
+    torch_threads: int = Field(
+        default=0, ge=0,
+        description="CPU threads of torch (0: auto = half the cores this process may use, at least 1, at most 8).",
+    )
     gpu_memory_utilization: float = Field(default=0.4, gt=0.0, lt=1.0, description="vLLM's share of GPU memory.")
 
 
@@ -154,7 +158,9 @@ class SFTSection(Section):
     """Supervised warm start on the env's oracle demonstrations (0 episodes: off)."""
 
     episodes: int = Field(default=64, ge=0)
-    epochs: int = Field(default=8, ge=1)
+    steps: int = Field(
+        default=48, ge=1, description="Optimizer steps (batches of batch_rows), whatever the rows per episode."
+    )
     batch_rows: int = Field(default=32, ge=1, description="Sequences per optimizer step.")
     lr: float = Field(default=3e-3, gt=0.0)
 

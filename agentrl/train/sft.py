@@ -75,15 +75,21 @@ def nll(logp, entropy, batch, weights, ref):
     return -(weights * logp).sum(), {}
 
 
-def sft_epoch(learner: Learner, rows: list[TokenRow], batch_rows: int, rng: np.random.Generator) -> float:
-    """One pass of token-mean NLL over ``rows`` in shuffled batches; returns the mean loss."""
-    order = rng.permutation(len(rows))
-    losses = [
-        learner.optimizer_step([rows[i] for i in order[start : start + batch_rows]], nll, with_entropy=False,
-                               scheduler=False)["loss"]
-        for start in range(0, len(rows), batch_rows)
-    ]
-    return float(np.mean(losses))
+def batches(num_rows: int, batch_rows: int, steps: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """``steps`` batches of row indices: shuffled passes over the rows, cut into ``batch_rows``.
+
+    A pass's last, short batch is topped up from the next pass, so every batch has
+    ``min(batch_rows, num_rows)`` rows and every row is seen equally often (±1).
+    """
+    size = min(batch_rows, num_rows)
+    stream = np.empty(0, dtype=np.int64)
+    out = []
+    for _ in range(steps):
+        while len(stream) < size:
+            stream = np.concatenate([stream, rng.permutation(num_rows)])
+        out.append(stream[:size])
+        stream = stream[size:]
+    return out
 
 
 def run_sft(
@@ -92,14 +98,17 @@ def run_sft(
     renderer: ChatRenderer,
     *,
     episodes: int,
-    epochs: int,
+    steps: int,
     batch_rows: int,
     lr: float,
     seed: int,
-    on_epoch: Callable[[int, float], None] | None = None,
+    on_step: Callable[[int, float], None] | None = None,
 ) -> list[float]:
-    """Warm-start ``learner.model`` on oracle demonstrations with its own Adam (lr ``lr``).
+    """Warm-start ``learner.model`` with ``steps`` optimizer steps of token-mean NLL on oracle
+    demonstrations, with its own AdamW (lr ``lr``); returns the loss of every step.
 
+    Sized in optimizer steps, not passes over rows: a row is a turn in window mode but a whole
+    episode in full-context mode, so a pass count would give full context a third of the steps.
     The learner's RL optimizer is left untouched (its moments start fresh for RL).
     """
     demos = asyncio.run(oracle_demonstrations(env_factory, renderer, episodes, seed))
@@ -107,13 +116,13 @@ def run_sft(
     params = [p for p in learner.model.parameters() if p.requires_grad]
     rl_optimizer = learner.optimizer
     learner.optimizer = torch.optim.AdamW(params, lr=lr)
-    rng = np.random.default_rng(seed)
     losses = []
     try:
-        for epoch in range(epochs):
-            losses.append(sft_epoch(learner, rows, batch_rows, rng))
-            if on_epoch is not None:
-                on_epoch(epoch, losses[-1])
+        for step, index in enumerate(batches(len(rows), batch_rows, steps, np.random.default_rng(seed))):
+            batch = [rows[i] for i in index]
+            losses.append(learner.optimizer_step(batch, nll, with_entropy=False, scheduler=False)["loss"])
+            if on_step is not None:
+                on_step(step, losses[-1])
     finally:
         learner.optimizer = rl_optimizer
     return losses

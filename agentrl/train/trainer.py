@@ -48,7 +48,7 @@ from agentrl.policy.render import ChatRenderer
 from agentrl.rollout import RolloutConfig, RolloutEngine, group_specs
 from agentrl.train.checkpoint import Checkpointer
 from agentrl.train.config import TrainConfig
-from agentrl.train.learner import Learner, apply_lora
+from agentrl.train.learner import Learner, apply_lora, cpu_threads
 from agentrl.train.metrics import MetricsLog, plot_learning_curves
 from agentrl.train.rows import build_rows
 from agentrl.train.sft import run_sft
@@ -161,6 +161,8 @@ class Trainer:
         torch.manual_seed(config.seed)
         np.random.seed(config.seed)
         self.device = resolve_device(config.model.device)
+        if self.device.type == "cpu":
+            torch.set_num_threads(cpu_threads(config.model.torch_threads))
         self.model, self.tokenizer = build_model(config, self.device)
         self.policy = build_policy(config, self.model, self.tokenizer)
         self.renderer = ChatRenderer(
@@ -339,7 +341,7 @@ class Trainer:
     async def _warm_start(self, metrics: MetricsLog) -> None:
         s = self.config.sft
         if s.episodes > 0:
-            self.log(f"SFT warm start: {s.episodes} oracle episodes, {s.epochs} epochs")
+            self.log(f"SFT warm start: {s.episodes} oracle episodes, {s.steps} optimizer steps")
             env_factory = self.env_factory("train")
             self.sft_losses = await asyncio.to_thread(
                 run_sft,
@@ -347,11 +349,11 @@ class Trainer:
                 env_factory,
                 self.renderer,
                 episodes=s.episodes,
-                epochs=s.epochs,
+                steps=s.steps,
                 batch_rows=s.batch_rows,
                 lr=s.lr,
                 seed=self.config.seed,
-                on_epoch=lambda e, loss: self.log(f"  SFT epoch {e + 1}: loss {loss:.4f}"),
+                on_step=lambda i, loss: (i + 1) % 8 or self.log(f"  SFT step {i + 1}: loss {loss:.4f}"),
             )
             if self.pushes_weights:
                 await self.push_weights()
