@@ -4,6 +4,11 @@
 the key has no time index, so a state reached at different steps, or revisited by the same
 trajectory, is one group. ``state = −1`` (the env gave no key) makes the row a singleton.
 
+Masked rows (``valid`` False, infra failures) take part in no anchor group in either mode
+(id −1): they never join, found or split a group, so they cannot change which valid rows are
+compared with each other (in ``similarity`` mode a masked key would otherwise become a cluster
+representative and pull valid rows together).
+
 ``similarity`` (text; verl-agent PR #159 for search): a greedy single pass per group — each
 distinct state key, in order of first appearance, joins the **first** cluster whose
 representative (its first member) has ``difflib.SequenceMatcher(None, rep, key).ratio() ≥
@@ -23,14 +28,14 @@ from agentrl.algos.stats import dense_ids
 
 
 def exact_anchors(batch: StepBatch) -> tuple[np.ndarray, int]:
-    """Anchor-group id per row (ids in ``0..K-1``, −1 for rows without a state key).
+    """Anchor-group id per row (ids in ``0..K-1``, −1 for rows without a state key or masked).
 
     A state seen in one GRPO group only (the common case: most states carry task content) is
     its own anchor id; only rows whose state occurs in several groups are split by group, so
     the usual cost is O(rows) with no sort.
     """
     state, group = batch.state, batch.group
-    has = state >= 0
+    has = (state >= 0) & batch.valid
     if not has.any():
         return np.full(batch.n_rows, -1, dtype=np.int64), 0
     n_states = int(state.max()) + 1
@@ -49,12 +54,13 @@ def exact_anchors(batch: StepBatch) -> tuple[np.ndarray, int]:
 
 
 def similarity_anchors(batch: StepBatch, thresh: float) -> tuple[np.ndarray, int]:
-    """Dense anchor-group id per row from greedy first-match clustering of state-key text."""
+    """Dense anchor-group id per row from greedy first-match clustering of state-key text
+    (−1 for rows without a state key or masked)."""
     if not 0.0 < thresh < 1.0:
         raise ValueError(f"similarity threshold must be in (0, 1), got {thresh}")
-    if not batch.state_keys and (batch.state >= 0).any():
+    has = (batch.state >= 0) & batch.valid
+    if not batch.state_keys and has.any():
         raise ValueError("similarity anchors need the state-key text: the batch has no state_keys")
-    has = batch.state >= 0
     rows = np.flatnonzero(has)
     pair, _ = dense_ids(batch.group[rows], batch.state[rows])
     _, first = np.unique(pair, return_index=True)  # first row of each distinct (group, state)

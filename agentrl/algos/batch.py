@@ -5,13 +5,16 @@ is stored once however many root-to-leaf paths share it). Rows of one trajectory
 contiguous, in step (topological) order, and a row's ``parent`` is the row index of the step
 before it (−1 at a root).
 
-An **episode** is a root-to-leaf path; its outcome lives on the row that ends it (``leaf``).
-For a chain that is the last step; every row of a chain also carries its episode's
-``final_reward``/``success`` for convenience. On trees only leaf rows carry them (0/False
-elsewhere). Estimators that score whole episodes (GRPO, RLOO, Tree-GRPO, GRPO-S, OTC) read the
-leaf rows and give each row the **sum of the advantages of the episodes below it**
-(:meth:`StepBatch.credit`): for a chain that is its episode's advantage, for a deduplicated tree
-it is exactly the weight the node would get if every root-to-leaf path were trained separately.
+An **episode** is a root-to-leaf path: one per chain, one per recorded tree leaf. The episode
+table (``episode_rows``, ``episode_reward``, ``episode_success``, ``episode_valid``, one entry per
+episode, rows ascending) says where each episode ends and how it went. A row may end several
+episodes (two tree branches that both stopped before their first step leave two leaves on the
+node they started from) or end one while other episodes continue below it (a leaf on an inner
+node). Estimators that score whole episodes (GRPO, RLOO, Tree-GRPO, GRPO-S, OTC) read the
+episode table and give each row the **sum of the advantages of the episodes that pass through
+it** (:meth:`StepBatch.credit`): for a chain that is its episode's advantage, for a deduplicated
+tree it is exactly the weight the node would get if every root-to-leaf path were trained
+separately.
 
 Columns (all numpy arrays of length ``n_rows``):
 
@@ -23,19 +26,26 @@ tree       int64   dense tree index (Tree-GRPO intra-tree groups); a chain batch
 node       int64   node id inside its tree (chains: the step position)
 parent     int64   row index of the previous step / parent node, −1 at a root
 step       int64   position in the episode (chains) = depth (trees), 0 at the root
-leaf       bool    the row ends an episode
 reward     float64 the env's step reward r_t
-final_reward float64 episode outcome (correctness or score; the rollout engine stores Σ r_t)
-success    bool    binary episode success, kept apart from shaped rewards
-valid      bool    False for infrastructure failures (``status == "infra_error"``): such rows
-                   enter no statistic and get advantage 0; on trees a node is valid while at
-                   least one valid leaf lies below it
 action_valid bool  False when the policy's action was unparsable or illegal
 state      int64   id of the GiGPO anchor ``state_key`` (index into ``state_keys``), −1 for None
 tool_calls int64   tools run by this step (from the env's action log)
 n_tokens   int64   policy (completion) tokens of the step
 task       int64   index into ``task_names`` (stable question ids, e.g. for OTC's running minimum)
 ========== ======= ==============================================================================
+
+Episode columns (``n_episodes`` entries):
+
+=============== ======= =========================================================================
+episode_rows    int64   row where the episode ends (ascending; repeats allowed)
+episode_reward  float64 outcome (correctness or score; the rollout engine stores Σ r_t)
+episode_success bool    binary success, kept apart from shaped rewards
+episode_valid   bool    False for infrastructure failures (``status == "infra_error"``): such an
+                        episode enters no statistic, count, minimum or pass set
+=============== ======= =========================================================================
+
+Derived row columns: ``leaf`` (some episode ends at the row) and ``valid`` (some *valid* episode
+passes through the row; a row without one enters no statistic and gets advantage 0).
 
 Optional: ``token_entropy`` (flat float64 array, ``n_tokens.sum()`` entries, the per-token
 entropy under the sampling policy, detached; needed by GTPO-entropy, GRPO-S, EMPG) and
@@ -55,12 +65,17 @@ from agentrl.algos.stats import segment_starts
 from agentrl.types import RolloutTree, Trajectory
 
 _INT_COLUMNS = ("group", "traj", "tree", "node", "parent", "step", "state", "tool_calls", "n_tokens", "task")
-_BOOL_COLUMNS = ("leaf", "success", "valid", "action_valid")
-_FLOAT_COLUMNS = ("reward", "final_reward")
+_BOOL_COLUMNS = ("action_valid",)
+_FLOAT_COLUMNS = ("reward",)
+_EPISODE_COLUMNS = {"episode_reward": np.float64, "episode_success": bool, "episode_valid": bool}
 # Columns that define the batch's shape; replacing any of them re-validates everything.
-_STRUCTURE = {"group", "traj", "tree", "node", "parent", "step", "leaf", "n_tokens"}
+_STRUCTURE = {"group", "traj", "tree", "node", "parent", "step", "episode_rows", "n_tokens"}
 # Cached properties that depend on value columns, and on which.
-_VALUE_CACHES = {"episode_tool_calls": {"tool_calls"}, "step_entropy": {"token_entropy"}}
+_VALUE_CACHES = {
+    "episode_tool_calls": {"tool_calls"},
+    "step_entropy": {"token_entropy"},
+    "valid": {"episode_valid"},
+}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -73,16 +88,16 @@ class StepBatch:
     node: np.ndarray
     parent: np.ndarray
     step: np.ndarray
-    leaf: np.ndarray
     reward: np.ndarray
-    final_reward: np.ndarray
-    success: np.ndarray
-    valid: np.ndarray
     action_valid: np.ndarray
     state: np.ndarray
     tool_calls: np.ndarray
     n_tokens: np.ndarray
     task: np.ndarray
+    episode_rows: np.ndarray
+    episode_reward: np.ndarray
+    episode_success: np.ndarray
+    episode_valid: np.ndarray
     state_keys: tuple[str, ...] = ()
     group_names: tuple[str, ...] = ()
     task_names: tuple[str, ...] = ()
@@ -92,9 +107,15 @@ class StepBatch:
 
     def __post_init__(self) -> None:
         self._validate_values(
-            _INT_COLUMNS + _BOOL_COLUMNS + _FLOAT_COLUMNS + ("token_entropy", "action_text")
+            _INT_COLUMNS + _BOOL_COLUMNS + _FLOAT_COLUMNS + tuple(_EPISODE_COLUMNS) + ("token_entropy", "action_text")
         )
         n = self.n_rows
+        ep = np.ascontiguousarray(self.episode_rows, dtype=np.int64)
+        if ep.ndim != 1:
+            raise ValueError(f"StepBatch.episode_rows must be 1-D, got shape {ep.shape}")
+        if ep.size and (ep.min() < 0 or ep.max() >= n or np.any(np.diff(ep) < 0)):
+            raise ValueError("StepBatch.episode_rows must be row indices in ascending order")
+        object.__setattr__(self, "episode_rows", ep)
         rows = np.arange(n)
         if n and (np.any(self.parent >= rows) or np.any(self.parent < -1)):
             raise ValueError("StepBatch.parent must point at an earlier row (or −1 for a root)")
@@ -114,7 +135,16 @@ class StepBatch:
     def _validate_values(self, names) -> None:
         """Coerce and check the named columns (dtype, length, finiteness, ranges)."""
         n = np.asarray(self.group).size
+        n_ep = np.asarray(self.episode_rows).size
         for name in names:
+            if name in _EPISODE_COLUMNS:
+                col = np.asarray(getattr(self, name))
+                if col.shape != (n_ep,):
+                    raise ValueError(f"StepBatch.{name} has shape {col.shape}, expected one entry per episode ({n_ep})")
+                if name == "episode_reward" and not np.all(np.isfinite(col.astype(np.float64))):
+                    raise ValueError("StepBatch.episode_reward contains NaN or inf")
+                object.__setattr__(self, name, np.ascontiguousarray(col, dtype=_EPISODE_COLUMNS[name]))
+                continue
             if name in ("token_entropy", "action_text"):
                 continue
             dtype = np.int64 if name in _INT_COLUMNS else bool if name in _BOOL_COLUMNS else np.float64
@@ -154,21 +184,37 @@ class StepBatch:
     def n_rows(self) -> int:
         return int(self.group.size)
 
+    @property
+    def n_episodes(self) -> int:
+        return int(self.episode_rows.size)
+
     @cached_property
     def n_groups(self) -> int:
         return int(self.group.max()) + 1 if self.n_rows else 0
 
     @cached_property
+    def leaf(self) -> np.ndarray:
+        """True for rows where at least one episode ends."""
+        out = np.zeros(self.n_rows, dtype=bool)
+        out[self.episode_rows] = True
+        return out
+
+    @cached_property
+    def valid(self) -> np.ndarray:
+        """True for rows that some valid episode passes through (the others are masked)."""
+        return self.credit(self.episode_valid.astype(np.float64)) > 0
+
+    @cached_property
     def is_chain(self) -> bool:
-        """True when every trajectory is a single path (no node has two children)."""
+        """True when every trajectory is a single path ending in exactly one episode, at its last row."""
         n = self.n_rows
         if n == 0:
             return True
         starts = np.zeros(n, dtype=bool)
         starts[segment_starts(self.traj)] = True
         expected = np.where(starts, -1, np.arange(n) - 1)
-        ends = np.r_[starts[1:], True]
-        return bool(np.array_equal(self.parent, expected) and np.array_equal(self.leaf, ends))
+        ends = np.flatnonzero(np.r_[starts[1:], True])
+        return bool(np.array_equal(self.parent, expected) and np.array_equal(self.episode_rows, ends))
 
     def require_chain(self, who: str) -> None:
         if not self.is_chain:
@@ -176,11 +222,6 @@ class StepBatch:
                 f"{who} needs chain trajectories, but this batch holds branching trees; build it with "
                 "StepBatch.from_trajectories([p for t in trees for p in t.paths()])"
             )
-
-    @cached_property
-    def episode_rows(self) -> np.ndarray:
-        """Row index of the leaf ending each episode (one per chain / per tree leaf)."""
-        return np.flatnonzero(self.leaf)
 
     @cached_property
     def episode_length(self) -> np.ndarray:
@@ -236,16 +277,16 @@ class StepBatch:
         """Per-row sum of ``episode_values`` (one per episode) over the episodes below each row.
 
         Chains: every step gets its episode's value. Trees: node v gets
-        ``W(v) = Σ_{leaves ℓ below v} value(ℓ)``, which is the total weight v's tokens receive
-        when each root-to-leaf path is trained as its own sequence (reference §4.3).
+        ``W(v) = Σ_{episodes ℓ through v} value(ℓ)`` (leaves at or below v, each counted once per
+        recorded episode), which is the total weight v's tokens receive when each root-to-leaf
+        path is trained as its own sequence (reference §4.3).
         """
         episode_values = np.asarray(episode_values, dtype=np.float64)
         if episode_values.shape != self.episode_rows.shape:
             raise ValueError(f"expected {self.episode_rows.size} episode values, got {episode_values.shape}")
         if self.is_chain:
             return episode_values[self.traj]
-        out = np.zeros(self.n_rows)
-        out[self.episode_rows] = episode_values
+        out = np.bincount(self.episode_rows, weights=episode_values, minlength=self.n_rows)
         for rows in self.depth_levels[:0:-1]:
             np.add.at(out, self.parent[rows], out[rows])
         return out
@@ -262,7 +303,7 @@ class StepBatch:
         for name, value in changes.items():
             object.__setattr__(new, name, value)
         checked = set(changes) & (
-            set(_INT_COLUMNS + _BOOL_COLUMNS + _FLOAT_COLUMNS) | {"token_entropy", "action_text"}
+            set(_INT_COLUMNS + _BOOL_COLUMNS + _FLOAT_COLUMNS) | set(_EPISODE_COLUMNS) | {"token_entropy", "action_text"}
         )
         new._validate_values(checked | ({"state"} if "state_keys" in changes else set()))
         for cache, needs in _VALUE_CACHES.items():
@@ -295,8 +336,10 @@ class StepBatch:
 
         ``traj`` may hold any integer labels; each contiguous run is one trajectory. Episode
         columns (``group``, ``final_reward``, ``success``, ``valid``, ``task``, ``tree``) may be
-        given per row or per trajectory. Missing columns default to 0 / True / no state /
-        ``final_reward`` = Σ r_t / ``success`` = final_reward > 0 / task = group.
+        given per row (then constant along the trajectory) or per trajectory; ``final_reward``,
+        ``success`` and ``valid`` fill the episode table (one episode per trajectory). Missing
+        columns default to 0 / True / no state / ``final_reward`` = Σ r_t / ``success`` =
+        final_reward > 0 / task = group.
         """
         traj_raw = np.asarray(traj)
         n = traj_raw.size
@@ -309,8 +352,7 @@ class StepBatch:
         lengths = np.diff(np.r_[starts, n])
         step = np.arange(n) - np.repeat(starts, lengths)
         parent = np.where(step == 0, -1, np.arange(n) - 1)
-        leaf = np.zeros(n, dtype=bool)
-        leaf[starts + lengths - 1] = True
+        ends = starts + lengths - 1
 
         def per_row(col, default, name):
             if col is None:
@@ -322,11 +364,18 @@ class StepBatch:
                 return col[t]
             raise ValueError(f"{name} must have one entry per row ({n}) or per trajectory ({n_traj})")
 
+        def per_episode(col, default, name):
+            if col is None:
+                return default
+            col = per_row(col, None, name)
+            if not np.array_equal(col, col[ends][t], equal_nan=col.dtype.kind == "f"):
+                raise ValueError(f"{name} must be constant along each trajectory (one episode each)")
+            return col[ends]
+
         reward = np.zeros(n) if reward is None else per_row(reward, None, "reward")
         if final_reward is None:
-            sums = np.add.reduceat(np.asarray(reward, dtype=np.float64), starts) if n else np.zeros(0)
-            final_reward = sums[t]
-        final_reward = per_row(final_reward, None, "final_reward")
+            final_reward = np.add.reduceat(np.asarray(reward, dtype=np.float64), starts) if n else np.zeros(0)
+        final_reward = per_episode(final_reward, None, "final_reward")
         group_rows = per_row(group, None, "group")
         return cls(
             group=group_rows,
@@ -335,11 +384,11 @@ class StepBatch:
             node=step,
             parent=parent,
             step=step,
-            leaf=leaf,
             reward=reward,
-            final_reward=final_reward,
-            success=per_row(success, np.asarray(final_reward) > 0, "success"),
-            valid=per_row(valid, np.ones(n, dtype=bool), "valid"),
+            episode_rows=ends,
+            episode_reward=final_reward,
+            episode_success=per_episode(success, np.asarray(final_reward) > 0, "success"),
+            episode_valid=per_episode(valid, np.ones(n_traj, dtype=bool), "valid"),
             action_valid=per_row(action_valid, np.ones(n, dtype=bool), "action_valid"),
             state=per_row(state, np.full(n, -1), "state"),
             tool_calls=per_row(tool_calls, np.zeros(n, dtype=np.int64), "tool_calls"),
@@ -420,8 +469,13 @@ class StepBatch:
     ) -> StepBatch:
         """One row per tree node, each node once (deduplicated shared prefixes).
 
-        Leaf rows carry their :class:`TreeLeaf` outcome; a node is ``valid`` while some valid
-        leaf lies below it. Two leaves on one node are an error (a leaf ends one episode).
+        Each :class:`TreeLeaf` is one episode (its root-to-leaf path and outcome), in row order
+        (stable). Several leaves on one node are several episodes: two branches that both ended
+        before their first step leave two leaves on the node they branched from, and training
+        the materialised paths would see two sequences with those tokens, each its own member
+        of the group statistics — so both are kept, never merged or dropped. A node is
+        ``valid`` while some valid leaf lies at or below it; an infra-failed leaf is masked
+        whether or not other episodes pass through its node.
         """
         groups, tasks, states = _Interner(), _Interner(), _Interner()
         cols: dict[str, list] = {k: [] for k in ("group", "traj", "node", "parent", "task")}
@@ -438,11 +492,7 @@ class StepBatch:
                 cols["node"].append(node.node_id)
                 cols["parent"].append(-1 if node.parent_id is None else row_of[node.parent_id])
                 steps.append(node.step)
-            seen = set()
             for lf in tree.leaves:
-                if lf.node_id in seen:
-                    raise ValueError(f"tree {tree.id!r}: two leaves on node {lf.node_id}")
-                seen.add(lf.node_id)
                 leaf_rows.append(row_of[lf.node_id])
                 leaf_reward.append(lf.final_reward)
                 leaf_success.append(lf.success)
@@ -453,28 +503,17 @@ class StepBatch:
         depth = np.zeros(n, dtype=np.int64)
         for i in np.flatnonzero(parent >= 0):  # topological order: a parent's depth is known
             depth[i] = depth[parent[i]] + 1
-        leaf = np.zeros(n, dtype=bool)
-        final_reward = np.zeros(n)
-        success = np.zeros(n, dtype=bool)
-        valid_leaf = np.zeros(n, dtype=bool)
-        lr = np.asarray(leaf_rows, dtype=np.int64)
-        leaf[lr] = True
-        final_reward[lr] = leaf_reward
-        success[lr] = leaf_success
-        valid_leaf[lr] = leaf_valid
+        episode_rows = np.asarray(leaf_rows, dtype=np.int64)
+        order = np.argsort(episode_rows, kind="stable")
         traj = np.asarray(cols["traj"], dtype=np.int64)
-        batch = cls(
+        return cls(
             group=np.asarray(cols["group"], dtype=np.int64),
             traj=traj,
             tree=traj,
             node=np.asarray(cols["node"], dtype=np.int64),
             parent=parent,
             step=depth,
-            leaf=leaf,
             reward=np.fromiter((s.reward for s in steps), np.float64, n),
-            final_reward=final_reward,
-            success=success,
-            valid=valid_leaf,
             action_valid=np.fromiter((s.valid_action for s in steps), bool, n),
             state=np.fromiter(
                 (-1 if s.state_key is None else states(s.state_key) for s in steps), np.int64, n
@@ -482,6 +521,10 @@ class StepBatch:
             tool_calls=np.fromiter((s.tool_calls for s in steps), np.int64, n),
             n_tokens=np.fromiter((len(s.completion_token_ids) for s in steps), np.int64, n),
             task=np.asarray(cols["task"], dtype=np.int64),
+            episode_rows=episode_rows[order],
+            episode_reward=np.asarray(leaf_reward, dtype=np.float64)[order],
+            episode_success=np.asarray(leaf_success, dtype=bool)[order],
+            episode_valid=np.asarray(leaf_valid, dtype=bool)[order],
             state_keys=states.names,
             group_names=groups.names,
             task_names=tasks.names,
@@ -489,9 +532,6 @@ class StepBatch:
             token_entropy=_flatten_entropy(token_entropy, n),
             action_text=np.array([s.action for s in steps], dtype=object) if keep_text else None,
         )
-        # A node is learnable while a valid leaf lies below it.
-        below = batch.credit(valid_leaf[batch.episode_rows].astype(np.float64))
-        return batch.replace(valid=below > 0)
 
 
 class _Interner:

@@ -7,7 +7,7 @@
     combined      (Eq. 8)  A = A^E + ω · A^S
     F_norm = std + ε (``mean_std_norm``)  or  1 (``mean_norm``)
 
-R(τ) is the episode score (``final_reward``, which the rollout engine sets to Σ r_t); R_t comes
+R(τ) is the episode score (``episode_reward``, which the rollout engine sets to Σ r_t); R_t comes
 from the ``reward`` column. Anchor groups form only inside one GRPO group and ignore the time
 step (see :mod:`agentrl.algos.anchors`); a row without a state key, or alone in its anchor
 group, gets A^S = 0, so with no repeated states GiGPO is GRPO.
@@ -91,16 +91,17 @@ def gigpo_parts(batch: StepBatch, cfg: GiGPOConfig) -> tuple[np.ndarray, np.ndar
     else:
         row_penalty = coef * (~batch.action_valid)
     returns = step_returns(batch, cfg.gamma) - row_penalty
-    row_score = batch.final_reward - row_penalty
+    score = batch.episode_reward[batch.traj]  # chain: the episode of a row is its trajectory
+    row_score = score - row_penalty
 
     if cfg.episode_stats == "trajectory":
         # One value per trajectory enters the statistics, so the row penalty cannot: it is
         # subtracted after normalisation. Dividing it by a std it never entered would blow up
         # in a group whose episodes all scored the same (std 0 → −coef/ε).
         ep = batch.episode_rows
-        stats = group_stats(batch.final_reward[ep], batch.group[ep], batch.valid[ep], n_groups=batch.n_groups)
+        stats = group_stats(batch.episode_reward, batch.group[ep], batch.episode_valid, n_groups=batch.n_groups)
         a_episode = normalize(
-            batch.final_reward, batch.group, batch.valid, stats, mode=cfg.mode, singleton=cfg.singleton, eps=cfg.eps
+            score, batch.group, batch.valid, stats, mode=cfg.mode, singleton=cfg.singleton, eps=cfg.eps
         ) - row_penalty * batch.valid
     else:
         stats = group_stats(row_score, batch.group, batch.valid, members=batch.leaf, n_groups=batch.n_groups)

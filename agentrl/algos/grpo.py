@@ -3,7 +3,7 @@
     mean_std_norm:  A_i = (R_i − mean_G R) / (std_G R + ε)
     mean_norm:      A_i =  R_i − mean_G R                       (no std division)
 
-R_i is the episode outcome (``final_reward`` on the episode's leaf row), G the rollouts of one
+R_i is the episode outcome (``episode_reward``), G the rollouts of one
 task from one initial state (``group``), std unbiased, ε = 1e-6. Every step of an episode gets
 A_i (on a deduplicated tree a node gets the sum over the episodes below it, see
 :meth:`StepBatch.credit`).
@@ -59,7 +59,7 @@ def episode_advantages(
     return group_normalize(
         scores,
         key,
-        batch.valid[batch.episode_rows],
+        batch.episode_valid,
         mode=mode,
         singleton=singleton,
         eps=eps,
@@ -72,7 +72,7 @@ def grpo_episode(batch: StepBatch, cfg: GRPOConfig) -> np.ndarray:
     rows = batch.episode_rows
     return episode_advantages(
         batch,
-        batch.final_reward[rows],
+        batch.episode_reward,
         batch.group[rows],
         mode=cfg.mode,
         episode_stats=cfg.episode_stats,

@@ -42,10 +42,10 @@ def grpo_s(batch: StepBatch, cfg: GRPOSConfig) -> np.ndarray:
     tokens = np.bincount(batch.traj, weights=batch.n_tokens, minlength=ep.size)
     h_sum = np.bincount(batch.traj[batch.token_row], weights=batch.token_entropy, minlength=ep.size)
     h_mean = h_sum / np.maximum(tokens, 1)
-    correct, valid, group = batch.success[ep], batch.valid[ep], batch.group[ep]
+    correct, valid, group = batch.episode_success, batch.episode_valid, batch.group[ep]
     bonus = entropy_shares(h_mean, correct, group, valid)
     shaped = np.where(
-        correct, cfg.beta1 * batch.final_reward[ep] + cfg.beta2 * bonus, -cfg.beta1 - cfg.beta2 * bonus
+        correct, cfg.beta1 * batch.episode_reward + cfg.beta2 * bonus, -cfg.beta1 - cfg.beta2 * bonus
     )
     adv = episode_advantages(batch, shaped, group, singleton=cfg.singleton, eps=cfg.eps)
     return batch.credit(adv)

@@ -9,7 +9,7 @@ number of O⁺ / O⁻ responses still active (longer than t) at position t:
 
 High-entropy ("decision") tokens of correct answers gain reward, low-entropy tokens of wrong
 answers (confident mistakes) lose most. The fractions sum to 1 over the active responses (if
-they are all 0 the share is uniform), 1/H is 1/(H + 1e-6), r_i is ``final_reward``. A response
+they are all 0 the share is uniform), 1/H is 1/(H + 1e-6), r_i is ``episode_reward``. A response
 is all policy tokens of an episode in order (its steps' completions concatenated), so t counts
 across turns. The shaped rewards are then z-scored per group (Eq. 6):
 
@@ -77,14 +77,15 @@ def gtpo_entropy(batch: StepBatch, cfg: GTPOEntropyConfig) -> np.ndarray:
     if h is None:
         raise ValueError("gtpo_entropy needs token entropies: build the batch with token_entropy=...")
     row = batch.token_row
-    correct = batch.success[row]
-    mask = batch.valid[row]
+    episode = batch.traj[row]  # chain: one episode per trajectory
+    correct = batch.episode_success[episode]
+    mask = batch.episode_valid[episode]
     group = batch.group[row]
     pos = token_positions(batch)
     slot, _ = dense_ids(group, pos)
     bonus = entropy_shares(h, correct, slot, mask)
     shaped = np.where(
-        correct, cfg.alpha1 * batch.final_reward[row] + cfg.alpha2 * bonus, -cfg.alpha1 - cfg.alpha2 * bonus
+        correct, cfg.alpha1 * batch.episode_reward[episode] + cfg.alpha2 * bonus, -cfg.alpha1 - cfg.alpha2 * bonus
     )
     key = group if cfg.norm == "joint" else dense_ids(group, correct.astype(np.int64))[0]
     first_token = pos == 0  # one member per response for the singleton rule

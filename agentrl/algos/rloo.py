@@ -25,7 +25,7 @@ class RLOOConfig(AlgoConfig):
 
 def rloo(batch: StepBatch, cfg: RLOOConfig) -> np.ndarray:
     rows = batch.episode_rows
-    scores, key, valid = batch.final_reward[rows], batch.group[rows], batch.valid[rows]
+    scores, key, valid = batch.episode_reward, batch.group[rows], batch.episode_valid
     stats = group_stats(scores, key, valid)
     centred = normalize(scores, key, valid, stats, mode="mean_norm", singleton="zero")
     n = np.maximum(stats.members[key], 2.0)

@@ -44,14 +44,14 @@ class TreeGRPOConfig(AlgoConfig):
 
 def _z(batch: StepBatch, x: np.ndarray, key: np.ndarray, cfg: TreeGRPOConfig) -> np.ndarray:
     return group_normalize(
-        x, key, batch.valid[batch.episode_rows], mode=cfg.mode, singleton=cfg.singleton, eps=cfg.eps
+        x, key, batch.episode_valid, mode=cfg.mode, singleton=cfg.singleton, eps=cfg.eps
     )
 
 
 def tree_leaf_advantages(batch: StepBatch, cfg: TreeGRPOConfig, variant: str = "sum") -> np.ndarray:
     """Per-episode (leaf) advantage: ``sum`` (Tree-GRPO), ``intra`` or ``2norm``."""
     ep = batch.episode_rows
-    reward, prompt, tree = batch.final_reward[ep], batch.group[ep], batch.tree[ep]
+    reward, prompt, tree = batch.episode_reward, batch.group[ep], batch.tree[ep]
     if variant == "intra":
         return _z(batch, reward, tree, cfg)
     inter = _z(batch, reward, prompt, cfg)
@@ -79,7 +79,7 @@ class NodeCredit:
 
 def node_credit(batch: StepBatch, leaf_advantages: np.ndarray) -> NodeCredit:
     adv = np.asarray(leaf_advantages, dtype=np.float64)
-    valid = batch.valid[batch.episode_rows]
+    valid = batch.episode_valid
     return NodeCredit(
         w=batch.credit(adv),
         w_pos=batch.credit(np.maximum(adv, 0.0)),

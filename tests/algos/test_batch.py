@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from agentrl.algos import StepBatch, expand_to_tokens
+from agentrl.algos import StepBatch, expand_to_tokens, get_estimator
 from agentrl.types import RolloutTree, StepRecord, Trajectory, TreeLeaf, TreeNode
 
 
@@ -38,13 +38,9 @@ def test_from_trajectories_columns():
     assert b.traj.tolist() == [0, 0, 1, 2] and b.traj_names == (t1.id, t2.id, t3.id)
     assert b.parent.tolist() == [-1, 0, -1, -1] and b.step.tolist() == [0, 1, 0, 0]
     assert b.leaf.tolist() == [False, True, True, True]
-    assert b.final_reward.tolist() == [1.0, 1.0, 0.0, 0.0] and b.success.tolist() == [
-        True,
-        True,
-        False,
-        False,
-    ]
-    assert b.valid.tolist() == [True, True, True, False]
+    assert b.episode_rows.tolist() == [1, 2, 3]
+    assert b.episode_reward.tolist() == [1.0, 0.0, 0.0] and b.episode_success.tolist() == [True, False, False]
+    assert b.episode_valid.tolist() == [True, True, False] and b.valid.tolist() == [True, True, True, False]
     assert b.action_valid.tolist() == [True, False, True, True]
     assert b.state.tolist() == [0, 1, 0, -1] and b.state_keys == ("s0", "s1")
     assert b.tool_calls.tolist() == [0, 2, 1, 0] and b.n_tokens.tolist() == [2, 1, 0, 0]
@@ -98,10 +94,56 @@ def test_from_trees_dedups_nodes_and_walks_paths():
     assert b.path_sum(np.array([1, 2, 3, 4, 5])).tolist() == [1, 3, 6, 7, 6]
 
 
-def test_two_leaves_on_one_node_rejected():
-    tree = tree_example()
-    with pytest.raises(ValueError, match="two leaves"):
-        StepBatch.from_trees([tree.model_copy(update={"leaves": tree.leaves + [TreeLeaf(node_id=2)]})])
+def inner_leaf_tree(extra_leaves) -> RolloutTree:
+    """root(0) → 1 → 2 (leaf, R=1); 1 → 3 (leaf, R=0); root → 4 (leaf, R=1); plus ``extra_leaves``."""
+    nodes = [
+        TreeNode(node_id=0, step=step(0, tokens=[1])),
+        TreeNode(node_id=1, parent_id=0, step=step(1, tokens=[1])),
+        TreeNode(node_id=2, parent_id=1, step=step(2, tokens=[1])),
+        TreeNode(node_id=3, parent_id=1, step=step(2, tokens=[1])),
+        TreeNode(node_id=4, parent_id=0, step=step(1, tokens=[1])),
+    ]
+    leaves = [
+        TreeLeaf(node_id=2, final_reward=1.0, success=True),
+        TreeLeaf(node_id=3, final_reward=0.0),
+        TreeLeaf(node_id=4, final_reward=1.0, success=True),
+    ]
+    return RolloutTree(task_id="q", group_id="g", nodes=nodes, leaves=leaves + list(extra_leaves))
+
+
+@pytest.mark.parametrize("name", ["grpo", "rloo", "tree_grpo", "tree_intra", "tree_2norm"])
+def test_infra_leaf_on_an_inner_node_enters_no_statistic(name):
+    # A branch from node 1 failed before its first step: its leaf sits on node 1, which stays
+    # learnable (valid leaves lie below it), but the failed episode must not count as a reward 0.
+    est = get_estimator(name)
+    clean = [inner_leaf_tree([]), inner_leaf_tree([])]
+    failed = [inner_leaf_tree([TreeLeaf(node_id=1, status="infra_error")]), inner_leaf_tree([])]
+    b = StepBatch.from_trees(failed)
+    assert b.valid.all()  # every node still has a valid leaf below it
+    np.testing.assert_array_equal(est(b), est(StepBatch.from_trees(clean)))
+
+
+def test_two_leaves_on_one_node_are_two_episodes():
+    # Two branches from node 1 both ended before their first step (context full): two episodes
+    # root → 1, each scored 0 — exactly what training the materialised paths would see.
+    ended = TreeLeaf(node_id=1, final_reward=0.0, status="truncated", truncation="context_overflow")
+    trees = [inner_leaf_tree([ended, ended]), inner_leaf_tree([TreeLeaf(node_id=1, status="infra_error")] * 2)]
+    b = StepBatch.from_trees(trees)
+    assert b.n_episodes == 10 and b.episode_rows.tolist() == [1, 1, 2, 3, 4, 6, 6, 7, 8, 9]
+    assert b.episode_valid.tolist() == [True, True, True, True, True, False, False, True, True, True]
+    paths = StepBatch.from_trajectories([p for t in trees for p in t.paths()])
+    for name in ("grpo", "rloo", "tree_grpo"):
+        est = get_estimator(name)
+        dedup, materialised = est(b), est(paths)
+        # each node's advantage = the sum over the materialised copies of it
+        copies = np.zeros(b.n_rows)
+        row = 0
+        for t, tree in enumerate(trees):
+            for leaf in tree.leaves:
+                for node in tree.path_to(leaf.node_id):
+                    copies[5 * t + node.node_id] += materialised[row]
+                    row += 1
+        np.testing.assert_allclose(dedup, copies, atol=1e-12, err_msg=name)
 
 
 def test_paths_keep_their_tree():
@@ -146,7 +188,9 @@ def test_replace_checks_new_values_and_keeps_structure():
     assert shaped.depth_levels is levels and shaped.reward.dtype == np.float64
     assert b.reward.tolist() == [0.0, 0.0, 0.0]  # the original is untouched
     with pytest.raises(ValueError, match="NaN"):
-        b.replace(final_reward=np.array([np.nan, 0.0, 0.0]))
-    with pytest.raises(ValueError, match="rows"):
-        b.replace(valid=np.array([True]))
+        b.replace(episode_reward=np.array([np.nan, 0.0]))
+    with pytest.raises(ValueError, match="one entry per episode"):
+        b.replace(episode_valid=np.array([True]))
+    with pytest.raises(ValueError, match="constant along each trajectory"):
+        StepBatch.from_chains(traj=[0, 0], group=[0, 0], final_reward=[1.0, 0.0])
     assert b.replace(token_entropy=np.array([4.0, 4.0, 4.0])).step_entropy.tolist() == [4.0, 4.0, 4.0]

@@ -158,3 +158,28 @@ def test_similarity_anchors_greedy_first_match():
     assert n == 3 and anchor[0] == anchor[1] and len({anchor[0], anchor[2], anchor[3]}) == 3
     _, a_s = gigpo_parts(b, GiGPOConfig(anchor_match="similarity", similarity_thresh=0.85, mode="mean_norm"))
     np.testing.assert_allclose(a_s, [0.5, -0.5, 0, 0])
+
+
+@pytest.mark.parametrize("position", [0, 1, 2])
+def test_masked_rows_never_shape_similarity_clusters(position):
+    # The masked key is close to both valid keys, which are not close to each other (0.9, 0.9, 0.8
+    # at 0.85): clustering it would pull the two valid rows into one anchor group.
+    keys = ("abcdefghiX", "Xbcdefghij", "abcdefghij")
+    valid_rows = [(0, 1.0), (1, 0.0)]
+    rows = list(valid_rows)
+    rows.insert(position, (2, 5.0))
+    cfg = dict(anchor_match="similarity", similarity_thresh=0.85, mode="mean_norm")
+
+    def batch(rows):
+        return StepBatch.from_chains(
+            traj=np.arange(len(rows)),
+            group=[0] * len(rows),
+            reward=[r for _, r in rows],
+            state=[s for s, _ in rows],
+            valid=[s != 2 for s, _ in rows],
+            state_keys=keys,
+        )
+
+    with_masked = gigpo(batch(rows), **cfg)
+    assert with_masked[position] == 0.0
+    np.testing.assert_array_equal(np.delete(with_masked, position), gigpo(batch(valid_rows), **cfg))

@@ -25,8 +25,8 @@ def test_gtpo_turn_reference_example():
     out = pipe(batch)
     # r = (0, 0, 1) and (−0.1, 0.3): R = (0.81, 0.9, 1.0) and (0.17, 0.3), z over the 5 turns
     np.testing.assert_allclose(out.step, [0.4640, 0.7040, 0.9706, -1.2426, -0.8960], atol=1e-4)
-    assert out.batch.final_reward.tolist() == [1.0, 1.0, 1.0, 0.3, 0.3]  # credit moved the outcome
-    assert out.batch.success.tolist() == [True] * 3 + [False] * 2  # success is never shaped
+    assert out.batch.episode_reward.tolist() == [1.0, 0.3]  # credit moved the outcome
+    assert out.batch.episode_success.tolist() == [True, False]  # success is never shaped
 
 
 def test_gtpo_turn_batch_scope_and_edge_cases():
@@ -89,13 +89,13 @@ def test_gtpo_entropy_reference_table(split_first):
 
 
 def test_gtpo_entropy_masked_and_one_sided():
-    b = entropy_batch().replace(valid=np.array([True, True, True, False]))
+    b = entropy_batch().replace(episode_valid=np.array([True, True, True, False]))
     # o4 masked: h_1 = 1 at t1 and t2, so o3's tokens get −1 − 0.1 = −1.1 each
     adv = get_estimator("gtpo_entropy")(b, norm="split")
     np.testing.assert_allclose(adv[3:5], [0.0, 0.0], atol=1e-6)  # equal values → zero std
     assert adv[5:].tolist() == [0.0, 0.0]
     # all-fail group: only negative shaping, still a z-score of the confident-mistake penalties
-    fail = entropy_batch().replace(success=np.zeros(4, bool), final_reward=np.zeros(4))
+    fail = entropy_batch().replace(episode_success=np.zeros(4, bool), episode_reward=np.zeros(4))
     adv = get_estimator("gtpo_entropy")(fail)
     assert adv[3] < 0 and adv[0] > adv[3]  # o3,t1 (H = 0.5) is penalised more than o1,t1 (H = 1)
     assert abs(adv.mean()) < 1e-12

@@ -76,7 +76,7 @@ def test_permuting_trajectories_permutes_advantages(trajs, rnd):
 def test_group_advantages_sum_to_zero(trajs):
     b = build(trajs)
     ep = b.episode_rows
-    valid = b.valid[ep]
+    valid = b.episode_valid
     for name, kw in [("grpo", {}), ("grpo", {"mode": "mean_norm"}), ("rloo", {})]:
         adv = get_estimator(name)(b, **kw)[ep]
         for g in np.unique(b.group[ep]):

@@ -51,7 +51,7 @@ def otc_group(tool_calls=(1, 3, 0, 2), correct=(1, 1, 0, 1), task="q", valid=Non
 
 def test_otc_worked_example_then_grpo():
     shaped = get_shaper("otc_grpo")(otc_group())
-    np.testing.assert_allclose(shaped.final_reward, [1.0, 0.7071, 0.0, 0.8660], atol=1e-4)
+    np.testing.assert_allclose(shaped.episode_reward, [1.0, 0.7071, 0.0, 0.8660], atol=1e-4)
     out = Pipeline("grpo", shapers=[get_shaper("otc_grpo")])(otc_group())
     np.testing.assert_allclose(out.step, [0.8012, 0.1433, -1.4448, 0.5003], atol=1e-4)
     np.testing.assert_allclose(get_estimator("grpo")(otc_group()), [0.5, 0.5, -1.5, 0.5], atol=1e-4)
@@ -68,7 +68,7 @@ def test_otc_counts_tool_calls_along_the_episode_and_ignores_masked():
     )
     shaped = get_shaper("otc_grpo")(b)
     # n = 2 (the masked rollout's m = 1 must not set the minimum); m = 4: f = 8/3, sin(2π/3)
-    np.testing.assert_allclose(shaped.final_reward, [1.0, 1.0, np.sin(2 * np.pi / 3), 1.0], atol=1e-12)
+    np.testing.assert_allclose(shaped.episode_reward, [1.0, np.sin(2 * np.pi / 3), 1.0], atol=1e-12)
 
 
 def test_otc_running_minimum_survives_a_checkpoint():
@@ -79,8 +79,8 @@ def test_otc_running_minimum_survives_a_checkpoint():
     reloaded = get_shaper("otc_grpo", running_min=True)
     reloaded.state.load_state_dict(state)
     later = otc_group(tool_calls=(2, 3), correct=(1, 1))  # group-only n would be 2
-    np.testing.assert_allclose(reloaded(later).final_reward, [0.8660, 0.7071], atol=1e-4)
-    np.testing.assert_allclose(get_shaper("otc_grpo")(later).final_reward, [1.0, 0.9511], atol=1e-4)
+    np.testing.assert_allclose(reloaded(later).episode_reward, [0.8660, 0.7071], atol=1e-4)
+    np.testing.assert_allclose(get_shaper("otc_grpo")(later).episode_reward, [1.0, 0.9511], atol=1e-4)
     # an all-wrong group does not touch the history
     reloaded(otc_group(tool_calls=(0, 0), correct=(0, 0)))
     assert reloaded.state.state_dict() == {"q": 1}
@@ -89,7 +89,7 @@ def test_otc_running_minimum_survives_a_checkpoint():
 
 def test_otc_ppo_needs_no_group():
     shaped = get_shaper("otc_ppo", c=2.0)(otc_group())
-    np.testing.assert_allclose(shaped.final_reward, [0.7071, 0.3827, 0.0, 0.5], atol=1e-4)
+    np.testing.assert_allclose(shaped.episode_reward, [0.7071, 0.3827, 0.0, 0.5], atol=1e-4)
 
 
 def test_invalid_action_penalty_and_turn_reward_hook():
@@ -97,10 +97,10 @@ def test_invalid_action_penalty_and_turn_reward_hook():
         traj=[0, 0, 1], group=[0, 0], reward=[0.0, 1.0, 0.0], action_valid=[False, True, False]
     )
     p = get_shaper("invalid_action_penalty", coef=0.25)(b)
-    assert p.reward.tolist() == [-0.25, 1.0, -0.25] and p.final_reward.tolist() == [0.75, 0.75, -0.25]
+    assert p.reward.tolist() == [-0.25, 1.0, -0.25] and p.episode_reward.tolist() == [0.75, -0.25]
     hook = get_shaper("turn_reward", fn=lambda batch: batch.step * 0.5)
     h = hook(b)
-    assert h.reward.tolist() == [0.0, 1.5, 0.0] and h.final_reward.tolist() == [1.5, 1.5, 0.0]
+    assert h.reward.tolist() == [0.0, 1.5, 0.0] and h.episode_reward.tolist() == [1.5, 0.0]
     with pytest.raises(ValueError, match="one value per row"):
         get_shaper("turn_reward", fn=lambda batch: np.zeros(2))(b)
 
@@ -118,7 +118,7 @@ def test_pipeline_token_expansion_and_masks():
     np.testing.assert_allclose(out.token, [0.7071] * 3 + [-0.7071] * 3 + [0, 0], atol=1e-4)
     assert out.token_mask.tolist() == [True] * 6 + [False] * 2
     np.testing.assert_allclose(expand_to_tokens(out.step, b.n_tokens), out.token)
-    tok = Pipeline("gtpo_entropy")(b.replace(success=b.final_reward > 0, token_entropy=np.ones(8)))
+    tok = Pipeline("gtpo_entropy")(b.replace(episode_success=b.episode_reward > 0, token_entropy=np.ones(8)))
     assert tok.step is None and tok.token.shape == (8,)
 
 

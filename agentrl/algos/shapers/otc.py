@@ -8,11 +8,11 @@
 
 r_tool peaks at 1 exactly when m = n and decays smoothly for over-calling; a wrong answer earns
 0 however few tools it used (the reward is multiplicative, not additive). r_correct is the
-episode outcome ``final_reward``; m is the exact count from the env's action log, summed along
+episode outcome ``episode_reward``; m is the exact count from the env's action log, summed along
 the episode (``tool_calls``). When no valid rollout of a group is correct, n is undefined and
 the outcome is left as it is (it is 0 for every member anyway).
 
-The shaper rewrites the outcome (``final_reward``) before group normalisation; step rewards
+The shaper rewrites the outcome (``episode_reward``) before group normalisation; step rewards
 are untouched. Masked rollouts are excluded from the minimum.
 
 **Running minimum** (``running_min=True``): n is also the historic minimum of earlier batches
@@ -94,8 +94,7 @@ class OTCShaper:
         m = batch.episode_tool_calls.astype(np.float64)
         if self.variant == "otc_ppo":
             return otc_ppo_tool_reward(m, self.config.c)
-        valid = batch.valid[ep]
-        correct = valid & (batch.final_reward[ep] > 0)
+        correct = batch.episode_valid & (batch.episode_reward > 0)
         group = batch.group[ep]
         n = group_min(m, group, correct, batch.n_groups)[group]
         if self.config.running_min:
@@ -117,15 +116,9 @@ class OTCShaper:
         return np.minimum(n, best[task])
 
     def __call__(self, batch: StepBatch) -> StepBatch:
-        ep = batch.episode_rows
         factor = self.config.alpha * self.tool_reward(batch)
-        shaped = np.where(batch.valid[ep], batch.final_reward[ep] * factor, batch.final_reward[ep])
-        final = batch.final_reward.copy()
-        if batch.is_chain:
-            final = shaped[batch.traj]
-        else:
-            final[ep] = shaped
-        return batch.replace(final_reward=final)
+        reward = batch.episode_reward
+        return batch.replace(episode_reward=np.where(batch.episode_valid, reward * factor, reward))
 
 
 class OTCPPOShaper(OTCShaper):

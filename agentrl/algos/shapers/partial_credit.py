@@ -64,7 +64,7 @@ class PartialCredit:
         sim = self.config.similarity or trigram_cosine
         extract = self.config.extract or (lambda text: text)
         ep = batch.episode_rows
-        valid, success, group = batch.valid[ep], batch.success[ep], batch.group[ep]
+        valid, success, group = batch.episode_valid, batch.episode_success, batch.group[ep]
         codes = [""] * ep.size
         for i, part in zip(batch.traj, batch.action_text):
             codes[i] += extract(str(part)) + "\n"

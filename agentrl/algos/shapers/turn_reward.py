@@ -40,13 +40,7 @@ def add_turn_rewards(batch: StepBatch, extra: np.ndarray, to_outcome: bool = Tru
         raise ValueError("turn rewards contain NaN or inf")
     changes = {"reward": batch.reward + extra}
     if to_outcome:
-        per_episode = batch.episode_sum(extra)
-        final = batch.final_reward.copy()
-        if batch.is_chain:
-            final += per_episode[batch.traj]
-        else:
-            final[batch.episode_rows] += per_episode
-        changes["final_reward"] = final
+        changes["episode_reward"] = batch.episode_reward + batch.episode_sum(extra)
     return batch.replace(**changes)
 
 
