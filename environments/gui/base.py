@@ -19,12 +19,15 @@ from typing import ClassVar
 import numpy as np
 from agentrl_envs.gui import tree
 from agentrl_envs.gui.actions import (
+    COORDINATE_ACTIONS,
     INSTRUCTIONS,
     KEYS,
     TOOLS,
     Action,
     action_from_tool_call,
     click,
+    click_at,
+    drag,
     parse_action,
     press,
     select,
@@ -38,6 +41,7 @@ from agentrl.env.parsing import has_tool_call, parse_tool_calls
 
 SUCCESS_REWARD = 1.0
 ACTION_ROLES = {"type": ("textbox",), "select": ("combobox",)}
+PAGE_SIZE = (160, 210)  # MiniWoB's task area (#wrap), in CSS pixels from the page's top-left
 
 
 class GuiConfig(EnvConfig):
@@ -92,6 +96,9 @@ class GuiEnv(TextEnv):
             action = action_from_tool_call(calls[0].name, calls[0].arguments)
         else:
             action = parse_action(text)
+        if action.name in COORDINATE_ACTIONS:
+            self._check_points(action)
+            return action, None
         if action.target is None:
             return action, None
         node = next((n for root in self.roots for n in root.walk() if n.id == action.target), None)
@@ -103,6 +110,17 @@ class GuiEnv(TextEnv):
         if action.name == "select" and action.text not in (node.options or []):
             raise ActionError(f"[{node.id}] has no option {action.text!r}; options: {node.options}.")
         return action, node
+
+    def _check_points(self, action: Action) -> None:
+        if self.family not in tree.LAYOUT_FAMILIES:
+            raise ActionError(f"{action.name}() needs a page that shows element boxes; this one does not, "
+                              "so use click(id) and the other id actions.")
+        width, height = PAGE_SIZE
+        points = action.coords or ()
+        for x, y in zip(points[::2], points[1::2], strict=True):
+            if x >= width or y >= height:
+                raise ActionError(f"{action.name}: ({x}, {y}) is outside the page, which spans x 0-{width - 1} "
+                                  f"and y 0-{height - 1}.")
 
     def invalid(self, exc: ActionError) -> StepOutcome:
         return StepOutcome(self.observation(f"Invalid action: {exc}"), valid_action=False, error=str(exc))
@@ -129,8 +147,13 @@ class GuiEnv(TextEnv):
         return ORACLES[self.family](self.utterance, self.roots, self._actions)
 
     def random_action(self, rng: np.random.Generator) -> str:
-        """A uniformly random element with an action that suits it (10% malformed or key presses)."""
+        """A uniformly random element with an action that suits it (10% malformed or key presses);
+        on pages with layout, half the time a click or drag at uniformly random points instead."""
         u = rng.random()
+        if self.family in tree.LAYOUT_FAMILIES and rng.random() < 0.5:
+            x1, x2 = (int(v) for v in rng.integers(PAGE_SIZE[0], size=2))
+            y1, y2 = (int(v) for v in rng.integers(PAGE_SIZE[1], size=2))
+            return click_at(x1, y1) if rng.random() < 0.5 else drag(x1, y1, x2, y2)
         if u < 0.05:
             return str(rng.choice(["click()", "tap(3)", "click(9999)", "Submit!"]))
         if u < 0.1:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from agentrl_envs.gui.actions import click, select, type_text
+from agentrl_envs.gui.actions import click, click_at, drag, select, type_text
 from agentrl_envs.gui.tree import Node
 
 Oracle = Callable[[str, list[Node], list[str]], str]
@@ -66,7 +66,35 @@ def _click_test(utterance: str, roots: list[Node], history: list[str]) -> str:
     return click(one(roots, "button").id)
 
 
-@oracle("click-test-2", "click-button-sequence")
+def uncovered_point(node: Node, covers: list[Node]) -> tuple[int, int]:
+    """A point of ``node``'s box outside every box in ``covers`` (its centre when free)."""
+    left, top, width, height = node.box
+    candidates = [(left + width // 2, top + height // 2)]
+    candidates += [(left + width * i // 8, top + height * j // 8) for i in range(1, 8) for j in range(1, 8)]
+    for x, y in candidates:
+        if not any(c.box[0] <= x < c.box[0] + c.box[2] and c.box[1] <= y < c.box[1] + c.box[3] for c in covers):
+            return x, y
+    raise OracleError(f"[{node.id}] is covered everywhere")
+
+
+@oracle("click-test-2")
+def _click_test_2(utterance: str, roots: list[Node], history: list[str]) -> str:
+    # Aimed by coordinates: TWO is drawn over ONE where they overlap.
+    return click_at(*uncovered_point(one(roots, "button", "ONE"), nodes(roots, "button", "TWO")))
+
+
+@oracle("drag-box")
+def _drag_box(utterance: str, roots: list[Node], history: list[str]) -> str:
+    small, large = one(roots, "text", "s"), one(roots, "text", "L")
+    dx, dy = small.box[0] - large.box[0], small.box[1] - large.box[1]
+    if 0 < dx < 30 and 0 < dy < 30:
+        return click(one(roots, "button", "Submit").id)
+    # Grab the small box by its centre; put its corner 15 px inside the large one's.
+    x, y = small.box[0] + small.box[2] // 2, small.box[1] + small.box[3] // 2
+    return drag(x, y, x + 15 - dx, y + 15 - dy)
+
+
+@oracle("click-button-sequence")
 def _click_named_buttons(utterance: str, roots: list[Node], history: list[str]) -> str:
     for name in re.findall(r"button (ONE|TWO)", utterance):
         button = one(roots, "button", name)

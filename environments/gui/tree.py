@@ -14,6 +14,11 @@ Rendering (one line per node, children indented by two spaces)::
     [9] checkbox "xyz" checked=false
     [5] combobox value="Peru" options=["Chad", "Peru"]
     [12] text "Lorem ipsum"
+    [4] button "ONE" box=[37,80,40,40]
+
+Pages of the pointer families (:data:`LAYOUT_FAMILIES`) also show each element's box,
+``[left, top, width, height]`` in CSS pixels from the page's top-left corner, so that
+``click_at(x, y)`` and ``drag(x1, y1, x2, y2)`` can be aimed.
 
 ``state_key`` hashes the rendered tree together with the utterance: two steps share a key
 exactly when the agent saw the same page (timers and reward displays are never part of the
@@ -44,6 +49,8 @@ ROLES = (
     "group",
     "image",
 )
+# Families whose observation shows element boxes (the pointer / drag tasks).
+LAYOUT_FAMILIES = frozenset({"click-test-2", "drag-box"})
 
 
 @dataclasses.dataclass
@@ -60,6 +67,7 @@ class Node:
     focused: bool = False
     disabled: bool = False
     options: list[str] | None = None
+    box: list[int] | None = None  # [left, top, width, height] in page pixels (layout families)
     children: list[Node] = dataclasses.field(default_factory=list)
 
     def walk(self) -> Iterator[Node]:
@@ -83,6 +91,8 @@ class Node:
                 parts.append(f"{flag}={'true' if value else 'false'}")
         if self.options is not None:
             parts.append(f"options={json.dumps(self.options, ensure_ascii=False)}")
+        if self.box is not None:
+            parts.append("box=[{},{},{},{}]".format(*self.box))
         if self.focused:
             parts.append("focused")
         if self.disabled:

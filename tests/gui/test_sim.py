@@ -177,3 +177,94 @@ def test_click_link_has_miniwob_link_count():
     assert chi_square(observed, expected) < CHI2_999[6]
     mean = sum(k * v for k, v in counts.items()) / n
     assert abs(mean - 4.046) < 0.15
+
+
+def boxes(obs: str, role: str) -> dict[str, list[int]]:
+    return {name: [int(v) for v in box.split(",")]
+            for name, box in re.findall(rf'\] {role} "([^"]*)" box=\[([\d,]+)\]', obs)}
+
+
+def find_task(env: GuiSimEnv, accept) -> str:
+    for task in env.tasks:
+        obs, _ = env.reset(options={"task_id": task.id})
+        if accept(obs):
+            return obs
+    raise AssertionError("no such instance")
+
+
+def test_click_test_2_by_coordinates():
+    env = GuiSimEnv(families=["click-test-2"])
+
+    def overlapping(obs):
+        (x1, y1, _, _), (x2, y2, _, _) = boxes(obs, "button").values()
+        return abs(x1 - x2) < 30 and abs(y1 - y2) < 30
+
+    obs = find_task(env, overlapping)
+    one, two = boxes(obs, "button")["ONE"], boxes(obs, "button")["TWO"]
+    # A point inside both boxes hits TWO: it is drawn on top -> MiniWoB's -1.
+    x, y = max(one[0], two[0]) + 5, max(one[1], two[1]) + 5
+    _, r, term, _, info = env.step(f"click_at({x}, {y})")
+    assert (r, term, info["valid_action"], info["tool_calls"]) == (-1.0, True, True, 1)
+    # A point of ONE that TWO does not cover -> +1; a point on neither button does nothing.
+    env.reset(options={"task_id": env.task.id})
+    free = next((a, b) for a in range(one[0], one[0] + 40) for b in range(one[1], one[1] + 40)
+                if not (two[0] <= a < two[0] + 40 and two[1] <= b < two[1] + 40))
+    _, r, term, _, info = env.step("click_at(0, 0)")  # the task bar: no button there
+    assert (r, term, info["valid_action"]) == (0.0, False, True)
+    _, r, term, _, info = env.step(f"click_at({free[0]}, {free[1]})")
+    assert (r, term, info["success"]) == (1.0, True, True)
+
+
+def test_drag_box_by_hand():
+    # Solved iff 0 < small - large < 30 on both axes (CSS offsets, equal to box differences).
+    env = GuiSimEnv(families=["drag-box"])
+    for dx, dy, reward in [(15, 15, 1.0), (29, 1, 1.0), (30, 15, -1.0), (15, 0, -1.0)]:
+        obs, _ = env.reset(options={"task_id": "drag-box/0003"})
+        small, large = boxes(obs, "text")["s"], boxes(obs, "text")["L"]
+        x, y = small[0] + 3, small[1] + 3  # grab near the small box's corner
+        obs, *_ = env.step(f"drag({x}, {y}, {x + large[0] + dx - small[0]}, {y + large[1] + dy - small[1]})")
+        assert boxes(obs, "text")["s"] == [large[0] + dx, large[1] + dy, 28, 28]
+        assert boxes(obs, "text")["L"] == large
+        (submit,) = ids(obs, "button")
+        assert env.step(f"click({submit})")[1] == reward
+
+
+def test_coordinate_actions_are_checked():
+    env = GuiSimEnv(families=["drag-box", "click-button"])
+    env.reset(options={"task_id": "drag-box/0000"})
+    obs, *_, info = env.step("click_at(160, 20)")
+    assert "(160, 20) is outside the page, which spans x 0-159 and y 0-209" in obs and not info["valid_action"]
+    obs, *_, info = env.step("drag(10, 10, 10, 210)")
+    assert "outside the page" in obs and info["tool_calls"] == 0
+    obs, *_, info = env.step("click_at(-1, 5)")
+    assert "cannot be negative" in obs and not info["valid_action"]
+    env.reset(options={"task_id": "click-button/0000"})  # no boxes shown: use ids
+    obs, *_, info = env.step("click_at(10, 10)")
+    assert "needs a page that shows element boxes" in obs and not info["valid_action"]
+    assert "box=" not in obs
+
+
+def test_click_button_sequence_and_dialog_rewards():
+    env = GuiSimEnv(families=["click-button-sequence", "click-dialog-2"])
+    obs, _ = env.reset(options={"task_id": "click-button-sequence/0000"})
+    one, two = ids(obs, "button")
+    assert env.step(f"click({two})")[1:3] == (0.0, False)  # the first click only records
+    assert env.step(f"click({one})")[1:3] == (-1.0, True)  # TWO then ONE: wrong order
+    obs = find_task(env, lambda o: 'labeled "x"' in o)
+    close, cancel, _ok = ids(obs, "button")
+    assert env.step(f"click({cancel})")[1] == -1.0
+    env.reset(options={"task_id": env.task.id})
+    assert env.step(f"click({close})")[1] == 1.0  # the title bar's "x" is the Close button
+
+
+NEW_FAMILIES = {"click-test-2": 0.6, "click-button-sequence": 0.35, "click-dialog-2": 0.4, "drag-box": 0.15}
+
+
+@pytest.mark.parametrize("family", sorted(NEW_FAMILIES))
+async def test_random_agent_per_new_family(family):
+    # click-test-2 has two buttons and either one ends it, so a random clicker wins about half
+    # the time on MiniWoB's own page too; the others are well below.
+    env = GuiSimEnv(families=[family], instances_per_family=100)
+    agent = RandomAgent(env, seed=0)
+    wins = [(await aplay_episode(env, agent, seed=0, task_id=t.id)).success for t in env.tasks]
+    assert np.mean(wins) < NEW_FAMILIES[family]

@@ -23,6 +23,7 @@ from agentrl_envs.gui.base import GuiConfig, GuiEnv
 from agentrl_envs.gui.browser import page
 from agentrl_envs.gui.browser.chromium import Browser, BrowserConfig, BrowserError
 from agentrl_envs.gui.browser.pool import BrowserPool, default_pool
+from agentrl_envs.gui.tree import LAYOUT_FAMILIES
 from pydantic import Field
 
 from agentrl.env import ActionError, StepOutcome, Task
@@ -36,6 +37,7 @@ PAGES = {
     "click-button-sequence": "click-button-sequence.html",
     "click-link": "click-link.html",
     "click-dialog": "click-dialog.html",
+    "drag-box": "drag-box.html",
     "click-dialog-2": "click-dialog-2.html",
     "click-tab": "click-tab.html",
     "click-checkboxes": "click-checkboxes.html",
@@ -115,12 +117,12 @@ class MiniWoBEnv(GuiEnv):
         return outcome
 
     def _start(self, driver: Any, root: str, page_name: str, seed: str, mode: str):
-        state = page.start_episode(driver, page_name, seed, mode, root)
+        state = page.start_episode(driver, page_name, seed, mode, root, self.family in LAYOUT_FAMILIES)
         return state, page.screenshot(driver) if self.config.screenshot else None
 
     def _act(self, driver: Any, action, node):
         note = page.perform(driver, action, node)
-        state = page.read_state(driver)
+        state = page.read_state(driver, self.family in LAYOUT_FAMILIES)
         return note, state, page.screenshot(driver) if self.config.screenshot else None
 
     # ----------------------------------------------------------------- browser lease

@@ -54,11 +54,14 @@ class PageState:
     reason: str | None
 
 
-def start_episode(driver: Any, page: str, seed: str, mode: str, root: str | None = None) -> PageState:
+def start_episode(
+    driver: Any, page: str, seed: str, mode: str, root: str | None = None, boxes: bool = False
+) -> PageState:
     """Load ``page`` fresh and start the instance fixed by ``seed``; return its first state.
 
     ``root`` is the pages folder as the browser sees it (a container mounts the host's
-    :func:`miniwob_html_dir` elsewhere); the page is checked to exist on the host.
+    :func:`miniwob_html_dir` elsewhere); the page is checked to exist on the host. ``boxes``:
+    the tree carries element boxes (pointer families).
     """
     path = os.path.join(miniwob_html_dir(), page)
     if not os.path.isfile(path):
@@ -76,14 +79,16 @@ def start_episode(driver: Any, page: str, seed: str, mode: str, root: str | None
         if time.monotonic() > deadline:
             raise TimeoutError(f"{page} did not become ready within {READY_TIMEOUT_S} s")
         time.sleep(0.02)
-    return read_state(driver)
+    return read_state(driver, boxes)
 
 
-def read_state(driver: Any) -> PageState:
-    """The widget tree, utterance and episode status in one round trip."""
+def read_state(driver: Any, boxes: bool = False) -> PageState:
+    """The widget tree (with element boxes if ``boxes``), utterance and episode status in one
+    round trip."""
     snap = driver.execute_script(
         snapshot_script().replace("return (function", "var __tree = (function", 1)
-        + "\nreturn [__tree, WOB_DONE_GLOBAL, WOB_RAW_REWARD_GLOBAL, WOB_REWARD_REASON];"
+        + "\nreturn [__tree, WOB_DONE_GLOBAL, WOB_RAW_REWARD_GLOBAL, WOB_REWARD_REASON];",
+        boxes,
     )
     tree, done, raw, reason = snap
     return PageState(
@@ -119,6 +124,9 @@ def perform(driver: Any, action: Action, target: Node | None) -> str:
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select
 
+    if action.name in ("click_at", "drag"):
+        _pointer(driver, action.coords)
+        return ""
     element = None
     if target is not None:
         found = driver.find_elements(By.CSS_SELECTOR, f'[data-agentrl-id="{target.id}"]')
@@ -178,6 +186,28 @@ def _click(driver: Any, element: Any) -> None:
         if offset is None:
             raise
         ActionChains(driver).move_to_element_with_offset(element, int(offset[0]), int(offset[1])).click().perform()
+
+
+DRAG_STEPS = 5  # intermediate pointer moves of a drag (jQuery UI starts a drag on movement)
+POINTER_MOVE_MS = 20
+
+
+def _pointer(driver: Any, coords: tuple[int, ...]) -> None:
+    """A real mouse gesture at page coordinates: a click at (x, y), or press at (x1, y1), move
+    to (x2, y2) in a few steps, release."""
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+    builder = ActionBuilder(driver, duration=POINTER_MOVE_MS)
+    mouse = builder.pointer_action
+    x1, y1 = coords[:2]
+    mouse.move_to_location(x1, y1)
+    mouse.pointer_down()
+    if len(coords) == 4:
+        x2, y2 = coords[2:]
+        for step in range(1, DRAG_STEPS + 1):
+            mouse.move_to_location(round(x1 + (x2 - x1) * step / DRAG_STEPS), round(y1 + (y2 - y1) * step / DRAG_STEPS))
+    mouse.pointer_up()
+    builder.perform()
 
 
 def _option_text(element: Any, wanted: str) -> str:

@@ -3,8 +3,9 @@
 // data-agentrl-id, so an element keeps its id for the whole page load; new elements get fresh ids.
 // Elements that carry no text and are not interactive are flattened into their parent.
 // The task utterance (#query), the reward display, the start cover and the click canvas are
-// never part of the tree.
-return (function () {
+// never part of the tree. With withBoxes (arguments[0]) each node also gets its box
+// [left, top, width, height], rounded CSS pixels from the page's top-left (pointer families).
+return (function (withBoxes) {
   if (window.__agentrlNextId === undefined) window.__agentrlNextId = 1;
   var SKIP = {"query": 1, "reward-display": 1, "sync-task-cover": 1, "click-canvas": 1};
   var SKIP_TAGS = {SCRIPT: 1, STYLE: 1, NOSCRIPT: 1, BR: 1, HR: 1, OPTION: 1, TEMPLATE: 1};
@@ -78,6 +79,11 @@ return (function () {
     if (el.getAttribute("aria-expanded") !== null) node.expanded = el.getAttribute("aria-expanded") === "true";
     if (document.activeElement === el) node.focused = true;
     if (el.disabled) node.disabled = true;
+    if (withBoxes) {
+      var r = el.getBoundingClientRect();
+      node.box = [Math.round(r.left + window.scrollX), Math.round(r.top + window.scrollY),
+                  Math.round(r.width), Math.round(r.height)];
+    }
     return node;
   }
   function visit(el, out) {
@@ -102,4 +108,4 @@ return (function () {
   Array.prototype.forEach.call(document.body.children, function (c) { visit(c, roots); });
   var query = document.getElementById("query");
   return {utterance: query ? squash(query.textContent) : "", roots: roots};
-})();
+})(arguments[0]);

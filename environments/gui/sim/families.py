@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import string
 
-from agentrl_envs.gui.sim.page import SimPage
+from agentrl_envs.gui.sim.page import SimPage, inside
 from agentrl_envs.gui.tree import Node
 
 LOREM = ["lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit", "sed", "do", "eiusmod", "tempor", "incididunt", "ut", "labore", "et", "dolore", "magna", "aliqua", "enim", "ad", "minim", "veniam", "quis", "nostrud", "exercitation", "ullamco", "laboris", "nisi", "aliquip", "ex", "ea", "commodo", "consequat", "duis", "aute", "irure", "in", "reprehenderit", "voluptate", "velit", "esse", "cillum", "fugiat", "nulla", "pariatur", "excepteur", "sint", "occaecat", "cupidatat", "non", "proident", "sunt", "culpa", "qui", "officia", "deserunt", "mollit", "anim", "id", "est", "laborum"]
@@ -245,8 +245,96 @@ class FocusText2(_Page):
             self.end(1.0 if node is self.roots[self.target] else -1.0)
 
 
+class ClickTest2(_Page):
+    family = "click-test-2"
+
+    def build(self) -> None:
+        # MiniWoB: two 40x40 buttons at left randi(0, 118), top randi(0, 118) + 50 (page
+        # pixels); TWO comes later in the page, so it is on top where they overlap.
+        self.one, self.two = (self.node("button", name, box=[self.randi(0, 118), self.randi(0, 118) + 50, 40, 40])
+                              for name in ("ONE", "TWO"))
+        self.roots = [self.one, self.two]
+        self.utterance = "Click button ONE."
+
+    def on_click(self, node: Node) -> None:
+        if node.role == "button":
+            self.end(1.0 if node is self.one else -1.0)
+
+
+class ClickButtonSequence(_Page):
+    family = "click-button-sequence"
+
+    def build(self) -> None:
+        self.roots = [self.node("button", "ONE"), self.node("button", "TWO")]
+        self.pushed: list[str] = []
+        self.utterance = "Click button ONE, then click button TWO."
+
+    def on_click(self, node: Node) -> None:
+        # MiniWoB: the second button click ends it, +1 only for ONE then TWO.
+        if node.role == "button":
+            self.pushed.append(node.name)
+            if len(self.pushed) == 2:
+                self.end(1.0 if self.pushed == ["ONE", "TWO"] else -1.0)
+
+
+class ClickDialog2(_Page):
+    family = "click-dialog-2"
+
+    def build(self) -> None:
+        # MiniWoB: a jQuery UI dialog with generateWords(4, 8) (4-7 words), its title-bar close
+        # button ("x") and Cancel / OK (Cancel focused); the named one gives +1, the others -1.
+        text = self.sentences(self.randi(4, 8))
+        self.target = self.sample(["Cancel", "OK", "x"])
+        buttons = [self.node("button", "Cancel", focused=True), self.node("button", "OK")]
+        self.close = self.node("button", "Close")
+        self.roots = [self.node("dialog", children=[self.close, self.node("text", text), *buttons])]
+        self.utterance = f'Click the button in the dialog box labeled "{self.target}".'
+
+    def on_click(self, node: Node) -> None:
+        if node.role == "button":
+            self.end(1.0 if ("x" if node is self.close else node.name) == self.target else -1.0)
+
+    def on_key(self, node: Node | None, key: str) -> None:
+        if key == "Escape" and self.roots:  # jQuery UI closes the dialog; the task never ends
+            self.roots = []
+
+
+class DragBox(_Page):
+    family = "drag-box"
+    INSIDE = (2, 52)  # top-left of the 154x100 drag area on the page
+
+    def build(self) -> None:
+        # MiniWoB: boxes of 20 and 50 px (28 and 58 px with padding and border) at random
+        # CSS offsets in the drag area; solved iff after Submit 0 < small - large < 30 on both
+        # axes (the small box's offsets minus the large one's).
+        left, top = self.INSIDE
+        self.small = self.node("text", "s", box=[left + int(self.rng.random() * 129), top + int(self.rng.random() * 75), 28, 28])
+        self.large = self.node("text", "L", box=[left + int(self.rng.random() * 99), top + int(self.rng.random() * 45), 58, 58])
+        self.submit = self.node("button", "Submit", box=[2, 157, 101, 31])
+        self.roots = [self.small, self.large, self.submit]
+        self.utterance = "Drag the smaller box so that it is completely inside the larger box."
+
+    def hit(self, x: int, y: int) -> Node | None:
+        for node in (self.small, self.large, self.submit):  # z-index: small 20 over large 2
+            if inside(node.box, x, y):
+                return node
+        return None
+
+    def on_drag(self, node: Node | None, dx: int, dy: int) -> bool:
+        if node is not self.small and node is not self.large:
+            return False
+        node.box = [node.box[0] + dx, node.box[1] + dy, *node.box[2:]]
+        return True
+
+    def on_click(self, node: Node) -> None:
+        if node is self.submit:
+            dx, dy = self.small.box[0] - self.large.box[0], self.small.box[1] - self.large.box[1]
+            self.end(1.0 if 0 < dx < 30 and 0 < dy < 30 else -1.0)
+
+
 FAMILIES: dict[str, type[SimPage]] = {
     cls.family: cls
     for cls in (ClickButton, ClickLink, ClickCheckboxes, ClickOption, ClickTab, ClickCollapsible, EnterText,
-                EnterPassword, LoginUser, ChooseList, FocusText2)
+                EnterPassword, LoginUser, ChooseList, FocusText2, ClickTest2, ClickButtonSequence, ClickDialog2,
+                DragBox)
 }

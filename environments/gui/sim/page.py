@@ -5,7 +5,11 @@ radio (unchecking the others), focuses a field; ``type`` replaces a field's text
 picks an option; ``Tab`` moves the focus — and calls the task's hooks (``on_click``,
 ``on_focus``, ``on_key``) the way a MiniWoB page's event handlers run. A family subclasses it,
 builds its tree in ``build()`` from ``self.rng`` and ends the episode with ``self.end(reward)``.
-Pages have no layout, so ``scroll`` changes nothing. The whole page is plain data: ``fork()``
+Pages have no layout, so ``scroll`` changes nothing — except the pointer families, which give
+their nodes a ``box`` (``[left, top, width, height]`` as the real page lays them out):
+``click_at`` clicks the topmost node under the point (:meth:`hit`) and ``drag`` calls
+``on_drag`` with the node under the start point (a drag that does not move anything and ends on
+the node it started on is a click, as in a browser). The whole page is plain data: ``fork()``
 of the env is a ``copy.deepcopy``.
 """
 
@@ -64,6 +68,15 @@ class SimPage:
 
     def on_key(self, node: Node | None, key: str) -> None: ...
 
+    def on_drag(self, node: Node | None, dx: int, dy: int) -> bool:
+        """Drag ``node`` by (dx, dy); True if something moved. Default: nothing is draggable."""
+        return False
+
+    def hit(self, x: int, y: int) -> Node | None:
+        """The topmost node whose box holds (x, y): the last in document order by default."""
+        under = [n for n in self.all_nodes() if n.box is not None and inside(n.box, x, y)]
+        return under[-1] if under else None
+
     def all_nodes(self) -> list[Node]:
         return [n for root in self.roots for n in root.walk()]
 
@@ -76,7 +89,16 @@ class SimPage:
 
     # ----------------------------------------------------------------- browser behaviour
     def apply(self, action: Action, node: Node | None) -> None:
-        if action.name == "click":
+        if action.name == "click_at":
+            node = self.hit(*action.coords)
+            if node is not None:
+                self.apply(Action("click", node.id), node)
+        elif action.name == "drag":
+            x1, y1, x2, y2 = action.coords
+            node = self.hit(x1, y1)
+            if not self.on_drag(node, x2 - x1, y2 - y1) and node is not None and self.hit(x2, y2) is node:
+                self.apply(Action("click", node.id), node)
+        elif action.name == "click":
             if node.role == "checkbox":
                 node.checked = not node.checked
             elif node.role == "radio":
@@ -107,3 +129,8 @@ class SimPage:
             other.focused = other is node
         if changed:
             self.on_focus(node)
+
+
+def inside(box: list[int], x: int, y: int) -> bool:
+    left, top, width, height = box
+    return left <= x < left + width and top <= y < top + height
