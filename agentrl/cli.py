@@ -13,7 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 import agentrl
-from agentrl.env import AGENTS, EnvOptionError, UnknownEnvError, aplay_episode, make_agent
+from agentrl.cliutils import env_option, make_env_or_exit, not_an_env_option, parse_env_options
+from agentrl.env import AGENTS, aplay_episode, make_agent
 from agentrl.env.registry import env_sources, plugin_errors
 from agentrl.eval.cli import eval_group
 from agentrl.policy import cli as policy_cli
@@ -22,27 +23,6 @@ from agentrl.train import cli as train_cli
 from agentrl.types import write_jsonl
 
 console = Console()
-
-
-def parse_env_options(pairs: tuple[str, ...]) -> dict:
-    """``KEY=VALUE`` pairs; values are read as JSON when they parse (numbers, true, null), else text."""
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--option")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
-
-
-def make_env_or_exit(env_id: str, options: dict) -> agentrl.TextEnv:
-    try:
-        return agentrl.make(env_id, **options)
-    except (UnknownEnvError, EnvOptionError) as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 @click.group()
@@ -59,17 +39,21 @@ def envs() -> None:
 @envs.command("list")
 def envs_list() -> None:
     """Every environment id registered by agentrl and installed plug-ins."""
-    table = Table("id", "entry point", title="agentrl environments")
-    for env_id, source in env_sources().items():
-        table.add_row(env_id, source)
-    console.print(table)
+    if not console.is_terminal:  # piped: plain tab-separated lines, never cut to a width
+        for env_id, source in env_sources().items():
+            click.echo(f"{env_id}\t{source}")
+    else:
+        table = Table("id", "entry point", title="agentrl environments")
+        for env_id, source in env_sources().items():
+            table.add_row(env_id, source)
+        console.print(table)
     for name, error in plugin_errors().items():
         console.print(f"[yellow]plug-in {name!r} failed to load: {error}[/yellow]")
 
 
 @envs.command("show")
 @click.argument("env_id")
-@click.option("--option", "-o", "options", multiple=True, help="Env option KEY=VALUE (repeatable).")
+@env_option
 @click.option("--seed", default=0, show_default=True, help="Seed of the example episode.")
 def envs_show(env_id: str, options: tuple[str, ...], seed: int) -> None:
     """Tools, instructions, splits and an example (oracle) episode of ENV_ID."""
@@ -108,11 +92,12 @@ def envs_show(env_id: str, options: tuple[str, ...], seed: int) -> None:
 @click.option("--episodes", "-n", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "dev", "test"]))
 @click.option("--seed", default=0, show_default=True, help="Episode i uses seed SEED+i.")
-@click.option("--option", "-o", "options", multiple=True, help="Env option KEY=VALUE (repeatable).")
-@click.option("--output", type=click.Path(dir_okay=False), help="Write the trajectories here as JSONL.")
+@env_option
+@click.option("--output", "-o", type=click.Path(dir_okay=False), callback=not_an_env_option,
+              help="Write the trajectories here as JSONL.")
 def run(env_id: str, agent: str, episodes: int, split: str, seed: int, options: tuple[str, ...], output: str | None) -> None:
     """Play scripted episodes (oracle or random agent) and print a summary."""
-    env = make_env_or_exit(env_id, {**parse_env_options(options), "split": split})
+    env = make_env_or_exit(env_id, parse_env_options(options), split=split)
     trajectories = []
     try:
         with Progress(

@@ -6,15 +6,35 @@ import asyncio
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from agentrl.cliutils import (
+    disk_errors,
+    env_option,
+    make_env_or_exit,
+    not_an_env_option,
+    parse_env_options,
+    warn,
+    writable_dir,
+)
 from agentrl.eval.agents import AgentLoadError, build_runner
-from agentrl.eval.metrics import compute_metrics
-from agentrl.eval.report import write_report
-from agentrl.eval.runner import AGENT_KINDS, AgentSpec, EvalSettings, evaluate, load_finished, read_settings
+from agentrl.eval.metrics import compute_metrics, report_ks
+from agentrl.eval.report import describe_run, different_tasks, write_report
+from agentrl.eval.runner import (
+    AGENT_KINDS,
+    EPISODES_FILE,
+    AgentSpec,
+    EvalSettings,
+    evaluate,
+    load_finished,
+    read_settings,
+    run_info,
+)
 
 console = Console()
+SCRIPTED = ("oracle", "random")
 
 
 def _summary_table(title: str, trajectories, ks) -> Table:
@@ -31,6 +51,15 @@ def _summary_table(title: str, trajectories, ks) -> Table:
     table.add_row("tool productivity", f"{m.tool_productivity:.3f}")
     table.add_row("invalid-action rate", f"{m.invalid_action_rate:.3f}")
     return table
+
+
+def _open_run(run_dir: str) -> tuple[EvalSettings, dict, list]:
+    """Settings, run info and episodes of RUN_DIR, or a one-line error when it is not a run."""
+    try:
+        return read_settings(run_dir), run_info(run_dir), load_finished(Path(run_dir))
+    except (FileNotFoundError, ValueError, ValidationError) as exc:
+        first = str(exc).splitlines()[0]
+        raise click.ClickException(f"{run_dir}: not a readable eval run ({first})") from None
 
 
 @click.group("eval")
@@ -54,16 +83,18 @@ def eval_group() -> None:
 @click.option("--max-tasks", type=click.IntRange(min=1), help="Evaluate only the first N tasks of the split.")
 @click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=0, show_default=True, help="Sample i of every task uses seed SEED+i.")
-@click.option("--option", "-o", "options", multiple=True, help="Env option KEY=VALUE (repeatable).")
-@click.option("--output", "-O", required=True, type=click.Path(file_okay=False),
-              help="Run directory: episodes.jsonl, run.json, report.html. Re-running resumes.")
+@env_option
+@click.option("--output", "-o", "-O", required=True, type=click.Path(file_okay=False), callback=not_an_env_option,
+              help="Run folder: episodes.jsonl, run.json, report.html. Re-running resumes.")
 def eval_run(env_id, kind, model, base_url, tokenizer, api_key, temperature, max_tokens, split, samples, max_tasks,
              concurrency, seed, options, output) -> None:
     """Evaluate an agent on ENV's split; resumable, with a summary and an HTML report."""
-    from agentrl.cli import make_env_or_exit, parse_env_options
-
     env_options = parse_env_options(options)
-    make_env_or_exit(env_id, env_options).close()  # unknown ids and bad options fail here, fast
+    make_env_or_exit(env_id, env_options, split=split).close()  # unknown ids, bad options, empty splits: fast
+    writable_dir(output)
+    if samples > 1 and temperature == 0 and kind not in SCRIPTED:
+        warn(f"-k {samples} with --temperature 0 (greedy decoding): the {samples} samples of a task are identical, "
+             f"so pass@{samples} equals pass@1; set --temperature > 0 to sample")
     agent = AgentSpec(kind=kind, model=model, base_url=base_url, tokenizer=tokenizer, temperature=temperature,
                       max_tokens=max_tokens)
     settings = EvalSettings(env_id=env_id, agent=agent, split=split, samples_per_task=samples, max_tasks=max_tasks,
@@ -80,37 +111,46 @@ def eval_run(env_id, kind, model, base_url, tokenizer, api_key, temperature, max
             await runner.aclose()
 
     try:
-        trajectories = asyncio.run(run_all())
+        with disk_errors(str(Path(output) / EPISODES_FILE)):
+            trajectories = asyncio.run(run_all())
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    ks = tuple(k for k in (1, 5, 10) if k <= samples)
+    ks = report_ks(samples)
     title = f"{agent.label} on {env_id} ({split})"
     console.print(_summary_table(title, trajectories, ks))
-    console.print(f"report: {write_report(Path(output) / 'report.html', {agent.label: trajectories}, title)}")
+    details = {agent.label: describe_run(settings, run_info(output))}
+    with disk_errors("report.html"):
+        report = write_report(Path(output) / "report.html", {agent.label: trajectories}, title, details=details, ks=ks)
+    console.print(f"report: {report}")
 
 
 @eval_group.command("report")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 def eval_report(run_dir: str) -> None:
     """(Re)write RUN_DIR/report.html from its episodes."""
-    settings = read_settings(run_dir)
+    settings, info, trajectories = _open_run(run_dir)
     label = settings.agent.label
     title = f"{label} on {settings.env_id} ({settings.split})"
-    report = write_report(Path(run_dir) / "report.html", {label: load_finished(Path(run_dir))}, title)
+    report = write_report(Path(run_dir) / "report.html", {label: trajectories}, title,
+                          details={label: describe_run(settings, info)}, ks=report_ks(settings.samples_per_task))
     console.print(f"report: {report}")
 
 
 @eval_group.command("compare")
 @click.argument("run_a", type=click.Path(exists=True, file_okay=False))
 @click.argument("run_b", type=click.Path(exists=True, file_okay=False))
-@click.option("--output", "-O", default="compare.html", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--output", "-o", "-O", default="compare.html", show_default=True, type=click.Path(dir_okay=False))
 def eval_compare(run_a: str, run_b: str, output: str) -> None:
-    """Put two runs side by side: metrics table and overlaid plots."""
-    runs = {}
+    """Put two runs side by side: settings, metrics, per-task paired differences, overlaid plots."""
+    runs, details, ks = {}, {}, {1}
     for run_dir in (run_a, run_b):
-        settings = read_settings(run_dir)
+        settings, info, trajectories = _open_run(run_dir)
         label = f"{settings.agent.label} @ {Path(run_dir).name}"
-        runs[label] = load_finished(Path(run_dir))
-        console.print(_summary_table(label, runs[label], (1,)))
-    report = write_report(output, runs, " vs ".join(runs))
+        runs[label], details[label] = trajectories, describe_run(settings, info)
+        ks |= set(report_ks(settings.samples_per_task))
+        console.print(_summary_table(label, trajectories, report_ks(settings.samples_per_task)))
+    differing = different_tasks(details)
+    if differing:
+        warn(f"the two runs differ in {', '.join(differing)}: they are not on the same tasks, scores do not compare")
+    report = write_report(output, runs, " vs ".join(runs), details=details, ks=sorted(ks))
     console.print(f"report: {report}")

@@ -7,7 +7,11 @@ score: a sandbox that died says nothing about the agent.
 * pass@k with the unbiased estimator of Chen et al. (2021), per task with n samples of which c
   succeeded: ``pass@k = 1 - C(n-c, k) / C(n, k)``, averaged over tasks that have n >= k;
 * tool productivity: successes per tool call (Wang et al., OTC), the efficiency OTC rewards;
-* invalid-action rate: invalid steps / all steps.
+* invalid-action rate: invalid steps / all steps;
+* two runs compared task by task: the per-task success-rate differences ``d_t = a_t - b_t`` over
+  the tasks both runs scored, their mean, and a 95% paired bootstrap interval on that mean
+  (resample tasks with replacement, percentile interval; Efron & Tibshirani 1993). Pairing by
+  task removes the task-difficulty variance a comparison of two independent rates would carry.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 
+import numpy as np
 from pydantic import BaseModel
 
 from agentrl.types import Trajectory
@@ -39,6 +44,12 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     if n - c < k:
         return 1.0
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def report_ks(samples_per_task: int) -> tuple[int, ...]:
+    """The k of pass@k worth reporting for a run with ``samples_per_task`` samples: 1, 5, 10 where
+    there are enough samples, and always the k the run used."""
+    return tuple(sorted({k for k in (1, 5, 10) if k <= samples_per_task} | {samples_per_task}))
 
 
 class Metrics(BaseModel):
@@ -114,3 +125,44 @@ def per_task_table(trajectories: Sequence[Trajectory]) -> list[dict]:
             }
         )
     return rows
+
+
+class PairedComparison(BaseModel):
+    """Run A minus run B, task by task (see the module docstring)."""
+
+    tasks: list[str]
+    rate_a: list[float]
+    rate_b: list[float]
+    mean_difference: float
+    ci: tuple[float, float]
+    only_in_a: int
+    only_in_b: int
+
+
+def _success_rates(trajectories: Sequence[Trajectory]) -> dict[str, float]:
+    by_task: dict[str, list[bool]] = defaultdict(list)
+    for t in trajectories:
+        if t.learnable:
+            by_task[t.task_id].append(t.success)
+    return {task: sum(v) / len(v) for task, v in by_task.items()}
+
+
+def paired_difference(
+    a: Sequence[Trajectory], b: Sequence[Trajectory], resamples: int = 10_000, seed: int = 0
+) -> PairedComparison:
+    """Per-task success-rate differences A - B with a 95% paired bootstrap interval on their mean."""
+    rates_a, rates_b = _success_rates(a), _success_rates(b)
+    tasks = sorted(set(rates_a) & set(rates_b))
+    ra = np.array([rates_a[t] for t in tasks])
+    rb = np.array([rates_b[t] for t in tasks])
+    diff = ra - rb
+    if len(tasks) == 0:
+        mean, ci = 0.0, (-1.0, 1.0)
+    else:
+        rng = np.random.default_rng(seed)
+        means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)
+        mean, ci = float(diff.mean()), (float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975)))
+    return PairedComparison(
+        tasks=tasks, rate_a=ra.tolist(), rate_b=rb.tolist(), mean_difference=mean, ci=ci,
+        only_in_a=len(set(rates_a) - set(tasks)), only_in_b=len(set(rates_b) - set(tasks)),
+    )

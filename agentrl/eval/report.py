@@ -1,7 +1,10 @@
 """A self-contained HTML report of one evaluation run, or two side by side.
 
 The page has no external resources: plots are PNGs (matplotlib, Agg backend) embedded as data
-URIs, styles are inline, so the file can be mailed, archived or opened offline.
+URIs, styles are inline, so the file can be mailed, archived or opened offline. It states each
+run's settings (agent, model, temperature, k, env and its options, split, date, agentrl version);
+a page of two runs adds their per-task paired differences with a 95% interval on the gap, and a
+warning when the runs were not on the same env, options and split.
 """
 
 from __future__ import annotations
@@ -9,17 +12,14 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 from collections import Counter
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
-from agentrl.eval.metrics import Metrics, compute_metrics, per_task_table
+from agentrl.eval.metrics import Metrics, compute_metrics, paired_difference, per_task_table
+from agentrl.eval.runner import EvalSettings
 from agentrl.types import Trajectory
 
 STYLE = """
@@ -30,10 +30,15 @@ th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 .plots{display:flex;flex-wrap:wrap;gap:12px}.plots img{width:380px;border:1px solid #eee}
 pre{background:#f7f7f7;padding:8px;white-space:pre-wrap;max-height:300px;overflow:auto}
 .ok{color:#177a2c}.bad{color:#b3261e}.turn{margin:.4em 0 .8em 0}
+.warn{background:#fff4e5;border:1px solid #e8a33d;padding:6px 10px}
 """
+#: The settings rows that must agree for two runs to be comparable.
+SAME_TASKS = ("env", "env options", "split")
 
 
 def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
     plt.close(fig)
@@ -42,6 +47,11 @@ def _png(fig) -> str:
 
 def plot_images(runs: dict[str, Sequence[Trajectory]]) -> dict[str, str]:
     """Reward distribution, success by number of turns, tool-call histogram (one series per run)."""
+    import matplotlib  # here, not at import time: `agentrl --help` must not pay for matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     images = {}
     scored = {name: [t for t in trajs if t.learnable] for name, trajs in runs.items()}
 
@@ -131,15 +141,88 @@ def _transcripts(trajectories: Sequence[Trajectory], count: int) -> str:
     return "".join(parts)
 
 
-def render_report(runs: dict[str, Sequence[Trajectory]], title: str, transcripts: int = 4) -> str:
-    """HTML for one run (a per-task table and transcripts) or several (side by side)."""
-    metrics = {name: compute_metrics(trajs, ks=(1, 5, 10)) for name, trajs in runs.items()}
+def describe_run(settings: EvalSettings, info: dict | None = None) -> dict[str, str]:
+    """The settings a reader needs to interpret a run, as table rows."""
+    a, info = settings.agent, info or {}
+    return {
+        "agent": a.kind,
+        "model": a.model or "–",
+        "temperature": f"{a.temperature:g}",
+        "max tokens per turn": str(a.max_tokens),
+        "samples per task (k)": str(settings.samples_per_task),
+        "env": settings.env_id,
+        "env options": json.dumps(settings.env_options, sort_keys=True),
+        "split": settings.split,
+        "max tasks": str(settings.max_tasks or "all"),
+        "seed": str(settings.seed),
+        "date": info.get("created") or "unknown",
+        "agentrl version": info.get("agentrl_version") or "unknown",
+    }
+
+
+def different_tasks(details: dict[str, dict[str, str]]) -> list[str]:
+    """The rows of :data:`SAME_TASKS` on which the runs disagree (empty: comparable)."""
+    return [row for row in SAME_TASKS if len({d.get(row) for d in details.values()}) > 1]
+
+
+def _settings_table(details: dict[str, dict[str, str]]) -> str:
+    names = list(details)
+    rows = list(next(iter(details.values())))
+    head = "<tr><th>setting</th>" + "".join(f"<th>{html.escape(n)}</th>" for n in names) + "</tr>"
+    body = "".join(
+        f"<tr><td>{row}</td>" + "".join(f"<td>{html.escape(details[n].get(row, ''))}</td>" for n in names) + "</tr>"
+        for row in rows
+    )
+    return f"<table id='settings'>{head}{body}</table>"
+
+
+def _paired_section(names: list[str], a: Sequence[Trajectory], b: Sequence[Trajectory]) -> str:
+    cmp = paired_difference(a, b)
+    na, nb = (html.escape(n) for n in names)
+    lines = [
+        (f"<p id='gap'>Success rate {na} − {nb}, paired by task over {len(cmp.tasks)} tasks: "
+         f"<b>{cmp.mean_difference:+.3f}</b> [95% paired bootstrap interval {cmp.ci[0]:+.3f}, {cmp.ci[1]:+.3f}]</p>")
+    ]
+    if cmp.only_in_a or cmp.only_in_b:
+        lines.append(f"<p class='warn'>Tasks scored in only one run are left out: {cmp.only_in_a} only in {na}, "
+                     f"{cmp.only_in_b} only in {nb}.</p>")
+    head = f"<tr><th>task</th><th>{na}</th><th>{nb}</th><th>difference</th></tr>"
+    body = "".join(
+        f"<tr><td>{html.escape(t)}</td><td>{x:.3f}</td><td>{y:.3f}</td><td>{x - y:+.3f}</td></tr>"
+        for t, x, y in zip(cmp.tasks, cmp.rate_a, cmp.rate_b, strict=True)
+    )
+    return "\n".join(lines) + f"<table id='paired'>{head}{body}</table>"
+
+
+def render_report(
+    runs: dict[str, Sequence[Trajectory]],
+    title: str,
+    transcripts: int = 4,
+    details: dict[str, dict[str, str]] | None = None,
+    ks: Sequence[int] = (1, 5, 10),
+) -> str:
+    """HTML for one run (a per-task table and transcripts) or two (side by side, paired by task).
+
+    ``details``: per run, the rows of :func:`describe_run`; ``ks``: the k of pass@k to show.
+    """
+    metrics = {name: compute_metrics(trajs, ks=ks) for name, trajs in runs.items()}
     images = plot_images(runs)
-    sections = [
-        f"<h1>{html.escape(title)}</h1>",
+    sections = [f"<h1>{html.escape(title)}</h1>"]
+    if details:
+        differing = different_tasks(details)
+        if differing:
+            sections.append(f"<p class='warn' id='mismatch'>These runs are not on the same tasks: their "
+                            f"{', '.join(differing)} differ, so their scores do not compare.</p>")
+        sections += ["<h2>Settings</h2>", _settings_table(details)]
+    sections += [
         "<h2>Summary</h2>",
         _metrics_rows(metrics),
         "<p>Infra errors (sandbox or backend failures) are counted but left out of every score.</p>",
+    ]
+    if len(runs) == 2:
+        names = list(runs)
+        sections += ["<h2>Paired by task</h2>", _paired_section(names, runs[names[0]], runs[names[1]])]
+    sections += [
         "<h2>Plots</h2><div class='plots'>",
         *(f"<img alt='{key}' src='{src}'>" for key, src in images.items()),
         "</div>",
@@ -155,7 +238,8 @@ def render_report(runs: dict[str, Sequence[Trajectory]], title: str, transcripts
     )
 
 
-def write_report(path: str | Path, runs: dict[str, Sequence[Trajectory]], title: str) -> Path:
+def write_report(path: str | Path, runs: dict[str, Sequence[Trajectory]], title: str, **options) -> Path:
+    """Write :func:`render_report` to ``path`` (``options``: its ``details`` and ``ks``)."""
     path = Path(path)
-    path.write_text(render_report(runs, title), encoding="utf-8")
+    path.write_text(render_report(runs, title, **options), encoding="utf-8")
     return path

@@ -2,8 +2,11 @@
 
 Every finished episode is appended to ``<out>/episodes.jsonl`` as soon as it ends, so a run that
 is interrupted (Ctrl-C, a crash, a killed job) resumes where it stopped: episodes already on
-disk are not run again, except infra failures, which are retried. ``<out>/run.json`` records the
-run's settings; resuming with different settings is refused instead of mixing two runs.
+disk are not run again, except infra failures, which are retried. A last line cut short (a kill
+or a full disk in the middle of a write) is dropped with a warning and its episode run again.
+``<out>/run.json`` records the run's settings (plus when it was created and by which agentrl
+version); resuming with different settings is refused, naming the fields, instead of mixing two
+runs.
 
 Episode (task, sample i) always uses seed ``seed + i`` — the same seed for the same sample, so
 runs are reproducible and two agents can be compared on identical episodes.
@@ -12,20 +15,29 @@ runs are reproducible and two agents can be compared on identical episodes.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
+import logging
+import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import agentrl
 from agentrl.env import aplay_episode, make_agent
-from agentrl.types import Trajectory, iter_jsonl, write_jsonl
+from agentrl.types import Trajectory, write_jsonl
 
 EPISODES_FILE = "episodes.jsonl"
 SETTINGS_FILE = "run.json"
+#: Keys of run.json that describe the run but are not settings (not compared on resume).
+RUN_INFO_KEYS = ("created", "agentrl_version")
+
+log = logging.getLogger(__name__)
 
 # An episode function plays one episode (task id, seed) of some agent and returns its record.
 EpisodeFn = Callable[[str, int], Awaitable[Trajectory]]
@@ -84,22 +96,66 @@ def scripted_episode_fn(settings: EvalSettings) -> EpisodeFn:
 
 
 def load_finished(out_dir: Path) -> list[Trajectory]:
+    """The episodes on disk. A last line cut short by a kill or a full disk is dropped (with a
+    warning) and removed from the file, so the next append starts on a clean line; a bad line
+    anywhere else is real corruption and raises, naming it."""
     path = out_dir / EPISODES_FILE
-    return list(iter_jsonl(path, Trajectory)) if path.exists() else []
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").split("\n")
+    records, last = [], max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            records.append(Trajectory.model_validate_json(line))
+        except ValidationError as exc:
+            if i != last:
+                raise ValueError(f"{path}:{i + 1}: not a valid Trajectory: {exc}") from exc
+            log.warning("%s: dropped a partial last line (%d bytes, an interrupted write); its episode runs again",
+                        path, len(line))
+            write_jsonl(path, records)
+    return records
+
+
+def _differences(old: dict, new: dict, prefix: str = "") -> dict[str, tuple]:
+    """``{"agent.temperature": (old, new), ...}``: the leaves that differ, by dotted name."""
+    diff = {}
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict) and key != "env_options":
+            diff |= _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            diff[f"{prefix}{key}"] = (a, b)
+    return diff
 
 
 def _check_settings(out_dir: Path, settings: EvalSettings) -> None:
-    path = out_dir / SETTINGS_FILE
-    if path.exists():
-        previous = EvalSettings.model_validate_json(path.read_text())
-        if previous != settings:
-            diff = {k: (getattr(previous, k), v) for k, v in settings.model_dump().items() if getattr(previous, k) != v}
-            raise ValueError(
-                f"{out_dir} holds a run with other settings {diff} (was, now); use another --output directory"
-            )
+    if (out_dir / SETTINGS_FILE).exists():
+        previous = read_settings(out_dir)
+        diff = _differences(previous.model_dump(mode="json"), settings.model_dump(mode="json"))
+        if diff:
+            named = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in ((k, *v) for k, v in diff.items()))
+            raise ValueError(f"{out_dir} holds a run with other settings ({named}); use another output folder")
     else:
         out_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(settings.model_dump_json(indent=2))
+        info = {"created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                "agentrl_version": agentrl.__version__}
+        (out_dir / SETTINGS_FILE).write_text(json.dumps({**settings.model_dump(mode="json"), **info}, indent=2))
+
+
+class _LogProgress:
+    """Progress as plain lines on stderr, for logs and pipes (a terminal gets a live bar)."""
+
+    def __init__(self, label: str, total: int):
+        self.label, self.total, self.done, self.start = label, total, 0, time.monotonic()
+        self.every = max(1, total // 10)
+
+    def advance(self) -> None:
+        self.done += 1
+        if self.done % self.every == 0 or self.done == self.total:
+            elapsed = time.monotonic() - self.start
+            print(f"{self.label}: {self.done}/{self.total} episodes, {elapsed:.0f} s", file=sys.stderr, flush=True)
 
 
 async def evaluate(
@@ -114,7 +170,11 @@ async def evaluate(
     _check_settings(out_dir, settings)
     probe = agentrl.make(settings.env_id, **settings.env_options)
     tasks = probe.tasks.split(settings.split).ids()[: settings.max_tasks]
+    sizes = probe.tasks.split_sizes()
     probe.close()
+    if not tasks:
+        have = ", ".join(f"{name} {n}" for name, n in sizes.items() if n)
+        raise ValueError(f"{settings.env_id} has no tasks in split {settings.split!r} (it has: {have})")
 
     finished = load_finished(out_dir)
     done = {(t.task_id, t.info.get("sample")) for t in finished if t.status != "infra_error"}
@@ -133,7 +193,7 @@ async def evaluate(
         queue.put_nowait(item)
     results: list[Trajectory] = []
 
-    async def worker(progress: Progress | None, bar) -> None:
+    async def worker(advance: Callable[[], None]) -> None:
         while not queue.empty():
             task_id, sample = queue.get_nowait()
             seed = settings.seed + sample
@@ -148,22 +208,37 @@ async def evaluate(
             trajectory.info["sample"] = sample
             write_jsonl(out_dir / EPISODES_FILE, [trajectory], append=True)
             results.append(trajectory)
-            if progress is not None:
-                progress.advance(bar)
+            advance()
 
     n_workers = max(1, min(concurrency, len(todo)))
-    if show_progress and todo:
+    label = f"eval {settings.agent.label} on {settings.env_id}"
+    if show_progress and todo and sys.stderr.isatty():
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns) as progress:
-            bar = progress.add_task(f"eval {settings.agent.label} on {settings.env_id}", total=len(todo))
-            await asyncio.gather(*(worker(progress, bar) for _ in range(n_workers)))
+        with Progress(*columns, console=Console(stderr=True)) as progress:
+            bar = progress.add_task(label, total=len(todo))
+            await asyncio.gather(*(worker(lambda: progress.advance(bar)) for _ in range(n_workers)))
     elif todo:
-        await asyncio.gather(*(worker(None, None) for _ in range(n_workers)))
+        advance = _LogProgress(label, len(todo)).advance if show_progress else lambda: None
+        await asyncio.gather(*(worker(advance) for _ in range(n_workers)))
     return kept + results
 
 
-def read_settings(out_dir: str | Path) -> EvalSettings:
+def read_run_json(out_dir: str | Path) -> dict:
     path = Path(out_dir) / SETTINGS_FILE
     if not path.exists():
-        raise FileNotFoundError(f"{out_dir} is not an eval run directory (no {SETTINGS_FILE})")
-    return EvalSettings.model_validate(json.loads(path.read_text()))
+        raise FileNotFoundError(f"{out_dir} is not an eval run folder (no {SETTINGS_FILE})")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise ValueError(f"{path}: not valid JSON: {exc}") from None
+
+
+def read_settings(out_dir: str | Path) -> EvalSettings:
+    data = read_run_json(out_dir)
+    return EvalSettings.model_validate({k: v for k, v in data.items() if k not in RUN_INFO_KEYS})
+
+
+def run_info(out_dir: str | Path) -> dict:
+    """``created`` and ``agentrl_version`` of a run (``None`` for runs written before they were kept)."""
+    data = read_run_json(out_dir)
+    return {k: data.get(k) for k in RUN_INFO_KEYS}

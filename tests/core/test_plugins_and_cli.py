@@ -65,5 +65,45 @@ def test_cli_show_and_errors():
     assert shown.returncode == 0 and "lookup" in shown.stdout and "success=True" in shown.stdout
     bad = run_cli("run", "--env", "agentrl/Maze-v9")
     assert bad.returncode != 0 and "Did you mean: agentrl/Maze-v0" in bad.stderr
-    bad_option = run_cli("run", "--env", "agentrl/Maze-v0", "-o", "size=99")
+    bad_option = run_cli("run", "--env", "agentrl/Maze-v0", "-e", "size=99")
     assert bad_option.returncode != 0 and "size: Input should be less than or equal to 15" in bad_option.stderr
+
+    no_dev = run_cli("run", "--env", "agentrl/Maze-v0", "--split", "dev")
+    assert no_dev.returncode == 1 and "Traceback" not in no_dev.stderr
+    assert "agentrl/Maze-v0 has no tasks in split 'dev'" in no_dev.stderr
+
+
+def test_envs_list_is_not_cut_when_piped():
+    listing = run_cli("envs", "list", env_extra={"COLUMNS": "40"})
+    lines = dict(line.split("\t") for line in listing.stdout.splitlines() if "\t" in line)
+    assert lines["agentrl/Calculator-v0"] == "agentrl_envs.toy.calculator:CalculatorEnv"
+    assert "…" not in listing.stdout
+
+
+def test_help_does_not_import_the_heavy_libraries():
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from agentrl.cli import main\n"
+        "assert CliRunner().invoke(main, ['--help']).exit_code == 0\n"
+        "print(sorted(m for m in ('matplotlib', 'torch', 'transformers') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_no_module_imports_the_top_level_cli():
+    """agentrl/cli.py assembles the commands; nothing it imports may import it back (no cycle)."""
+    import ast
+
+    offenders = []
+    for path in (ROOT / "agentrl").rglob("*.py"):
+        if path.name == "__main__.py":  # `python -m agentrl` runs the command line: the one importer
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            if "agentrl.cli" in names:
+                offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []

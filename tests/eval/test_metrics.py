@@ -1,6 +1,13 @@
 import pytest
 
-from agentrl.eval.metrics import compute_metrics, pass_at_k, per_task_table, wilson_interval
+from agentrl.eval.metrics import (
+    compute_metrics,
+    paired_difference,
+    pass_at_k,
+    per_task_table,
+    report_ks,
+    wilson_interval,
+)
 from agentrl.types import StepRecord, Trajectory
 
 
@@ -51,3 +58,27 @@ def test_metrics_leave_infra_errors_out_of_every_score():
     assert m.pass_at_k == {1: pytest.approx(0.75), 2: pytest.approx(1.0)}
     rows = {r["task_id"]: r for r in per_task_table(runs)}
     assert rows["b"]["samples"] == 1 and rows["b"]["infra_errors"] == 1
+
+
+def test_pass_at_k_is_reported_for_the_k_the_run_used():
+    assert report_ks(1) == (1,)
+    assert report_ks(3) == (1, 3)
+    assert report_ks(5) == (1, 5)
+    assert report_ks(12) == (1, 5, 10, 12)
+
+
+def test_paired_difference_by_task_with_a_bootstrap_interval():
+    # Task t_i: run A succeeds on 2 of 2 samples, run B on 1 of 2 -> d = 0.5 on every task: no spread.
+    a = [traj(f"t{i}", True) for i in range(8) for _ in range(2)]
+    b = [traj(f"t{i}", s) for i in range(8) for s in (True, False)]
+    cmp = paired_difference(a, b)
+    assert cmp.tasks == [f"t{i}" for i in range(8)] and cmp.mean_difference == pytest.approx(0.5)
+    assert cmp.ci == pytest.approx((0.5, 0.5))
+    # d = +1 on 10 tasks, -1 on 10: mean 0, sd 1, so the bootstrap mean has sd 1/sqrt(20) = 0.2236 and
+    # the 95% interval is about 0 +- 1.96 * 0.2236 = +-0.438.
+    a = [traj(f"t{i}", i < 10) for i in range(20)] + [traj("only-a", True), traj("gone", False, status="infra_error")]
+    b = [traj(f"t{i}", i >= 10) for i in range(20)] + [traj("gone", True)]
+    cmp = paired_difference(a, b)
+    assert cmp.mean_difference == 0.0 and len(cmp.tasks) == 20
+    assert cmp.ci[0] == pytest.approx(-0.438, abs=0.05) and cmp.ci[1] == pytest.approx(0.438, abs=0.05)
+    assert (cmp.only_in_a, cmp.only_in_b) == (1, 1)  # "gone" has no scored episode in A

@@ -1,0 +1,112 @@
+"""`agentrl eval` on user mistakes and a full disk: one clear line and a non-zero exit, never a traceback."""
+
+import errno
+import os
+import subprocess
+
+import pytest
+from click.testing import CliRunner
+
+import agentrl
+from agentrl.cli import main
+from agentrl.eval import runner
+from agentrl.eval.runner import EPISODES_FILE, load_finished
+
+MAZE = ["eval", "run", "--env", "agentrl/Maze-v0"]
+
+
+def invoke(*args):
+    result = CliRunner().invoke(main, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info
+    return result
+
+
+def test_report_on_a_folder_that_is_not_a_run(tmp_path):
+    result = invoke("eval", "report", str(tmp_path))
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"Error: {tmp_path}: not a readable eval run ({tmp_path} is not an eval run folder (no run.json))"
+    (tmp_path / "run.json").write_text("{not json")
+    assert "not valid JSON" in invoke("eval", "report", str(tmp_path)).stderr
+
+
+def test_a_split_without_tasks(tmp_path):
+    result = invoke(*MAZE, "--split", "dev", "-o", str(tmp_path / "r"))
+    assert result.exit_code == 1 and "agentrl/Maze-v0 has no tasks in split 'dev'" in result.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_an_output_folder_that_cannot_be_written(tmp_path):
+    (tmp_path / "file").write_text("")
+    result = invoke(*MAZE, "-o", str(tmp_path / "file" / "run"))
+    assert result.exit_code == 1 and "cannot write to the output folder" in result.stderr
+
+
+def test_a_missing_model_and_the_greedy_k_warning(tmp_path):
+    result = invoke(*MAZE, "--agent", "hf", "--model", str(tmp_path / "nope"), "-k", "4", "-o", str(tmp_path / "r"))
+    assert result.exit_code == 1
+    assert "warning: -k 4 with --temperature 0 (greedy decoding): the 4 samples of a task are identical" in result.stderr
+    assert f"Error: model path '{tmp_path / 'nope'}' is not a directory" in result.stderr
+    sampled = invoke(*MAZE, "--agent", "hf", "--model", str(tmp_path / "nope"), "-k", "4", "--temperature", "1",
+                     "-o", str(tmp_path / "r"))
+    assert "greedy" not in sampled.stderr
+
+
+def test_settings_mismatch_on_the_command_line(tmp_path):
+    assert invoke(*MAZE, "--max-tasks", "2", "-o", str(tmp_path)).exit_code == 0
+    again = invoke(*MAZE, "--max-tasks", "2", "--seed", "5", "-o", str(tmp_path))
+    assert again.exit_code == 1 and "(seed: 0 -> 5)" in again.stderr
+
+
+def test_o_is_the_output_and_env_options_are_e(tmp_path):
+    refused = invoke(*MAZE, "-o", "size=3")
+    assert refused.exit_code == 2 and "looks like an env option; -o is the output, env options are -e KEY=VALUE" in refused.stderr
+    ok = invoke(*MAZE, "-e", "size=3", "--max-tasks", "1", "-o", str(tmp_path / "new"))
+    old = invoke(*MAZE, "--option", "size=3", "--max-tasks", "1", "-O", str(tmp_path / "old"))
+    assert ok.exit_code == old.exit_code == 0
+    assert '"size": 3' in (tmp_path / "new" / "run.json").read_text() and (tmp_path / "old" / "report.html").exists()
+
+
+def test_a_full_disk_mid_run_is_one_line_and_the_run_resumes(tmp_path, monkeypatch):
+    real_write, writes = runner.write_jsonl, []
+
+    def write_until_full(path, records, append=False):
+        writes.append(path)
+        if len(writes) > 3:
+            with open(path, "a") as f:
+                f.write('{"env_id": "agentrl/Ma')  # what a full disk leaves: a cut line
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_write(path, records, append)
+
+    monkeypatch.setattr(runner, "write_jsonl", write_until_full)
+    out = tmp_path / "r"
+    full = invoke(*MAZE, "--max-tasks", "6", "--concurrency", "1", "-o", str(out))
+    assert full.exit_code == 1
+    assert full.stderr.splitlines()[-1] == (
+        f"Error: No space left on device while writing {out / EPISODES_FILE}; everything completely written is "
+        "kept: free some space and run the same command again to resume"
+    )
+    monkeypatch.setattr(runner, "write_jsonl", real_write)
+    resumed = invoke(*MAZE, "--max-tasks", "6", "--concurrency", "1", "-o", str(out))
+    assert resumed.exit_code == 0, resumed.stderr
+    assert len(load_finished(out)) == 6
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_a_really_full_tmpfs(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], check=False).returncode:
+        pytest.skip("mount -t tmpfs refused here")
+    try:
+        args = (*MAZE, "--agent", "random", "-e", "num_tasks=400", "--split", "train", "--concurrency", "1",
+                "-o", str(disk / "r"))
+        full = invoke(*args)
+        assert full.exit_code == 1 and "No space left on device" in full.stderr, full.stderr
+        subprocess.run(["mount", "-o", "remount,size=8m", str(disk)], check=True)
+        resumed = invoke(*args)
+        assert resumed.exit_code == 0, resumed.stderr
+        expected = agentrl.make("agentrl/Maze-v0", num_tasks=400).tasks.split_sizes()["train"]
+        finished = load_finished(disk / "r")
+        assert len({t.task_id for t in finished}) == len(finished) == expected
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
