@@ -14,13 +14,20 @@ House rules:
 * the server is a child subreaper (:mod:`agentrl_sandboxes.procs`), so ``/reset`` kills every
   process user code left behind, however it detached itself;
 * it stops when stdin reaches EOF if started with ``--exit-with-stdin`` (the local backend
-  holds the other end of that pipe: if the host process dies, the sandbox goes with it).
+  holds the other end of that pipe: if the host process dies, the sandbox goes with it);
+* every request must carry ``Authorization: Bearer <token>``, the per-sandbox secret the host
+  wrote to ``--token-file`` (read and deleted at start-up); any other request gets HTTP 401. The
+  socket is mode 0600 and the server not dumpable (``PR_SET_DUMPABLE`` 0: code in the sandbox
+  cannot read the token from the server's memory through ``/proc``), so neither another sandbox
+  nor another host user can drive it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
+import hmac
 import os
 import shutil
 import signal
@@ -43,6 +50,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 MAX_UPLOAD = 512 * 1024 * 1024
+PR_SET_DUMPABLE = 4
 
 
 def _json(model: BaseModel, status: int = 200) -> web.Response:
@@ -54,7 +62,8 @@ def _error(status: int, error: str, detail: str = "") -> web.Response:
 
 
 class SandboxServer:
-    def __init__(self, workdir: Path, statedir: Path):
+    def __init__(self, workdir: Path, statedir: Path, token: str):
+        self.authorization = f"Bearer {token}"
         self.workdir = workdir.resolve()
         self.statedir = statedir
         home = statedir / "home"
@@ -202,8 +211,14 @@ class SandboxServer:
             await asyncio.sleep(1.0)
             procs.reap_orphans(os.getpid(), keep=self._spared())
 
+    @web.middleware
+    async def authenticate(self, request: web.Request, handler) -> web.StreamResponse:
+        if not hmac.compare_digest(request.headers.get("Authorization", ""), self.authorization):
+            return _error(401, "unauthorized", "missing or wrong sandbox token")
+        return await handler(request)
+
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_UPLOAD)
+        app = web.Application(client_max_size=MAX_UPLOAD, middlewares=[self.authenticate])
         app.add_routes(
             [
                 web.get("/health", self.health),
@@ -226,11 +241,21 @@ def wipe(folder: Path) -> None:
             entry.unlink(missing_ok=True)
 
 
+def read_token(path: Path) -> str:
+    """The per-sandbox secret: read once, then the file is gone (code in the sandbox never sees it)."""
+    token = path.read_text().strip()
+    path.unlink()
+    if len(token) < 16:
+        raise SystemExit(f"the token in {path} is too short")
+    return token
+
+
 async def serve(args: argparse.Namespace) -> None:
     procs.become_subreaper()
+    ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    server = SandboxServer(workdir, Path(args.statedir))
+    server = SandboxServer(workdir, Path(args.statedir), read_token(Path(args.token_file)))
     await server.kernel.start()
     runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
     await runner.setup()
@@ -241,7 +266,7 @@ async def serve(args: argparse.Namespace) -> None:
         site = web.TCPSite(runner, args.host, args.port)
     await site.start()
     if args.unix:
-        os.chmod(args.unix, 0o777)  # the host user may differ from the sandbox user
+        os.chmod(args.unix, 0o600)  # the host connects as this uid or as root
     print(f"agentrl-sandbox ready pid={os.getpid()}", flush=True)
 
     stop = asyncio.Event()
@@ -266,6 +291,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--statedir", required=True, help="private folder: kernel sockets, HOME, logs")
+    parser.add_argument("--token-file", required=True, help="file holding the per-sandbox secret (deleted)")
     parser.add_argument("--exit-with-stdin", action="store_true", help="stop when stdin reaches EOF")
     asyncio.run(serve(parser.parse_args(argv)))
 

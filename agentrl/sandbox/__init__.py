@@ -1,9 +1,10 @@
 """Sandboxes: where tool code written by a model runs.
 
-One async protocol (:class:`Sandbox`), two backends — ``local`` (a child process with rlimits,
-a network namespace and a cgroup where the OS allows; convenience isolation) and ``docker`` (a
-container: no network, memory/CPU/pids limits, read-only root, non-root user) — and a warm
-:class:`SandboxPool`. Quick start::
+One async protocol (:class:`Sandbox`), backends looked up by name (:mod:`.registry`: built-in
+``local`` — the server under bubblewrap: own namespaces, unprivileged uid, seccomp, its own
+interpreter, rlimits, cgroup — and ``docker`` — a container: no network, memory/CPU/pids limits,
+read-only root, non-root user; more through the ``agentrl.sandboxes`` entry-point group) and a
+warm :class:`SandboxPool`. Quick start::
 
     from agentrl.sandbox import create, SandboxPool, SandboxTimeout
 
@@ -24,20 +25,7 @@ from agentrl.sandbox.base import Sandbox, ServerSandbox
 from agentrl.sandbox.errors import SandboxCrashed, SandboxError, SandboxTimeout, SandboxUnavailable
 from agentrl.sandbox.limits import Limits
 from agentrl.sandbox.pool import SandboxPool
-
-BACKENDS = ("local", "docker")
-
-
-def sandbox_class(backend: str) -> type[ServerSandbox]:
-    if backend == "local":
-        from agentrl.sandbox.local import LocalSandbox
-
-        return LocalSandbox
-    if backend == "docker":
-        from agentrl.sandbox.docker import DockerSandbox
-
-        return DockerSandbox
-    raise ValueError(f"unknown sandbox backend {backend!r}; choose one of {BACKENDS}")
+from agentrl.sandbox.registry import BackendName, backend_names, register_backend, sandbox_class
 
 
 def new_sandbox(backend: str = "local", limits: Limits | None = None, **options) -> ServerSandbox:
@@ -58,7 +46,7 @@ async def create(backend: str = "local", limits: Limits | None = None, **options
 
 
 __all__ = [
-    "BACKENDS",
+    "BackendName",
     "Display",
     "ExecError",
     "ExecResult",
@@ -73,6 +61,9 @@ __all__ = [
     "SandboxTimeout",
     "SandboxUnavailable",
     "ServerSandbox",
+    "backend_names",
     "create",
     "new_sandbox",
+    "register_backend",
+    "sandbox_class",
 ]

@@ -12,6 +12,7 @@ Async-first: every method is a coroutine; use ``async with await create(...) as 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from pathlib import Path
 from typing import Protocol, Self, runtime_checkable
@@ -69,6 +70,7 @@ class ServerSandbox:
 
     def __init__(self, limits: Limits | None = None):
         self.limits = limits or Limits()
+        self.token = secrets.token_hex(32)  # sent on every request; the server rejects others
         self.socket_path: Path | None = None
         self._session: aiohttp.ClientSession | None = None
         self._alive = False
@@ -76,7 +78,8 @@ class ServerSandbox:
 
     # ------------------------------------------------------------- backend hooks
     async def _launch(self) -> Path:
-        """Start the server; return the Unix socket path it will listen on."""
+        """Start the server (its ``--token-file`` holding :attr:`token`); return the Unix socket
+        path it will listen on."""
         raise NotImplementedError
 
     async def _terminate(self) -> None:
@@ -103,6 +106,7 @@ class ServerSandbox:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.UnixConnector(path=str(self.socket_path), limit=0),
                 base_url="http://sandbox",
+                headers={"Authorization": f"Bearer {self.token}"},
             )
             while True:
                 if await self._server_gone():

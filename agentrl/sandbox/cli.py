@@ -37,6 +37,17 @@ def build(variant: str, tag: str | None, base: str, packages: tuple[str, ...], f
         raise click.ClickException(str(exc)) from None
 
 
+@sandbox.command()
+def venv() -> None:
+    """Build (or reuse) the local backend's own interpreter (a venv without project or task packages)."""
+    from agentrl.sandbox.interpreter import sandbox_venv
+
+    try:
+        click.echo(sandbox_venv(log=click.echo))
+    except SandboxError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @sandbox.command("ls")
 def ls() -> None:
     """Sandbox images and containers known to the Docker engine."""
@@ -73,8 +84,18 @@ def prune(everything: bool) -> None:
     click.echo(f"removed {len(removed)} container(s)" + (f": {', '.join(removed)}" if removed else ""))
 
 
+def _backend(ctx, param, name: str) -> str:
+    from agentrl.sandbox.registry import check_backend
+
+    try:
+        return check_backend(name)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @sandbox.command()
-@click.option("--backend", type=click.Choice(["local", "docker"]), default="local", show_default=True)
+@click.option("--backend", default="local", show_default=True, callback=_backend,
+              help="A sandbox backend name (built in: local, docker; more via the agentrl.sandboxes entry points).")  # fmt: skip
 def check(backend: str) -> None:
     """Start one sandbox, run a cell, print what isolation it got."""
     from agentrl.sandbox import create

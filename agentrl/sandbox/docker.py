@@ -8,7 +8,12 @@ with:
 * ``mem_limit`` = ``memswap_limit`` (no swap), ``nano_cpus``, ``pids_limit``, RLIMIT_FSIZE/CPU;
 * a read-only root file system; ``/work`` and ``/tmp`` are size-limited tmpfs (``disk_mb``;
   tmpfs pages count towards the memory limit);
-* user 1000 (not root), all capabilities dropped, ``no-new-privileges``;
+* user 1000 (not root; the host user's own uid when that is not root), all capabilities
+  dropped, ``no-new-privileges``;
+* the socket folder is mode 0700 and owned by the container's uid, the socket 0600, and the
+  server answers only requests that carry this sandbox's token (written to ``token`` in that
+  folder, read and deleted by the server at start): no other host user and no other sandbox
+  can drive it;
 * labels ``agentrl.sandbox``, ``agentrl.host``, ``agentrl.pid`` and ``agentrl.pid_start``: the first
   docker sandbox a process starts removes containers whose owning process (on this host) is
   gone — the leftovers of a crashed run (:func:`cleanup_orphans`).
@@ -134,8 +139,13 @@ class DockerSandbox(ServerSandbox):
 
         self._client = client = client_with_image(self.image, "agentrl sandbox build")
         lim = self.limits
-        self.sockdir = Path(tempfile.mkdtemp(prefix="agentrl-docker-"))
-        os.chmod(self.sockdir, 0o777)  # the server runs as uid 1000
+        uid, gid = map(int, SANDBOX_UID.split(":")) if os.geteuid() == 0 else (os.geteuid(), os.getegid())
+        self.sockdir = Path(tempfile.mkdtemp(prefix="agentrl-docker-"))  # mode 0700
+        token = self.sockdir / "token"
+        token.write_text(self.token)
+        os.chmod(token, 0o600)
+        for path in (self.sockdir, token):
+            os.chown(path, uid, gid)  # the server's uid; a no-op for a non-root host user
         ulimits = [
             Ulimit(name="fsize", soft=lim.file_size_mb * MB, hard=lim.file_size_mb * MB),
             Ulimit(name="core", soft=0, hard=0),
@@ -154,11 +164,11 @@ class DockerSandbox(ServerSandbox):
                 pids_limit=lim.pids,
                 read_only=True,
                 tmpfs={
-                    "/work": f"{tmpfs_opts},uid=1000,gid=1000,mode=0755",
+                    "/work": f"{tmpfs_opts},uid={uid},gid={gid},mode=0755",
                     "/tmp": f"{tmpfs_opts},mode=1777",
                 },
                 volumes={str(self.sockdir): {"bind": SOCKET_MOUNT, "mode": "rw"}},
-                user=SANDBOX_UID,
+                user=f"{uid}:{gid}",
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
                 ulimits=ulimits,

@@ -46,11 +46,11 @@ DEBIAN_BASE = "agentrl-base:bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 BUILD_LABEL = "agentrl.build"
 SERVER_REQUIREMENTS = [
-    # the server and the kernel
+    # the server and the kernel (our own IPython shell: sandboxes/shell.py)
     "aiohttp>=3.9",
     "pydantic>=2.6",
-    "jupyter_client>=8",
-    "ipykernel>=6",
+    "ipython>=8",
+    "matplotlib-inline",
     # what a code interpreter is expected to have
     "numpy",
     "pandas",

@@ -1,12 +1,15 @@
-"""The ``local`` backend: the sandbox server as a child process (the embedded default).
+"""The ``local`` backend: the sandbox server as a child process under bubblewrap (the embedded default).
 
-Layout: one temporary folder per sandbox (``work/`` = the kernel's cwd, ``state/`` = HOME,
-kernel sockets, logs, ``sandbox.sock`` = the server's socket), one process group, the limits of
-:mod:`agentrl.sandbox.isolation` — **convenience isolation, not a security boundary**: the code
-runs as your user and can read your files. Use ``backend="docker"`` for untrusted code.
+Layout: one temporary folder per sandbox on the host — ``work/`` (mounted at ``/work``: the
+kernel's cwd, the only host folder the sandbox can write), ``run/`` (``/run/agentrl``: the
+server's socket and its one-time token file), ``etc/`` (the sandbox's ``passwd``/``group``),
+``server.log`` — plus the namespaces, uid, seccomp filter, rlimits and cgroup of
+:mod:`agentrl.sandbox.isolation`, and its own interpreter (:mod:`agentrl.sandbox.interpreter`:
+no project or task packages). Inside, the sandbox sees the same paths as a docker sandbox.
 
-The child holds the read end of a pipe as stdin and stops at EOF, so sandboxes do not outlive
-the process that started them even if it is killed with SIGKILL.
+The child holds the read end of a pipe as stdin and stops at EOF (and bwrap's
+``--die-with-parent``), so sandboxes do not outlive the process that started them even if it is
+killed with SIGKILL.
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ import logging
 import os
 import shutil
 import signal
-import sys
 import tempfile
 from pathlib import Path
 
+from agentrl.sandbox import isolation
 from agentrl.sandbox.base import ServerSandbox
-from agentrl.sandbox.isolation import CGroup, network_isolation_available, preexec, user_process_count
+from agentrl.sandbox.interpreter import base_prefix, sandbox_venv
+from agentrl.sandbox.isolation import CGroup, preexec
 from agentrl.sandbox.limits import Limits
 
 log = logging.getLogger(__name__)
@@ -35,34 +39,52 @@ class LocalSandbox(ServerSandbox):
         self.root: Path | None = None
         self.proc: asyncio.subprocess.Process | None = None
         self.cgroup: CGroup | None = None
-        self.network_isolated = False
+        self.uid = isolation.sandbox_uid()
+        self.venv: Path | None = None
+        self.seccomp = False
+
+    async def start(self) -> LocalSandbox:
+        # building the venv (once per machine) is not part of the start-up deadline
+        self.venv = await asyncio.to_thread(sandbox_venv)
+        return await super().start()
 
     async def _launch(self) -> Path:
-        self.root = Path(tempfile.mkdtemp(prefix="agentrl-sandbox-"))
-        sock = self.root / "sandbox.sock"
-        want_netns = not self.limits.network
-        self.network_isolated = want_netns and await asyncio.to_thread(network_isolation_available)
-        if want_netns and not self.network_isolated:
-            log.warning("local sandbox: this OS refused a network namespace; the sandbox HAS network access")
+        self.root = root = Path(tempfile.mkdtemp(prefix="agentrl-sandbox-"))
+        isolation.prepare_root(root, self.uid, self.token)
         self.cgroup = CGroup.create(self.limits)
-        argv = [
-            sys.executable, "-m", "agentrl_sandboxes.server",
-            "--unix", str(sock),
-            "--workdir", str(self.root / "work"),
-            "--statedir", str(self.root / "state"),
+        program = isolation.seccomp_program()
+        self.seccomp = program is not None
+        seccomp_r = None
+        if program is None:
+            log.warning("local sandbox: no seccomp filter for this architecture")
+        else:
+            seccomp_r, seccomp_w = os.pipe()  # the program (< 1 KiB) fits in the pipe buffer
+            os.write(seccomp_w, program)
+            os.close(seccomp_w)
+        server_args = [
+            "--unix", f"{isolation.SOCKDIR}/sandbox.sock",
+            "--workdir", isolation.WORKDIR,
+            "--statedir", isolation.STATEDIR,
+            "--token-file", f"{isolation.SOCKDIR}/token",
             "--exit-with-stdin",
         ]  # fmt: skip
-        with open(self.root / "server.log", "wb") as logfile:
-            self.proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=logfile,
-                stderr=logfile,
-                cwd=self.root,
-                start_new_session=True,
-                preexec_fn=preexec(self.limits, self.network_isolated, user_process_count(), self.cgroup),
-            )
-        return sock
+        argv = isolation.bwrap_argv(root, self.venv, base_prefix(), self.limits, seccomp_r, server_args)
+        try:
+            with open(root / "server.log", "wb") as logfile:
+                self.proc = await asyncio.create_subprocess_exec(
+                    *argv,
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=logfile,
+                    stderr=logfile,
+                    cwd="/",
+                    start_new_session=True,
+                    pass_fds=[seccomp_r] if seccomp_r is not None else [],
+                    preexec_fn=preexec(self.limits, self.uid, self.cgroup),
+                )
+        finally:
+            if seccomp_r is not None:
+                os.close(seccomp_r)
+        return root / "run" / "sandbox.sock"
 
     async def _server_gone(self) -> bool:
         return self.proc is None or self.proc.returncode is not None
@@ -78,9 +100,12 @@ class LocalSandbox(ServerSandbox):
             **super().info(),
             "pid": self.proc.pid if self.proc else None,
             "root": str(self.root),
-            "network_isolated": self.network_isolated,
+            "uid": self.uid,
+            "interpreter": str(self.venv),
+            "network_isolated": not self.limits.network,
+            "seccomp": self.seccomp,
             "cgroup": [str(d) for d in self.cgroup.dirs] if self.cgroup else None,
-            "security_boundary": False,
+            "security_boundary": True,
         }
 
     async def _terminate(self) -> None:
@@ -94,7 +119,7 @@ class LocalSandbox(ServerSandbox):
         if proc is not None:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
+            except (ProcessLookupError, PermissionError):
                 pass
             if proc.returncode is None:
                 await proc.wait()
