@@ -1,9 +1,10 @@
-"""Scripted agents (oracle, random) and a loop that plays one episode with any of them.
+"""Scripted agents (oracle, random), and :func:`aplay_episode` to play one episode with one.
 
 An agent is anything with ``act(observation) -> str``. The oracle asks the env for its
 ``oracle_action()`` (every bundled env ships one: the proof that the env and its reward are
-right); the random agent asks for ``random_action(rng)``. Policies backed by language models
-live in :mod:`agentrl.policy` and run through the rollout engine instead.
+right); the random agent asks for ``random_action(rng)``. Episodes are played by the one turn
+loop of :mod:`agentrl.rollout.episode` (through a
+:class:`~agentrl.rollout.episode.ScriptedActor`), like model policies.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from agentrl.env.base import TextEnv
-from agentrl.types import StepRecord, Trajectory
+from agentrl.types import Trajectory
 
 
 class Agent(Protocol):
@@ -55,30 +56,8 @@ def make_agent(name: str, env: TextEnv, seed: int | None = None) -> Agent:
 async def aplay_episode(
     env: TextEnv, agent: Agent, seed: int | None = None, task_id: str | None = None
 ) -> Trajectory:
-    """Run one episode of a scripted agent on the env's async API and record it."""
-    observation, info = await env.areset(seed=seed, options={"task_id": task_id} if task_id else None)
-    trajectory = Trajectory(env_id=env.spec.id if env.spec else type(env).__name__, task_id=info["task_id"], seed=seed)
-    state_key = info["state_key"]
-    while True:
-        action = agent.act(observation)
-        next_observation, reward, terminated, truncated, info = await env.astep(action)
-        trajectory.steps.append(
-            StepRecord(
-                index=len(trajectory.steps),
-                observation=observation,
-                action=action,
-                reward=reward,
-                tool_calls=info["tool_calls"],
-                state_key=state_key,
-                valid_action=info["valid_action"],
-                info={"error": info["error"]} if info["error"] else {},
-            )
-        )
-        observation, state_key = next_observation, info["state_key"]
-        if terminated or truncated:
-            trajectory.final_reward = sum(s.reward for s in trajectory.steps)
-            trajectory.success = bool(info["success"])
-            if truncated:
-                trajectory.status = "truncated"
-                trajectory.truncation = info.get("truncation")
-            return trajectory
+    """Play one episode of a scripted agent on ``env`` (the env's async API) and record it."""
+    from agentrl.rollout.episode import ScriptedActor, finalize, play  # the rollout layer builds on env
+
+    trajectory = Trajectory(env_id=env.spec.id if env.spec else type(env).__name__, task_id=task_id or "", seed=seed)
+    return finalize(await play(env, ScriptedActor(lambda _env: agent), trajectory))

@@ -81,68 +81,43 @@ class EpisodeRunner:
             await self._close()
 
 
-def build_runner(settings: EvalSettings, api_key: str | None = None) -> EpisodeRunner:
-    """Set up ``settings.agent``; raises AgentLoadError with a readable reason."""
+def build_runner(settings: EvalSettings, api_key: str | None = None, *, strict: bool = True) -> EpisodeRunner:
+    """Set up ``settings.agent``; raises AgentLoadError with a readable reason.
+
+    Every agent plays through the one turn loop (:func:`agentrl.rollout.episode.run_actor`);
+    ``strict`` (default): an exception that is not an infrastructure error fails the run.
+    """
     agent: AgentSpec = settings.agent
     if agent.kind in ("oracle", "random"):
         return EpisodeRunner(scripted_episode_fn(settings))
 
+    from agentrl.policy.factory import PolicyLoadError, load_policy
     from agentrl.policy.render import ChatRenderer
-    from agentrl.rollout.episode import run_chat_episode, run_episode
+    from agentrl.rollout.episode import ChatActor, TokenActor, run_actor
 
     sampling = SamplingParams(temperature=agent.temperature, max_tokens=agent.max_tokens)
 
     def env_factory():
         return agentrl.make(settings.env_id, **settings.env_options)
 
-    if agent.kind == "openai-chat":
-        from agentrl.policy.openai import OpenAIChatPolicy
-
+    if agent.kind in ("openai", "openai-chat"):
         if not (agent.base_url and agent.model):
-            raise AgentLoadError("openai-chat needs --base-url and --model (the served model name)")
+            raise AgentLoadError(f"{agent.kind} needs --base-url and --model (the served model name)")
+        tokenizer = _load_tokenizer(agent.tokenizer or agent.model) if agent.kind == "openai" else None
         asyncio.run(check_server(agent.base_url, api_key))
-        policy = OpenAIChatPolicy(agent.base_url, agent.model, api_key=api_key)
-
-        async def play_chat(task_id: str, seed: int) -> Trajectory:
-            return await run_chat_episode(
-                env_factory, policy, sampling, seed=seed, task_id=task_id, timeout_s=agent.episode_timeout_s
-            )
-
-        return EpisodeRunner(play_chat, policy.aclose)
-
-    if agent.kind == "openai":
-        from agentrl.policy.openai import OpenAIPolicy
-
-        if not (agent.base_url and agent.model):
-            raise AgentLoadError("openai needs --base-url and --model (the served model name)")
-        tokenizer = _load_tokenizer(agent.tokenizer or agent.model)
-        asyncio.run(check_server(agent.base_url, api_key))
-        policy = OpenAIPolicy(agent.base_url, agent.model, api_key=api_key)
-    elif agent.kind == "hf":
-        from transformers import AutoModelForCausalLM
-
-        from agentrl.policy.hf import HFPolicy
-
-        directory = _check_model_dir(agent.model, "transformers model")
-        tokenizer = _load_tokenizer(agent.tokenizer or str(directory))
-        policy = HFPolicy(AutoModelForCausalLM.from_pretrained(directory).eval(), tokenizer)
-    else:  # vllm
-        try:
-            from agentrl.policy.vllm import VLLMPolicy
-        except ImportError as exc:
-            raise AgentLoadError(f"the vllm agent needs the vllm extra: {exc}") from None
-        directory = _check_model_dir(agent.model, "model")
-        tokenizer = _load_tokenizer(agent.tokenizer or str(directory))
-        try:
-            policy = VLLMPolicy(str(directory))
-        except ImportError as exc:
-            raise AgentLoadError(str(exc)) from None
-
-    renderer = ChatRenderer(tokenizer)
+        model = agent.model
+    else:
+        model = str(_check_model_dir(agent.model, "transformers model" if agent.kind == "hf" else "model"))
+        tokenizer = _load_tokenizer(agent.tokenizer or model)
+    try:
+        policy = load_policy(agent.kind, model, tokenizer=tokenizer, base_url=agent.base_url, api_key=api_key)
+    except PolicyLoadError as exc:
+        raise AgentLoadError(str(exc)) from None
+    actor = ChatActor(policy, sampling) if agent.kind == "openai-chat" else TokenActor(policy, ChatRenderer(tokenizer), sampling)
 
     async def play(task_id: str, seed: int) -> Trajectory:
-        return await run_episode(
-            env_factory, policy, renderer, sampling, seed=seed, task_id=task_id, timeout_s=agent.episode_timeout_s
+        return await run_actor(
+            env_factory, actor, seed=seed, task_id=task_id, timeout_s=agent.episode_timeout_s, strict=strict
         )
 
-    return EpisodeRunner(play, getattr(policy, "aclose", None))
+    return EpisodeRunner(play, policy.aclose)

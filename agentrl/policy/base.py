@@ -17,7 +17,7 @@ Errors a backend raises are typed, so the rollout engine can tell infrastructure
 
 from __future__ import annotations
 
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -85,6 +85,28 @@ class Policy(Protocol):
         ...
 
     async def generate(self, prompt_token_ids: list[int], sampling: SamplingParams) -> Completion: ...
+
+
+@runtime_checkable
+class TrainablePolicy(Policy, Protocol):
+    """A sampler the trainer updates: what :class:`agentrl.train.trainer.Trainer` needs of it.
+
+    ``weights_lock`` is held around every in-place change of the weights (an in-process sampler
+    holds it for each batch, so no batch mixes two versions; a sampler with its own copy gives a
+    no-op lock). ``sync_weights(model, version)`` makes the sampler serve ``model``'s current
+    weights as ``version`` (default: the next one) and returns it — a version bump for a sampler
+    that shares the trained module, a weight push for one with its own copy (vLLM).
+    ``reseed(seed)`` reseeds sampling for requests without a seed of their own. ``aclose()``
+    releases the sampler.
+    """
+
+    weights_lock: Any
+
+    async def sync_weights(self, model: Any, version: int | None = None) -> int: ...
+
+    def reseed(self, seed: int) -> None: ...
+
+    async def aclose(self) -> None: ...
 
 
 class PolicyError(Exception):

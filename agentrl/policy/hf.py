@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from typing import Any
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -84,6 +85,12 @@ class HFPolicy:
     def bump_version(self) -> int:
         """Call after each weight update (while holding ``weights_lock``); returns the new version."""
         self._version += 1
+        return self._version
+
+    async def sync_weights(self, model: Any, version: int | None = None) -> int:
+        """The sampler shares the trained module: the new weights are live, mark their version."""
+        with self.weights_lock:
+            self._version = self._version + 1 if version is None else version
         return self._version
 
     async def generate(self, prompt_token_ids: list[int], sampling: SamplingParams) -> Completion:

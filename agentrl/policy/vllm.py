@@ -22,6 +22,7 @@ parsing, lazy import and weight-update sequencing are covered by CPU tests.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import Iterable
 from typing import Any
@@ -125,8 +126,24 @@ class VLLMPolicy:
             async with self._idle:
                 self._idle.notify_all()
 
+    #: Weights change only through :meth:`sync_weights` (the engine holds its own copy).
+    weights_lock = contextlib.nullcontext()
+
+    def reseed(self, seed: int) -> None:
+        """No-op: the rollout engine gives every request its own seed (vLLM seeds per request)."""
+
+    async def sync_weights(self, model: Any, version: int | None = None) -> int:
+        """Push ``model``'s weights into the engine (requests paused meanwhile); returns the version."""
+        await self.update_weights([(n, t.detach()) for n, t in model.state_dict().items()])
+        if version is not None:
+            self._version = version
+        return self._version
+
+    async def aclose(self) -> None:
+        """Nothing to release beyond the engine, which lives as long as the process."""
+
     async def update_weights(self, named_tensors: Iterable[tuple[str, Any]]) -> int:
-        """Load new weights (the trainer's entry point); returns the new policy version."""
+        """Load new weights; returns the new policy version."""
         self._open.clear()
         try:
             async with self._idle:

@@ -1,22 +1,26 @@
-"""Rollouts: one episode (:func:`run_episode`), the async engine (:class:`RolloutEngine`) with
-groups, deadlines, retries and staleness control, and Tree-GRPO tree rollouts."""
+"""Rollouts: the one turn loop and its actors (:mod:`agentrl.rollout.episode`), the async engine
+(:class:`RolloutEngine`) with groups, deadlines, retries and staleness control, Tree-GRPO tree
+rollouts (:mod:`agentrl.rollout.tree`) and the batch handed to the learner
+(:class:`RolloutBatch`).
 
-from agentrl.rollout.engine import Group, GroupSpec, RolloutConfig, RolloutEngine, group_specs
-from agentrl.rollout.episode import INFRA_ERRORS, ChatPolicy, play, play_chat, run_chat_episode, run_episode
-from agentrl.rollout.tree import TreeBuilder, TreeConfig
+The configs (:mod:`agentrl.rollout.config`) import light; the rest loads on first use (the
+renderer imports transformers)."""
 
-__all__ = [
-    "INFRA_ERRORS",
-    "ChatPolicy",
-    "Group",
-    "GroupSpec",
-    "RolloutConfig",
-    "RolloutEngine",
-    "TreeBuilder",
-    "TreeConfig",
-    "group_specs",
-    "play",
-    "play_chat",
-    "run_chat_episode",
-    "run_episode",
-]
+from agentrl._lazy import lazy_attributes
+from agentrl.rollout.config import RolloutConfig, TreeConfig
+
+_EXPORTS = {
+    **dict.fromkeys(("Group", "GroupSpec", "RolloutEngine", "group_specs"), "agentrl.rollout.engine"),
+    **dict.fromkeys(
+        (
+            "Actor", "ActorSession", "ChatActor", "ChatPolicy", "ScriptedActor", "TokenActor", "play", "play_turns",
+            "run_actor", "run_chat_episode", "run_episode",
+        ),
+        "agentrl.rollout.episode",
+    ),
+    "TreeBuilder": "agentrl.rollout.tree",
+    "RolloutBatch": "agentrl.rollout.batch",
+}
+__getattr__ = lazy_attributes(__name__, _EXPORTS)
+
+__all__ = sorted([*_EXPORTS, "RolloutConfig", "TreeConfig"])

@@ -6,7 +6,7 @@
   ``seed``, same ``task_id``). It is handed on only when every member is done; members that
   keep failing stay in the group as ``infra_error`` (masked downstream), so long or failing
   episodes are never swapped for short ones.
-* **Deadline and retries.** Each attempt runs under one deadline (:func:`run_episode`); an
+* **Deadline and retries.** Each attempt runs under one deadline (:func:`run_actor`); an
   attempt that ends in ``infra_error`` (timeout, sandbox or backend failure) is retried with the
   same seed and task, up to ``max_attempts`` in all. ``info["attempts"]`` records how many ran.
 * **Staleness** (:meth:`RolloutEngine.stream`). Capacity control, not dropping: with
@@ -22,34 +22,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
-import zlib
 from collections.abc import AsyncIterator, Iterable
 
-from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
 import agentrl
-from agentrl.policy.base import Policy, SamplingParams
+from agentrl.policy.base import Policy
 from agentrl.policy.render import ChatRenderer
-from agentrl.rollout.episode import EnvFactory, run_episode
-from agentrl.rollout.tree import TreeBuilder, TreeConfig
+from agentrl.rollout.config import RolloutConfig, TreeConfig
+from agentrl.rollout.episode import EnvFactory, TokenActor, derive_seed, run_actor
+from agentrl.rollout.tree import TreeBuilder
 from agentrl.types import RolloutTree, Trajectory, new_id
-
-
-class RolloutConfig(BaseModel):
-    """Knobs of the engine; the defaults run."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    group_size: int = Field(default=8, ge=1, description="Episodes per task (G).")
-    max_concurrency: int = Field(default=32, ge=1, description="Episodes in flight at once.")
-    episode_timeout_s: float | None = Field(default=600.0, gt=0, description="Deadline per attempt (None: none).")
-    max_attempts: int = Field(default=3, ge=1, description="Attempts per episode before it stays infra_error.")
-    max_context_tokens: int | None = Field(default=None, ge=2, description="Context cap (None: the policy's).")
-    max_staleness: int | None = Field(default=None, ge=0, description="Bound for stream() (None: unbounded).")
-    sampling: SamplingParams = Field(default_factory=SamplingParams)
-    seed: int = Field(default=0, description="Seeds the episode seeds and tree expansion choices.")
-    strict: bool = Field(default=False, description="Re-raise unexpected (non-infra) exceptions.")
 
 
 @dataclasses.dataclass
@@ -118,6 +101,11 @@ class RolloutEngine:
         self._bar = None
         self.stats = {"episodes": 0, "attempts": 0, "infra_errors": 0, "retries": 0}
 
+    def actor(self) -> TokenActor:
+        """The actor every episode and tree branch of this engine samples with."""
+        c = self.config
+        return TokenActor(self.policy, self.renderer, c.sampling, c.max_context_tokens)
+
     # ------------------------------------------------------------------ episodes
     async def run_episode(self, spec: GroupSpec, member: int = 0) -> Trajectory:
         """One group member: attempts under the concurrency cap until not ``infra_error``.
@@ -126,19 +114,17 @@ class RolloutEngine:
         seed, the member index and the attempt, so a rollout is reproducible whatever the batching
         (same config → same tokens) while members of a group still explore differently."""
         c = self.config
+        actor = self.actor()
         for attempt in range(1, c.max_attempts + 1):
-            seed = zlib.crc32(f"{c.seed}:{spec.seed}:{member}:{attempt}".encode()) & 0x7FFFFFFF
             async with self._slots:
-                trajectory = await run_episode(
+                trajectory = await run_actor(
                     self.env_factory,
-                    self.policy,
-                    self.renderer,
-                    c.sampling.model_copy(update={"seed": seed}),
+                    actor,
                     seed=spec.seed,
                     task_id=spec.task_id,
                     group_id=spec.group_id,
+                    sampling_seed=derive_seed(c.seed, spec.seed, member, attempt),
                     timeout_s=c.episode_timeout_s,
-                    max_context_tokens=c.max_context_tokens,
                     strict=c.strict,
                 )
             self.stats["attempts"] += 1
@@ -158,8 +144,12 @@ class RolloutEngine:
 
     async def run_tree_group(self, spec: GroupSpec, tree: TreeConfig) -> Group:
         """``tree.num_trees`` Tree-GRPO trees for one task: one group of :class:`RolloutTree`."""
-        rng = random.Random(f"{self.config.seed}:{spec.seed}:{spec.group_id}")
-        builders = [TreeBuilder(self, spec, tree, random.Random(rng.random())) for _ in range(tree.num_trees)]
+        c = self.config
+        rng = random.Random(f"{c.seed}:{spec.seed}")
+        builders = [
+            TreeBuilder(self, spec, tree, random.Random(rng.random()), derive_seed(c.seed, spec.seed, "tree", t))
+            for t in range(tree.num_trees)
+        ]
         trees = await asyncio.gather(*(b.grow() for b in builders))
         if self._bar is not None:
             self._bar.update(len(trees))

@@ -1,33 +1,51 @@
-"""One episode: env ⇄ chat renderer ⇄ policy, recorded as a :class:`~agentrl.types.Trajectory`.
+"""The one turn loop: every episode — chains, tree branches, evaluation, SFT demonstrations and
+``agentrl run`` — is played by :func:`play_turns`, whatever chooses the actions.
 
-:func:`play` is the loop (it fills a trajectory in place, so the steps taken before a failure
-survive for debugging); :func:`run_episode` adds what every caller wants around it — one
-deadline covering env creation (sandbox boot), reset, every generation and every tool call, and
-the classification of failures:
+**Actors** choose actions. An :class:`Actor` is shared by many episodes; :meth:`Actor.begin`
+starts one episode's :class:`ActorSession` (the conversation so far), which can :meth:`fork`
+for a tree branch:
+
+=====================  ==========================================================================
+:class:`TokenActor`    a token :class:`~agentrl.policy.base.Policy` through a
+                       :class:`~agentrl.policy.render.ChatRenderer` (exact ids + logprobs:
+                       trainable)
+:class:`ChatActor`     a chat-only model (messages in, text out; evaluation only)
+:class:`ScriptedActor` a scripted agent (``env.oracle_action()``, random actions, any
+                       ``act(observation) -> str``)
+=====================  ==========================================================================
+
+**The loop** (:func:`play_turns`) is the same for all of them: turn ``t`` samples with seed
+``turn_seed(seed, t)`` (``t`` = depth from the root, so a seeded rollout does not depend on how
+requests are batched and a tree branch continues its own seed stream); the step is recorded
+*before* the env runs it (a step taken before a failure survives for debugging); the env's
+``info["error"]`` is kept in ``step.info["error"]``; and the episode ends as
 
 =================================  =========================================================
-what happened                      trajectory
+what happened                      ending
 =================================  =========================================================
 env terminated                     ``status="ok"``
-env truncated (max turns, invalid  ``status="truncated"``, ``truncation`` = the env's reason
-actions in a row)
+env truncated                      ``truncated`` / the env's ``info["truncation"]``, else ``max_turns``
 prompt fills the context           ``truncated`` / ``context_overflow`` (before generating)
 completion hit the context end     ``truncated`` / ``context_overflow`` (step recorded, env not stepped)
 completion hit ``max_tokens``      ``truncated`` / ``length`` (step recorded, env not stepped)
-deadline passed                    ``infra_error`` / ``timeout``
-sandbox / backend / I/O failure    ``infra_error`` (``error`` says what), never reward 0
 =================================  =========================================================
 
-A length-cut turn is not an invalid action: the env never sees it, nothing is generated after it.
-``final_reward`` is Σ r_t over the recorded steps. Each step's ``state_key`` is the env's key
-*before* the action (from the previous ``info``), its ``policy_version`` the version of the
-weights that sampled it; the trajectory's ``policy_version`` is the oldest of them (staleness is
-measured from the oldest).
+A length-cut turn is not an invalid action: the env never sees it. Each step's ``state_key`` is
+the env's key *before* the action, its ``policy_version`` the version of the weights that
+sampled it.
+
+**Failures** (:func:`run_actor`, one deadline over env creation, reset, every generation and
+every tool call): an :class:`agentrl.errors.InfraError` or the deadline → ``status="infra_error"``
+(masked downstream, retried by the engine, never scored). Any other exception is a bug: with
+``strict=True`` (the default) it propagates with its traceback and fails the run; with
+``strict=False`` it is logged and the episode masked as ``infra_error``. A bare ``OSError`` or
+``ConnectionError`` is *not* infrastructure: backends wrap theirs in typed errors.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import logging
 import time
@@ -36,12 +54,13 @@ import zlib
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from agentrl.env.agents import Agent
 from agentrl.env.base import TextEnv
+from agentrl.errors import InfraError
 from agentrl.policy.base import (
     Completion,
     ContextOverflowError,
     Policy,
-    PolicyBackendError,
     SamplingParams,
     TokenIdsUnavailableError,
     generation_budget,
@@ -53,15 +72,15 @@ log = logging.getLogger(__name__)
 
 EnvFactory = Callable[[], TextEnv | Awaitable[TextEnv]]
 
-try:  # the sandbox layer's typed failures (optional: rollouts work without it)
-    from agentrl.sandbox.errors import SandboxError
-except ImportError:  # pragma: no cover - only when the sandbox package is absent
-    SandboxError = ()  # type: ignore[assignment,misc]
 
-#: Exceptions that mean "the infrastructure failed", not "the agent failed".
-INFRA_ERRORS: tuple[type[BaseException], ...] = tuple(
-    t for t in (SandboxError, PolicyBackendError, ConnectionError, OSError, TimeoutError) if isinstance(t, type)
-)
+def derive_seed(*parts: object) -> int:
+    """A 31-bit, well-mixed seed from ``parts`` (e.g. ``derive_seed(episode_seed, turn)``)."""
+    return zlib.crc32(":".join(map(str, parts)).encode()) & 0x7FFFFFFF
+
+
+def turn_seed(episode_seed: int, turn: int) -> int:
+    """The sampling seed of turn ``turn`` (depth from the root) of an episode or branch."""
+    return derive_seed(episode_seed, turn)
 
 
 async def make_env(factory: EnvFactory) -> TextEnv:
@@ -80,96 +99,240 @@ async def close_env(env: TextEnv | None, timeout_s: float = 10.0) -> None:
         log.warning("closing %s failed: %s", type(env).__name__, exc)
 
 
-def turn_seed(episode_seed: int, turn: int) -> int:
-    """The sampling seed of one turn, from the episode's sampling seed (31-bit, well mixed)."""
-    return zlib.crc32(f"{episode_seed}:{turn}".encode()) & 0x7FFFFFFF
+# ---------------------------------------------------------------------------------------- actors
+@dataclasses.dataclass
+class Turn:
+    """What an actor produced for one turn: the step (env fields still empty; None when nothing
+    could be generated) and a truncation reason when the turn was cut."""
+
+    step: StepRecord | None
+    truncation: str | None = None
 
 
-def stream_sampling(renderer: ChatRenderer, sampling: SamplingParams) -> SamplingParams:
-    """The sampling params of a rollout: the user's plus the template's end-of-turn token."""
-    return sampling.with_stop_token_ids(renderer.stop_token_ids)
+class ActorSession(Protocol):
+    """One episode's actor state (the conversation so far)."""
+
+    @property
+    def segment_breaks(self) -> int: ...
+
+    async def act(self, seed: int | None) -> Turn: ...
+
+    def observe(self, observation: str) -> None: ...
+
+    def fork(self, env: TextEnv) -> ActorSession:
+        """An independent copy at this point, acting in ``env`` (a fork of this session's env)."""
+        ...
 
 
-async def generate_step(
-    policy: Policy,
-    conversation: Conversation,
-    sampling: SamplingParams,
-    max_context_tokens: int | None,
-) -> tuple[StepRecord | None, str | None]:
-    """Sample one turn. Returns the step (env fields still empty) and a truncation reason:
-    ``(None, "context_overflow")`` when nothing could be generated, ``(step, "length")`` or
-    ``(step, "context_overflow")`` when the completion was cut, ``(step, None)`` otherwise."""
-    prompt = conversation.prompt_ids()
-    limits = [x for x in (max_context_tokens, policy.max_context_tokens) if x is not None]
-    try:
-        budget = generation_budget(len(prompt), sampling, min(limits) if limits else None)
-        completion = await policy.generate(prompt, sampling.model_copy(update={"max_tokens": budget}))
-    except ContextOverflowError:
-        return None, "context_overflow"
-    if not completion.token_ids:
-        raise TokenIdsUnavailableError(
-            "the policy returned no token ids: token-level rollouts need a backend that returns them "
-            "(use a chat-only policy with run_chat_episode for evaluation)"
+class Actor(Protocol):
+    """Chooses actions; :meth:`begin` starts one episode after ``env.areset``."""
+
+    def begin(self, env: TextEnv, observation: str) -> ActorSession: ...
+
+
+class TokenActor:
+    """A token policy through a chat renderer: the steps carry exact ids and behaviour logprobs."""
+
+    def __init__(
+        self, policy: Policy, renderer: ChatRenderer, sampling: SamplingParams, max_context_tokens: int | None = None
+    ):
+        self.policy = policy
+        self.renderer = renderer
+        self.sampling = sampling.with_stop_token_ids(renderer.stop_token_ids)
+        limits = [x for x in (max_context_tokens, policy.max_context_tokens) if x is not None]
+        self.max_context_tokens = min(limits) if limits else None
+
+    def begin(self, env: TextEnv, observation: str) -> _TokenSession:
+        return _TokenSession(self, self.renderer.start(env.system_prompt(), observation, env.tools))
+
+
+class _TokenSession:
+    def __init__(self, actor: TokenActor, conversation: Conversation):
+        self.actor = actor
+        self.conversation = conversation
+
+    @property
+    def segment_breaks(self) -> int:
+        return self.conversation.segment_breaks
+
+    async def act(self, seed: int | None) -> Turn:
+        actor, conversation = self.actor, self.conversation
+        sampling = actor.sampling if seed is None else actor.sampling.model_copy(update={"seed": seed})
+        prompt = conversation.prompt_ids()
+        try:
+            budget = generation_budget(len(prompt), sampling, actor.max_context_tokens)
+            completion = await actor.policy.generate(prompt, sampling.model_copy(update={"max_tokens": budget}))
+        except ContextOverflowError:
+            return Turn(None, "context_overflow")
+        if not completion.token_ids:
+            raise TokenIdsUnavailableError(
+                "the policy returned no token ids: token-level rollouts need a backend that returns them "
+                "(use a ChatActor / run_chat_episode for chat-only models)"
+            )
+        step = StepRecord(
+            index=0,
+            observation="",
+            action=conversation.add_completion(completion.token_ids),
+            prompt_token_ids=prompt,
+            completion_token_ids=completion.token_ids,
+            logprobs=completion.logprobs,
+            finish_reason=completion.finish_reason,
+            segment=conversation.segment,
+            policy_version=completion.policy_version,
         )
-    action = conversation.add_completion(completion.token_ids)
-    step = StepRecord(
-        index=0,
-        observation="",
-        action=action,
-        prompt_token_ids=prompt,
-        completion_token_ids=completion.token_ids,
-        logprobs=completion.logprobs,
-        finish_reason=completion.finish_reason,
-        segment=conversation.segment,
-        policy_version=completion.policy_version,
-    )
-    truncation = None
-    if completion.finish_reason == "length":
-        truncation = "length" if budget == sampling.max_tokens else "context_overflow"
-    return step, truncation
+        truncation = None
+        if completion.finish_reason == "length":
+            truncation = "length" if budget == sampling.max_tokens else "context_overflow"
+        return Turn(step, truncation)
+
+    def observe(self, observation: str) -> None:
+        self.conversation.add_observation(observation)
+
+    def fork(self, env: TextEnv) -> _TokenSession:
+        return _TokenSession(self.actor, self.conversation.fork())
 
 
-async def play(
+class ChatPolicy(Protocol):
+    """A chat-only model (e.g. :class:`agentrl.policy.openai.OpenAIChatPolicy`): messages in, text out."""
+
+    policy_version: int
+
+    async def chat(self, messages: list[dict], sampling: SamplingParams, tools: list[dict] | None = None) -> Completion: ...
+
+
+class ChatActor:
+    """A chat-only model over messages: text steps without token ids (evaluation, never training)."""
+
+    def __init__(self, policy: ChatPolicy, sampling: SamplingParams):
+        self.policy = policy
+        self.sampling = sampling
+
+    def begin(self, env: TextEnv, observation: str) -> _ChatSession:
+        system = env.system_prompt()
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": observation}]
+        return _ChatSession(self, messages, [t.to_openai() for t in env.tools] or None)
+
+
+class _ChatSession:
+    segment_breaks = 0
+
+    def __init__(self, actor: ChatActor, messages: list[dict], tools: list[dict] | None):
+        self.actor, self.messages, self.tools = actor, messages, tools
+        self._last_action = ""
+
+    async def act(self, seed: int | None) -> Turn:
+        sampling = self.actor.sampling if seed is None else self.actor.sampling.model_copy(update={"seed": seed})
+        completion = await self.actor.policy.chat(self.messages, sampling, self.tools)
+        self._last_action = completion.text or ""
+        step = StepRecord(
+            index=0,
+            observation="",
+            action=self._last_action,
+            finish_reason=completion.finish_reason,
+            policy_version=completion.policy_version,
+        )
+        return Turn(step, "length" if completion.finish_reason == "length" else None)
+
+    def observe(self, observation: str) -> None:
+        self.messages += [{"role": "assistant", "content": self._last_action}, {"role": "user", "content": observation}]
+
+    def fork(self, env: TextEnv) -> _ChatSession:
+        return _ChatSession(self.actor, list(self.messages), self.tools)
+
+
+class ScriptedActor:
+    """A scripted agent; ``make_agent(env)`` builds the agent for an episode's env
+    (e.g. ``lambda env: OracleAgent(env)``; see :func:`agentrl.env.agents.make_agent`)."""
+
+    def __init__(self, make_agent: Callable[[TextEnv], Agent]):
+        self.make_agent = make_agent
+
+    def begin(self, env: TextEnv, observation: str) -> _ScriptedSession:
+        return _ScriptedSession(self, self.make_agent(env), observation)
+
+
+class _ScriptedSession:
+    segment_breaks = 0
+
+    def __init__(self, actor: ScriptedActor, agent: Agent, observation: str):
+        self.actor, self.agent, self.observation = actor, agent, observation
+
+    async def act(self, seed: int | None) -> Turn:
+        return Turn(StepRecord(index=0, observation="", action=self.agent.act(self.observation)))
+
+    def observe(self, observation: str) -> None:
+        self.observation = observation
+
+    def fork(self, env: TextEnv) -> _ScriptedSession:
+        return _ScriptedSession(self.actor, self.actor.make_agent(env), self.observation)
+
+
+# ------------------------------------------------------------------------------------- the loop
+@dataclasses.dataclass
+class Ending:
+    """How an episode (or a tree branch) ended."""
+
+    status: str  # "ok" | "truncated"
+    truncation: str | None = None
+    success: bool = False
+
+
+async def play_turns(
     env: TextEnv,
-    policy: Policy,
-    renderer: ChatRenderer,
-    trajectory: Trajectory,
-    sampling: SamplingParams,
+    session: ActorSession,
+    observation: str,
+    state_key: str | None,
     *,
-    max_context_tokens: int | None = None,
-) -> Trajectory:
-    """Run one episode on a fresh ``env``, appending to ``trajectory`` (seed/task from it)."""
-    options = {"task_id": trajectory.task_id} if trajectory.task_id else None
-    observation, info = await env.areset(seed=trajectory.seed, options=options)
-    trajectory.task_id = info["task_id"]
-    conversation = renderer.start(env.system_prompt(), observation, env.tools)
-    sampling = stream_sampling(renderer, sampling)
-    state_key = info["state_key"]
+    depth: int,
+    seed: int | None,
+    record: Callable[[StepRecord], None],
+    branch_point: Callable[[StepRecord, str, str | None], Awaitable[None]] | None = None,
+) -> Ending:
+    """THE turn loop: act → record → ``env.astep`` → observe, from ``depth`` until the episode ends.
+
+    ``record(step)`` receives each step as soon as it is sampled; ``branch_point(step, observation,
+    state_key)`` (trees) is awaited after every step the episode goes on from.
+    """
     while True:
-        turn_sampling = sampling
-        if sampling.seed is not None:  # one seed per turn: samples do not depend on how requests are batched
-            turn_sampling = sampling.model_copy(update={"seed": turn_seed(sampling.seed, len(trajectory.steps))})
-        step, truncation = await generate_step(policy, conversation, turn_sampling, max_context_tokens)
-        if step is None:
-            trajectory.status, trajectory.truncation = "truncated", truncation
-            break
-        step.index, step.observation, step.state_key = len(trajectory.steps), observation, state_key
-        trajectory.steps.append(step)
-        if truncation is not None:
-            trajectory.status, trajectory.truncation = "truncated", truncation
-            break
+        turn = await session.act(None if seed is None else turn_seed(seed, depth))
+        if turn.step is None:
+            return Ending("truncated", turn.truncation)
+        step = turn.step
+        step.index, step.observation, step.state_key = depth, observation, state_key
+        record(step)
+        if turn.truncation is not None:
+            return Ending("truncated", turn.truncation)
         observation, reward, terminated, truncated, info = await env.astep(step.action)
         step.reward, step.tool_calls, step.valid_action = float(reward), info["tool_calls"], info["valid_action"]
         if info.get("error"):
             step.info["error"] = info["error"]
         if terminated or truncated:
-            trajectory.success = bool(info["success"])
             if truncated:
-                trajectory.status, trajectory.truncation = "truncated", info.get("truncation", "max_turns")
-            break
-        conversation.add_observation(observation)
+                return Ending("truncated", info.get("truncation") or "max_turns", bool(info["success"]))
+            return Ending("ok", None, bool(info["success"]))
+        session.observe(observation)
         state_key = info["state_key"]
-    trajectory.info["segment_breaks"] = conversation.segment_breaks
+        depth += 1
+        if branch_point is not None:
+            await branch_point(step, observation, state_key)
+
+
+async def play(env: TextEnv, actor: Actor, trajectory: Trajectory, *, seed: int | None = None) -> Trajectory:
+    """One chain episode on a fresh ``env`` (its seed/task from ``trajectory``), appended in place.
+
+    ``seed`` is the sampling seed the per-turn seeds derive from (None: the actor's own).
+    """
+    options = {"task_id": trajectory.task_id} if trajectory.task_id else None
+    observation, info = await env.areset(seed=trajectory.seed, options=options)
+    trajectory.task_id = info["task_id"]
+    session = actor.begin(env, observation)
+    try:
+        ending = await play_turns(
+            env, session, observation, info["state_key"], depth=0, seed=seed, record=trajectory.steps.append
+        )
+    finally:
+        trajectory.info["segment_breaks"] = session.segment_breaks
+    trajectory.status, trajectory.truncation, trajectory.success = ending.status, ending.truncation, ending.success
     return trajectory
 
 
@@ -182,12 +345,51 @@ def finalize(trajectory: Trajectory) -> Trajectory:
     return trajectory
 
 
-def mark_failure(trajectory: Trajectory, exc: BaseException, *, timed_out: bool = False) -> None:
-    """Record an infrastructure failure (``timed_out``: the episode's deadline passed)."""
-    trajectory.status = "infra_error"
-    trajectory.success = False
-    trajectory.truncation = "timeout" if timed_out else None
-    trajectory.error = f"{type(exc).__name__}: {exc}"
+def classify(exc: BaseException, strict: bool, what: str = "episode") -> str:
+    """The recorded error of a failed episode/branch: infra errors are recorded; any other
+    exception is re-raised under ``strict`` or logged with its traceback and recorded."""
+    if not isinstance(exc, InfraError):
+        if strict:
+            raise exc
+        log.error("%s failed with an unexpected error (masked: strict is off):\n%s", what, traceback.format_exc())
+    return f"{type(exc).__name__}: {exc}"
+
+
+async def run_actor(
+    env_factory: EnvFactory,
+    actor: Actor,
+    *,
+    seed: int | None = None,
+    task_id: str | None = None,
+    group_id: str = "",
+    sampling_seed: int | None = None,
+    timeout_s: float | None = None,
+    strict: bool = True,
+) -> Trajectory:
+    """Create an env, play one episode with ``actor`` under one deadline, close the env.
+
+    Infrastructure failures come back as ``status="infra_error"``; other exceptions propagate
+    under ``strict`` (see the module docstring).
+    """
+    trajectory = Trajectory(task_id=task_id or "", seed=seed, group_id=group_id)
+    env: TextEnv | None = None
+    start = time.perf_counter()
+    deadline = asyncio.timeout(timeout_s)
+    try:
+        async with deadline:
+            env = await make_env(env_factory)
+            trajectory.env_id = env.spec.id if env.spec is not None else type(env).__name__
+            await play(env, actor, trajectory, seed=sampling_seed)
+    except Exception as exc:
+        trajectory.status, trajectory.success = "infra_error", False
+        if deadline.expired():
+            trajectory.truncation, trajectory.error = "timeout", f"TimeoutError: episode deadline of {timeout_s}s passed"
+        else:
+            trajectory.truncation, trajectory.error = None, classify(exc, strict)
+    finally:
+        await close_env(env)
+    trajectory.info["duration_s"] = round(time.perf_counter() - start, 4)
+    return finalize(trajectory)
 
 
 async def run_episode(
@@ -201,65 +403,19 @@ async def run_episode(
     group_id: str = "",
     timeout_s: float | None = None,
     max_context_tokens: int | None = None,
-    strict: bool = False,
+    strict: bool = True,
 ) -> Trajectory:
-    """Create an env, play one episode under one deadline, close the env; never raises on
-    infrastructure failures (they come back as ``status="infra_error"``).
-
-    ``strict=True`` re-raises exceptions that are not typed infrastructure failures (bugs),
-    instead of recording them as ``infra_error``.
-    """
-    trajectory = Trajectory(task_id=task_id or "", seed=seed, group_id=group_id)
-    return await _guarded(
+    """:func:`run_actor` with a :class:`TokenActor`; turn seeds derive from ``sampling.seed``."""
+    return await run_actor(
         env_factory,
-        trajectory,
-        lambda env: play(env, policy, renderer, trajectory, sampling, max_context_tokens=max_context_tokens),
-        timeout_s,
-        strict,
+        TokenActor(policy, renderer, sampling, max_context_tokens),
+        seed=seed,
+        task_id=task_id,
+        group_id=group_id,
+        sampling_seed=sampling.seed,
+        timeout_s=timeout_s,
+        strict=strict,
     )
-
-
-class ChatPolicy(Protocol):
-    """A chat-only model (e.g. :class:`agentrl.policy.openai.OpenAIChatPolicy`): messages in, text out."""
-
-    policy_version: int
-
-    async def chat(self, messages: list[dict], sampling: SamplingParams, tools: list[dict] | None = None) -> Completion: ...
-
-
-async def play_chat(env: TextEnv, policy: ChatPolicy, trajectory: Trajectory, sampling: SamplingParams) -> Trajectory:
-    """The episode loop over messages (no token ids: for evaluation, never for training)."""
-    options = {"task_id": trajectory.task_id} if trajectory.task_id else None
-    observation, info = await env.areset(seed=trajectory.seed, options=options)
-    trajectory.task_id = info["task_id"]
-    system = env.system_prompt()
-    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": observation}]
-    tools = [t.to_openai() for t in env.tools] or None
-    state_key = info["state_key"]
-    while True:
-        completion = await policy.chat(messages, sampling, tools)
-        action = completion.text or ""
-        step = StepRecord(
-            index=len(trajectory.steps),
-            observation=observation,
-            action=action,
-            finish_reason=completion.finish_reason,
-            state_key=state_key,
-            policy_version=completion.policy_version,
-        )
-        trajectory.steps.append(step)
-        if completion.finish_reason == "length":
-            trajectory.status, trajectory.truncation = "truncated", "length"
-            return trajectory
-        observation, reward, terminated, truncated, info = await env.astep(action)
-        step.reward, step.tool_calls, step.valid_action = float(reward), info["tool_calls"], info["valid_action"]
-        if terminated or truncated:
-            trajectory.success = bool(info["success"])
-            if truncated:
-                trajectory.status, trajectory.truncation = "truncated", info.get("truncation", "max_turns")
-            return trajectory
-        messages += [{"role": "assistant", "content": action}, {"role": "user", "content": observation}]
-        state_key = info["state_key"]
 
 
 async def run_chat_episode(
@@ -270,40 +426,10 @@ async def run_chat_episode(
     seed: int | None = None,
     task_id: str | None = None,
     timeout_s: float | None = None,
-    strict: bool = False,
+    strict: bool = True,
 ) -> Trajectory:
-    """:func:`run_episode` for chat-only models: same deadline and failure handling, text-only steps."""
-    trajectory = Trajectory(task_id=task_id or "", seed=seed)
-    return await _guarded(env_factory, trajectory, lambda env: play_chat(env, policy, trajectory, sampling), timeout_s, strict)
-
-
-async def _guarded(
-    env_factory: EnvFactory,
-    trajectory: Trajectory,
-    body: Callable[[TextEnv], Awaitable[Trajectory]],
-    timeout_s: float | None,
-    strict: bool,
-) -> Trajectory:
-    """Env creation + ``body`` under one deadline, failures classified, env always closed."""
-    env: TextEnv | None = None
-    start = time.perf_counter()
-    deadline = asyncio.timeout(timeout_s)
-    try:
-        async with deadline:
-            env = await make_env(env_factory)
-            trajectory.env_id = env.spec.id if env.spec is not None else type(env).__name__
-            await body(env)
-    except Exception as exc:
-        if deadline.expired():
-            mark_failure(trajectory, TimeoutError(f"episode deadline of {timeout_s}s passed"), timed_out=True)
-        elif isinstance(exc, INFRA_ERRORS):
-            mark_failure(trajectory, exc)
-        elif strict:
-            raise
-        else:
-            log.error("episode failed with an unexpected error:\n%s", traceback.format_exc())
-            mark_failure(trajectory, exc)
-    finally:
-        await close_env(env)
-    trajectory.info["duration_s"] = round(time.perf_counter() - start, 4)
-    return finalize(trajectory)
+    """:func:`run_actor` with a :class:`ChatActor` (text-only steps)."""
+    return await run_actor(
+        env_factory, ChatActor(policy, sampling), seed=seed, task_id=task_id, sampling_seed=sampling.seed,
+        timeout_s=timeout_s, strict=strict,
+    )

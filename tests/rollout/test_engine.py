@@ -90,8 +90,8 @@ async def test_tree_rollouts_share_prefixes(policy, renderer):
     assert len(group.members) == 2
     for tree in group.members:
         assert tree.seed == 5 and tree.task_id == group.members[0].task_id
-        # 3 invalid turns end each episode: the first chain has 2 non-terminal nodes; the round
-        # expands both, adding 2 episodes (3 leaves) for the suffix tokens only.
+        # 3 invalid turns end each episode (or a turn cut at max_tokens): the first chain has 2
+        # non-terminal nodes; the round expands both, adding 2 episodes (3 leaves).
         assert tree.info["branches"] == 2 and len(tree.leaves) == 3
         by_id = {n.node_id: n for n in tree.nodes}
         for node in tree.nodes:
@@ -100,7 +100,7 @@ async def test_tree_rollouts_share_prefixes(policy, renderer):
                 sampled = parent.prompt_token_ids + parent.completion_token_ids
                 assert node.step.prompt_token_ids[: len(sampled)] == sampled
                 assert node.step.index == parent.index + 1
-        assert all(len(p.steps) == 3 and p.truncation == "invalid_actions" for p in tree.paths())
+        assert all(len(p.steps) == 3 and p.truncation in ("invalid_actions", "length") for p in tree.paths())
         assert tree.info["generated_tokens"] == sum(len(n.step.completion_token_ids) for n in tree.nodes)
         # Shared prefixes are generated once: fewer tokens than the 3 paths spelled out.
         assert tree.info["generated_tokens"] < sum(

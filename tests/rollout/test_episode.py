@@ -132,8 +132,8 @@ class BuggyMaze(MazeEnv):
         raise KeyError("bug in the env")
 
 
-async def test_unexpected_errors_are_masked_or_raised_in_strict_mode(policy, renderer):
-    traj = await run_episode(BuggyMaze, policy, renderer, SHORT_TURNS, seed=6)
-    assert traj.status == "infra_error" and traj.error.startswith("KeyError")
+async def test_unexpected_errors_fail_by_default_and_are_masked_when_not_strict(policy, renderer):
     with pytest.raises(KeyError):
-        await run_episode(BuggyMaze, policy, renderer, SHORT_TURNS, seed=6, strict=True)
+        await run_episode(BuggyMaze, policy, renderer, SHORT_TURNS, seed=6)
+    traj = await run_episode(BuggyMaze, policy, renderer, SHORT_TURNS, seed=6, strict=False)
+    assert traj.status == "infra_error" and traj.error.startswith("KeyError")
