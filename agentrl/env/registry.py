@@ -7,7 +7,18 @@ A package makes environments available to agentrl by declaring, in its ``pyproje
 
 where ``register()`` calls :func:`agentrl.register` for each env. agentrl's own bundled
 environments are declared exactly this way (see agentrl's pyproject.toml), so there is one
-discovery path for everyone. Plug-ins load once, on the first :func:`make` / :func:`list_envs`.
+discovery path for everyone.
+
+Plug-ins load once, when ``agentrl`` is imported, so every id is a plain Gymnasium id from then
+on: ``import agentrl; gymnasium.make("agentrl/Maze-v0")``. Without importing agentrl, use
+Gymnasium's module prefix, ``gymnasium.make("agentrl:agentrl/Maze-v0")`` (Gymnasium 1.x dropped
+its own entry-point plug-ins). Registering must stay cheap: a hook registers entry-point
+*strings* (``"my_package.envs.env:MyEnv"``) and imports nothing heavy, so the env's module is
+imported only when the env is made. A package that re-exports its classes does so lazily
+(a PEP 562 module ``__getattr__``, as the bundled packages do) and its ``__init__`` does not
+import agentrl at module level: when a user's first import is such a package, its hook cannot
+run while agentrl is being imported (the package is half-initialised); it is then deferred and
+runs on the first :func:`make` / :func:`list_envs` instead.
 """
 
 from __future__ import annotations
@@ -15,7 +26,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import logging
-from importlib.metadata import entry_points
+import sys
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 import gymnasium
@@ -27,8 +39,9 @@ ENTRY_POINT_GROUP = "agentrl.envs"
 log = logging.getLogger(__name__)
 
 _registered: dict[str, str] = {}  # env id -> the plug-in (entry point) or module that registered it
-_loaded_plugins: set[str] = set()
 _plugin_errors: dict[str, str] = {}
+_scanned = False  # entry points are scanned once per process
+_deferred: list[EntryPoint] = []  # hooks whose package was still being imported at scan time
 
 
 class UnknownEnvError(KeyError):
@@ -46,12 +59,21 @@ def register(id: str, entry_point: str | type[TextEnv], **kwargs: Any) -> None:
 
 
 def load_plugins() -> None:
-    """Import every ``agentrl.envs`` entry point once; a broken plug-in is logged, not fatal."""
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        key = f"{ep.name}={ep.value}"
-        if key in _loaded_plugins:
+    """Run every ``agentrl.envs`` hook once; a broken plug-in is logged, not fatal.
+
+    Runs when ``agentrl`` is imported; later calls only retry deferred hooks (the entry-point
+    scan reads every installed distribution's metadata, ~10 ms, so it is done once).
+    """
+    global _scanned
+    pending = list(_deferred)
+    _deferred.clear()
+    if not _scanned:
+        _scanned = True
+        pending += entry_points(group=ENTRY_POINT_GROUP)
+    for ep in pending:
+        if _half_imported(ep):
+            _deferred.append(ep)
             continue
-        _loaded_plugins.add(key)
         try:
             hook = ep.load()
             if callable(hook):
@@ -59,6 +81,13 @@ def load_plugins() -> None:
         except Exception as exc:  # noqa: BLE001 - one bad plug-in must not hide the others
             _plugin_errors[ep.name] = f"{type(exc).__name__}: {exc}"
             log.warning("agentrl plug-in %r failed to load: %s", ep.name, exc)
+
+
+def _half_imported(ep: EntryPoint) -> bool:
+    """The hook's module is mid-import (it imported agentrl at its top) and lacks the hook yet."""
+    module = sys.modules.get(ep.module)
+    initializing = module is not None and getattr(module.__spec__, "_initializing", False)
+    return initializing and not hasattr(module, (ep.attr or "").split(".")[0])
 
 
 def list_envs() -> list[str]:

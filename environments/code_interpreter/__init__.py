@@ -8,15 +8,26 @@
 Both take ``backend="local"`` (default) or ``backend="docker"``; see README.md.
 """
 
-from agentrl_envs.code_interpreter.env import CodeInterpreterEnv, CodeMathEnv, HumanEvalEnv
+import importlib
+
+ENV = "agentrl_envs.code_interpreter.env"
 
 
 def register() -> None:
-    """Entry point of the ``agentrl.envs`` group."""
+    """Entry point of the ``agentrl.envs`` group: strings only, the sandbox layer loads when made."""
     import agentrl
 
-    agentrl.register("agentrl/CodeMath-v0", CodeMathEnv)
-    agentrl.register("agentrl/HumanEval-v0", HumanEvalEnv)
+    agentrl.register("agentrl/CodeMath-v0", f"{ENV}:CodeMathEnv")
+    agentrl.register("agentrl/HumanEval-v0", f"{ENV}:HumanEvalEnv")
+
+
+_EXPORTS = dict.fromkeys(["CodeInterpreterEnv", "CodeMathEnv", "HumanEvalEnv"], ENV)
+
+
+def __getattr__(name: str):  # PEP 562: the public names are imported on first use, not by register()
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["CodeInterpreterEnv", "CodeMathEnv", "HumanEvalEnv", "register"]

@@ -7,20 +7,31 @@
 See ``environments/search/README.md`` for the protocol, reward, corpus, licence and figures.
 """
 
-from agentrl_envs.search.agents import ClosedBookAgent
-from agentrl_envs.search.env import SearchConfig, SearchEnv, state_similarity
-from agentrl_envs.search.questions import Hop, Question
-from agentrl_envs.search.retrieval import BM25Retriever, Hit, render_hits, shared_retriever
+import importlib
+
+ENV = "agentrl_envs.search.env:SearchEnv"
 
 
 def register() -> None:
-    """Entry point of the ``agentrl.envs`` group."""
+    """Entry point of the ``agentrl.envs`` group: strings only, nothing is imported until made."""
     import agentrl
 
-    agentrl.register("agentrl/SearchQA-v0", SearchEnv)
-    agentrl.register("agentrl/SearchQA-MultiHop-v0", SearchEnv, sources=("countries", "world"))
+    agentrl.register("agentrl/SearchQA-v0", ENV)
+    agentrl.register("agentrl/SearchQA-MultiHop-v0", ENV, sources=("countries", "world"))
 
 
+_EXPORTS = {
+    "ClosedBookAgent": "agentrl_envs.search.agents",
+    "SearchConfig": "agentrl_envs.search.env",
+    "SearchEnv": "agentrl_envs.search.env",
+    "state_similarity": "agentrl_envs.search.env",
+    "Hop": "agentrl_envs.search.questions",
+    "Question": "agentrl_envs.search.questions",
+    "BM25Retriever": "agentrl_envs.search.retrieval",
+    "Hit": "agentrl_envs.search.retrieval",
+    "render_hits": "agentrl_envs.search.retrieval",
+    "shared_retriever": "agentrl_envs.search.retrieval",
+}
 __all__ = [
     "BM25Retriever",
     "ClosedBookAgent",
@@ -34,3 +45,9 @@ __all__ = [
     "shared_retriever",
     "state_similarity",
 ]
+
+
+def __getattr__(name: str):  # PEP 562: the public names are imported on first use, not by register()
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,15 +10,26 @@
 * :mod:`~agentrl_envs.webshop.server` — the same shop as a web page (aiohttp).
 """
 
-from agentrl_envs.webshop.env import WebShopConfig, WebShopEnv
-from agentrl_envs.webshop.shop import Shop, shared_shop
+import importlib
 
 
 def register() -> None:
-    """Entry point of the ``agentrl.envs`` group."""
+    """Entry point of the ``agentrl.envs`` group: a string, nothing is imported until made."""
     import agentrl
 
-    agentrl.register("agentrl/WebShop-v0", WebShopEnv)
+    agentrl.register("agentrl/WebShop-v0", "agentrl_envs.webshop.env:WebShopEnv")
 
 
+_EXPORTS = {
+    "WebShopConfig": "agentrl_envs.webshop.env",
+    "WebShopEnv": "agentrl_envs.webshop.env",
+    "Shop": "agentrl_envs.webshop.shop",
+    "shared_shop": "agentrl_envs.webshop.shop",
+}
 __all__ = ["Shop", "WebShopConfig", "WebShopEnv", "register", "shared_shop"]
+
+
+def __getattr__(name: str):  # PEP 562: the public names are imported on first use, not by register()
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,30 +1,117 @@
 """The env contract on every registered environment, and the toy envs' own numbers."""
 
 import asyncio
+import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from agentrl_envs.toy.calculator import evaluate_arithmetic
 from agentrl_envs.toy.maze import generate_maze, shortest_path
-from gymnasium.utils.env_checker import check_env
 
 import agentrl
 from agentrl.env import EnvOptionError, UnknownEnvError, aplay_episode, make_agent
-from agentrl.sandbox import SandboxUnavailable
 
 INFO_KEYS = {"tool_calls", "valid_action", "state_key", "success", "error", "task_id", "turn"}
 TOY = ["agentrl/Maze-v0", "agentrl/Calculator-v0"]
 
 
-@pytest.mark.parametrize("env_id", agentrl.list_envs())
-def test_check_env_on_every_registered_env(env_id):
-    env = agentrl.make(env_id)
+# Every bundled id, checked through plain Gymnasium in a fresh interpreter that only imported
+# agentrl (one interpreter per group; browser-tier ids need Chromium).
+BUNDLED = [i for i in agentrl.list_envs() if agentrl.env.registry.env_sources()[i].startswith("agentrl_envs.")]
+BROWSER = [i for i in BUNDLED if i.startswith("agentrl/MiniWoB")]
+FRESH_CHECK = """
+import json, sys, traceback
+import gymnasium
+from gymnasium.utils.env_checker import check_env
+import agentrl
+from agentrl.sandbox import SandboxUnavailable
+results = {"known": sorted(i for i in gymnasium.registry if i.startswith("agentrl/"))}
+for env_id in sys.argv[1:]:
     try:
-        check_env(env, skip_render_check=True)
-    except SandboxUnavailable as exc:  # e.g. no Chromium on this machine: say so, do not fail
-        pytest.skip(f"{env_id} needs infrastructure that is not available here: {exc}")
-    finally:
-        env.close()
+        env = gymnasium.make(env_id)
+        try:
+            check_env(env, skip_render_check=True)
+            results[env_id] = "ok"
+        finally:
+            env.close()
+    except SandboxUnavailable as exc:
+        results[env_id] = f"skip: {exc}"
+    except Exception:
+        results[env_id] = traceback.format_exc(limit=4)
+print(json.dumps(results))
+"""
+
+
+def fresh_interpreter(code: str, *args: str) -> str:
+    done = subprocess.run([sys.executable, "-c", code, *args], check=False, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def checked():
+    return json.loads(fresh_interpreter(FRESH_CHECK, *[i for i in BUNDLED if i not in BROWSER]))
+
+
+@pytest.fixture(scope="module")
+def checked_browser():
+    return json.loads(fresh_interpreter(FRESH_CHECK, *BROWSER))
+
+
+def _outcome(results, env_id):
+    if results[env_id].startswith("skip: "):  # e.g. no Chromium on this machine: say so, do not fail
+        pytest.skip(f"{env_id} needs infrastructure that is not available here: {results[env_id][6:]}")
+    assert results[env_id] == "ok", results[env_id]
+
+
+def test_import_agentrl_registers_every_env_with_gymnasium(checked):
+    # The ids Gymnasium knows right after `import agentrl` (no agentrl.make call) are all of them.
+    assert set(BUNDLED) <= set(checked["known"])
+    assert {"agentrl/Maze-v0", "agentrl/SearchQA-v0", "agentrl/WebShop-v0", "agentrl/HumanEval-v0"} <= set(BUNDLED)
+
+
+@pytest.mark.parametrize("env_id", [i for i in BUNDLED if i not in BROWSER])
+def test_gymnasium_make_and_check_env_in_a_fresh_interpreter(checked, env_id):
+    _outcome(checked, env_id)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.parametrize("env_id", BROWSER)
+def test_gymnasium_make_and_check_env_browser_tier(checked_browser, env_id):
+    _outcome(checked_browser, env_id)
+
+
+def test_registration_is_cheap_and_works_without_importing_agentrl():
+    code = """
+import sys, gymnasium
+try:
+    gymnasium.make("agentrl/Maze-v0")  # Gymnasium 1.x loads no plug-ins by itself
+    print("made")
+except gymnasium.error.NamespaceNotFound:
+    print("namespace-not-found")
+env = gymnasium.make("agentrl:agentrl/Maze-v0")  # Gymnasium's module prefix imports agentrl first
+print(type(env).__name__, env.reset(seed=0)[1]["task_id"] is not None)
+heavy = ["agentrl_envs.search.env", "agentrl_envs.webshop.env", "agentrl_envs.code_interpreter.env",
+         "bm25s", "jupyter_client", "selenium", "rapidfuzz"]
+print(",".join(m for m in heavy if m in sys.modules) or "none")
+"""
+    out = fresh_interpreter(code).split()
+    assert out == ["namespace-not-found", "MazeEnv", "True", "none"]
+
+
+def test_plugin_imported_before_agentrl_is_registered_on_first_make():
+    # The toy package imports agentrl at its top, so its hook cannot run while agentrl loads;
+    # it is deferred to the first make()/list_envs(), and no plug-in is reported broken.
+    code = """
+import agentrl_envs.toy.maze
+import agentrl
+from agentrl.env.registry import plugin_errors
+print(type(agentrl.make("agentrl/Maze-v0")).__name__, "agentrl/SearchQA-v0" in agentrl.list_envs(), plugin_errors())
+"""
+    assert fresh_interpreter(code).split() == ["MazeEnv", "True", "{}"]
 
 
 @pytest.mark.parametrize("env_id", TOY)
