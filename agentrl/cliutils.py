@@ -23,6 +23,22 @@ _DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 _LOOKS_LIKE_OPTION = re.compile(r"^[A-Za-z_]\w*=")
 
 
+def dotted_differences(old: dict, new: dict, prefix: str = "") -> dict[str, tuple]:
+    """``{"agent.temperature": (old, new), ...}``: the leaves of two nested settings that differ."""
+    diff = {}
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            diff |= dotted_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            diff[f"{prefix}{key}"] = (a, b)
+    return diff
+
+
+def describe_differences(diff: dict[str, tuple]) -> str:
+    return "; ".join(f"{name}: {a!r} -> {b!r}" for name, (a, b) in diff.items())
+
+
 def warn(message: str) -> None:
     click.echo(f"warning: {message}", err=True)
 
@@ -44,7 +60,7 @@ def parse_env_options(pairs: tuple[str, ...]) -> dict:
 def make_env_or_exit(env_id: str, options: dict, split: str | None = None) -> agentrl.TextEnv:
     """The env, or a one-line error naming the bad id, option or empty split."""
     try:
-        env = agentrl.make(env_id, **options, **({"split": split} if split else {}))
+        env = agentrl.make(env_id, **{**options, **({"split": split} if split else {})})
     except (UnknownEnvError, EnvOptionError) as exc:
         raise click.ClickException(str(exc)) from None
     if split is not None and not env.tasks.split(split).ids():

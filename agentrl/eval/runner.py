@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import agentrl
+from agentrl.cliutils import describe_differences, dotted_differences
 from agentrl.env import aplay_episode, make_agent
 from agentrl.types import Trajectory, write_jsonl
 
@@ -118,25 +119,13 @@ def load_finished(out_dir: Path) -> list[Trajectory]:
     return records
 
 
-def _differences(old: dict, new: dict, prefix: str = "") -> dict[str, tuple]:
-    """``{"agent.temperature": (old, new), ...}``: the leaves that differ, by dotted name."""
-    diff = {}
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict) and key != "env_options":
-            diff |= _differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            diff[f"{prefix}{key}"] = (a, b)
-    return diff
-
-
 def _check_settings(out_dir: Path, settings: EvalSettings) -> None:
     if (out_dir / SETTINGS_FILE).exists():
         previous = read_settings(out_dir)
-        diff = _differences(previous.model_dump(mode="json"), settings.model_dump(mode="json"))
+        diff = dotted_differences(previous.model_dump(mode="json"), settings.model_dump(mode="json"))
         if diff:
-            named = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in ((k, *v) for k, v in diff.items()))
-            raise ValueError(f"{out_dir} holds a run with other settings ({named}); use another output folder")
+            raise ValueError(f"{out_dir} holds a run with other settings ({describe_differences(diff)}); "
+                             "use another output folder")
     else:
         out_dir.mkdir(parents=True, exist_ok=True)
         info = {"created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),

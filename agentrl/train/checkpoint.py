@@ -10,6 +10,12 @@ or the new one, never half of one. Older checkpoints beyond ``keep`` are removed
 trainer's own generator states and anything else the loop needs to continue exactly where it
 stopped. ``rng.pt`` holds the global Python, NumPy and torch (CPU and CUDA) generator states.
 
+Loading restores the optimizer's *state* (Adam moments, step counts) and the schedule's position,
+but the hyperparameters (learning rate, betas, weight decay) are those of the optimizer being
+loaded into, i.e. of the current config: ``agentrl train --resume`` refuses a changed config
+unless ``--allow-changed`` is given, and then a new learning rate really applies. A checkpoint
+that does not fit the model (another shape) raises :class:`CheckpointMismatchError`.
+
 With LoRA only the trainable (adapter) tensors are saved: the frozen base is rebuilt from the
 model config. Tied tensors (input/output embeddings) are handled by
 :func:`safetensors.torch.save_model`.
@@ -30,6 +36,10 @@ import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 _STEP_DIR = re.compile(r"^step_(\d{8})$")
+
+
+class CheckpointMismatchError(ValueError):
+    """The checkpoint was written for another model (other tensor names or shapes)."""
 
 
 def _fsync_tree(path: Path) -> None:
@@ -123,21 +133,41 @@ class Checkpointer:
     ) -> dict[str, Any]:
         """Restore weights, optimizer, scheduler and global RNG from ``path``; return the loop state."""
         path = Path(path)
-        if _has_frozen_params(model):
-            tensors = load_file(path / "model.safetensors")
-            missing = set(tensors) - {n for n, _ in model.named_parameters()}
-            if missing:
-                raise ValueError(f"{path}: checkpoint tensors not in the model: {sorted(missing)[:5]}")
-            params = dict(model.named_parameters())
-            with torch.no_grad():
-                for name, value in tensors.items():
-                    params[name].copy_(value)
-        else:
-            load_model(model, str(path / "model.safetensors"))
+        try:
+            self._load_weights(path, model)
+        except RuntimeError as exc:  # torch's message: a page of "size mismatch for ..." lines
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            detail = next((line for line in lines if "size mismatch" in line or "Missing key" in line), lines[0])
+            raise CheckpointMismatchError(
+                f"{path} does not fit this model ({detail.rstrip('.')}): it was written for another model shape"
+            ) from None
         blob = torch.load(path / "optimizer.pt", weights_only=False)
         if optimizer is not None:
+            hyper = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
             optimizer.load_state_dict(blob["optimizer"])
+            for group, current in zip(optimizer.param_groups, hyper, strict=True):
+                group.update(current)  # the current config's lr, betas, weight decay
         if scheduler is not None and blob["scheduler"] is not None:
             scheduler.load_state_dict(blob["scheduler"])
+            if optimizer is not None and hasattr(scheduler, "lr_lambdas"):  # LambdaLR: rebase on the current lr
+                scheduler.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+                for group, base, factor in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas,
+                                               strict=True):
+                    group["lr"] = base * factor(scheduler.last_epoch)
+                scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
         set_rng_state(torch.load(path / "rng.pt", weights_only=False))
         return json.loads((path / "state.json").read_text())
+
+    @staticmethod
+    def _load_weights(path: Path, model: torch.nn.Module) -> None:
+        if not _has_frozen_params(model):
+            load_model(model, str(path / "model.safetensors"))
+            return
+        tensors = load_file(path / "model.safetensors")
+        missing = set(tensors) - {n for n, _ in model.named_parameters()}
+        if missing:
+            raise RuntimeError(f"Missing key(s) in the model: {sorted(missing)[:5]}")
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for name, value in tensors.items():
+                params[name].copy_(value)

@@ -3,15 +3,19 @@
 ``metrics.jsonl`` holds one object per RL step (``{"step": k, "rollout/success": …}``) plus
 evaluation records (``{"step": k, "eval/success": …}``). On ``--resume`` from checkpoint step
 k, :meth:`MetricsLog.truncate_after` drops every record after step k — those steps are redone —
-and TensorBoard's ``purge_step`` discards their events, so each step appears exactly once.
+and TensorBoard's ``purge_step`` discards their events, so each step appears exactly once. A last
+line cut short (a kill or a full disk mid-write) is dropped with a warning.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 class MetricsLog:
@@ -31,9 +35,9 @@ class MetricsLog:
         """Keep only records with ``step <= step`` (a resumed run redoes the rest)."""
         if not self.path.exists():
             return
-        kept = [line for line in self.path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+        kept = [record for record in self.records() if record["step"] <= step]
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("".join(line + "\n" for line in kept))
+        tmp.write_text("".join(json.dumps(record) + "\n" for record in kept))
         tmp.replace(self.path)
 
     def write(self, step: int, values: dict[str, Any]) -> None:
@@ -49,7 +53,16 @@ class MetricsLog:
     def records(self) -> list[dict[str, Any]]:
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        lines = [line for line in self.path.read_text().splitlines() if line.strip()]
+        records = []
+        for i, line in enumerate(lines):
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                if i != len(lines) - 1:
+                    raise ValueError(f"{self.path}:{i + 1}: not a JSON record") from None
+                log.warning("%s: dropped a partial last line (%d bytes, an interrupted write)", self.path, len(line))
+        return records
 
     def close(self) -> None:
         if self._writer is not None:
