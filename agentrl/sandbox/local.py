@@ -77,6 +77,7 @@ class LocalSandbox(ServerSandbox):
                     stdout=logfile,
                     stderr=logfile,
                     cwd="/",
+                    env={},  # bwrap's own environment shows in the sandbox as /proc/1/environ
                     start_new_session=True,
                     pass_fds=[seccomp_r] if seccomp_r is not None else [],
                     preexec_fn=preexec(self.limits, self.uid, self.cgroup),
