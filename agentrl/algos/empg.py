@@ -52,7 +52,7 @@ def empg_modulate(batch: StepBatch, advantages: np.ndarray, cfg: EMPGConfig) -> 
         return out
     h = batch.step_entropy
     lo, hi = h[valid].min(), h[valid].max()
-    h_norm = (h - lo) / (hi - lo + cfg.eps)
+    h_norm = np.where(valid, (h - lo) / (hi - lo + cfg.eps), 0.0)  # masked rows: never read
     scale = np.exp(-cfg.k * h_norm)
     g = scale / scale[valid].mean()
 
