@@ -71,6 +71,7 @@ class GuiEnv(TextEnv):
             )
         self.utterance = ""
         self.roots: list[tree.Node] = []
+        self._seen: list[str] = []  # the rendered page after the reset and after each action
 
     def build_tasks(self) -> TaskSet:
         c = self.config
@@ -123,6 +124,7 @@ class GuiEnv(TextEnv):
                                   f"and y 0-{height - 1}.")
 
     def invalid(self, exc: ActionError) -> StepOutcome:
+        self.show(self.utterance, self.roots)
         return StepOutcome(self.observation(f"Invalid action: {exc}"), valid_action=False, error=str(exc))
 
     def outcome(self, done: bool, raw_reward: float, note: str = "") -> StepOutcome:
@@ -135,6 +137,11 @@ class GuiEnv(TextEnv):
         return StepOutcome(self.observation(note), tool_calls=1)
 
     # ----------------------------------------------------------------- what the agent sees
+    def show(self, utterance: str, roots: list[tree.Node], first: bool = False) -> None:
+        """Set the page the agent sees now (``first``: the start of an episode)."""
+        self.utterance, self.roots = utterance, roots
+        self._seen = [*([] if first else self._seen), tree.render_tree(roots)]
+
     def observation(self, message: str = "") -> str:
         return tree.render_observation(self.utterance, self.roots, message)
 
@@ -144,7 +151,7 @@ class GuiEnv(TextEnv):
     def oracle_action(self) -> str:
         if self.family not in ORACLES:
             raise NotImplementedError(f"no oracle for family {self.family!r}")
-        return ORACLES[self.family](self.utterance, self.roots, self._actions)
+        return ORACLES[self.family](self.utterance, self.roots, self._actions, self._seen)
 
     def random_action(self, rng: np.random.Generator) -> str:
         """A uniformly random element with an action that suits it (10% malformed or key presses);

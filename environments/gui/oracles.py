@@ -1,7 +1,9 @@
 """Scripted solutions for the GUI task families, shared by both tiers.
 
-An oracle sees only what the agent sees — the utterance, the widget tree and the actions it
-took so far in the episode — and returns the next action text. That one oracle solves a family
+An oracle sees only what the agent sees — the utterance, the widget tree, the actions it took
+so far in the episode and the pages it was shown (``seen``: the rendered tree after the reset
+and after each action, the last one being the current page) — and returns the next action
+text. That one oracle solves a family
 on the real MiniWoB++ page *and* on its Python re-implementation is the check that the two
 tiers present the same task in the same form.
 """
@@ -11,10 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from agentrl_envs.gui.actions import click, click_at, drag, select, type_text
+from agentrl_envs.gui.actions import click, click_at, drag, press, select, type_text
 from agentrl_envs.gui.tree import Node
 
-Oracle = Callable[[str, list[Node], list[str]], str]
+Oracle = Callable[[str, list[Node], list[str], list[str]], str]
 ORACLES: dict[str, Oracle] = {}
 
 
@@ -62,7 +64,7 @@ def fill_then_submit(fields: list[tuple[Node, str]], submit: Node) -> str:
 
 
 @oracle("click-test")
-def _click_test(utterance: str, roots: list[Node], history: list[str]) -> str:
+def _click_test(utterance: str, roots: list[Node], history: list[str], seen: list[str]) -> str:
     return click(one(roots, "button").id)
 
 
@@ -78,13 +80,13 @@ def uncovered_point(node: Node, covers: list[Node]) -> tuple[int, int]:
 
 
 @oracle("click-test-2")
-def _click_test_2(utterance: str, roots: list[Node], history: list[str]) -> str:
+def _click_test_2(utterance: str, roots: list[Node], history: list[str], seen: list[str]) -> str:
     # Aimed by coordinates: TWO is drawn over ONE where they overlap.
     return click_at(*uncovered_point(one(roots, "button", "ONE"), nodes(roots, "button", "TWO")))
 
 
 @oracle("drag-box")
-def _drag_box(utterance: str, roots: list[Node], history: list[str]) -> str:
+def _drag_box(utterance: str, roots: list[Node], history: list[str], seen: list[str]) -> str:
     small, large = one(roots, "text", "s"), one(roots, "text", "L")
     dx, dy = small.box[0] - large.box[0], small.box[1] - large.box[1]
     if 0 < dx < 30 and 0 < dy < 30:
@@ -94,8 +96,39 @@ def _drag_box(utterance: str, roots: list[Node], history: list[str]) -> str:
     return drag(x, y, x + 15 - dx, y + 15 - dy)
 
 
+_NUMBER = re.compile(r'\] text "(-?\d+)"')
+
+
+@oracle("use-slider")
+def _use_slider(utterance: str, roots: list[Node], history: list[str], seen: list[str]) -> str:
+    # Learn the range with Home and End (the value is shown next to the slider), click the
+    # track where the wanted value lies, fix pixel rounding with the arrow keys, submit.
+    wanted = int(re.search(r"Select (-?\d+) with", utterance).group(1))
+    track = one(roots, "slider")
+    handle = track.children[0]
+    (value,) = (int(n.name) for n in nodes(roots, "text") if re.fullmatch(r"-?\d+", n.name))
+    if value == wanted:
+        return click(one(roots, "button", "Submit").id)
+    home, end = press("Home", handle.id), press("End", handle.id)
+    for key in (home, end):
+        if key not in history:
+            return key
+    low, high = (int(_NUMBER.search(seen[history.index(key) + 1]).group(1)) for key in (home, end))
+    if not any(a.startswith("click_at") for a in history):
+        left, top, width, height = track.box
+        fraction = (wanted - low) / (high - low)
+        vertical = height > width
+        x = left + width // 2 if vertical else min(left + round(fraction * width), left + width - 1)
+        y = min(top + round((1 - fraction) * height), top + height - 1) if vertical else top + height // 2
+        hx, hy, hw, hh = handle.box
+        if hx <= x < hx + hw and hy <= y < hy + hh:  # a press on the handle would not jump
+            return home if value == high else end
+        return click_at(x, y)
+    return press("ArrowUp" if value < wanted else "ArrowDown", handle.id)
+
+
 @oracle("click-button-sequence")
-def _click_named_buttons(utterance: str, roots: list[Node], history: list[str]) -> str:
+def _click_named_buttons(utterance: str, roots: list[Node], history: list[str], seen: list[str]) -> str:
     for name in re.findall(r"button (ONE|TWO)", utterance):
         button = one(roots, "button", name)
         if not clicked(button, history):
@@ -104,28 +137,28 @@ def _click_named_buttons(utterance: str, roots: list[Node], history: list[str]) 
 
 
 @oracle("click-button")
-def _click_button(utterance: str, roots: list[Node], history: list[str]) -> str:
+def _click_button(utterance: str, roots: list[Node], history: list[str], seen: list[str]) -> str:
     return click(one(roots, "button", quoted(utterance)).id)
 
 
 @oracle("click-link")
-def _click_link(utterance: str, roots: list[Node], history: list[str]) -> str:
+def _click_link(utterance: str, roots: list[Node], history: list[str], seen: list[str]) -> str:
     return click(one(roots, "link", quoted(utterance)).id)
 
 
 @oracle("click-dialog")
-def _click_dialog(utterance: str, roots: list[Node], history: list[str]) -> str:
+def _click_dialog(utterance: str, roots: list[Node], history: list[str], seen: list[str]) -> str:
     return click(one(roots, "button", "Close").id)
 
 
 @oracle("click-dialog-2")
-def _click_dialog_2(utterance: str, roots: list[Node], history: list[str]) -> str:
+def _click_dialog_2(utterance: str, roots: list[Node], history: list[str], seen: list[str]) -> str:
     label = quoted(utterance)
     return click(one(roots, "button", "Close" if label == "x" else label).id)
 
 
 @oracle("click-tab")
-def _click_tab(utterance: str, roots: list[Node], history: list[str]) -> str:
+def _click_tab(utterance: str, roots: list[Node], history: list[str], seen: list[str]) -> str:
     number = re.search(r"Tab #(\d+)", utterance)
     if number is None:
         raise OracleError(f"no tab number in {utterance!r}")
@@ -133,7 +166,7 @@ def _click_tab(utterance: str, roots: list[Node], history: list[str]) -> str:
 
 
 @oracle("click-checkboxes", "click-option")
-def _click_checkboxes(utterance: str, roots: list[Node], history: list[str]) -> str:
+def _click_checkboxes(utterance: str, roots: list[Node], history: list[str], seen: list[str]) -> str:
     match = re.match(r"Select (.*) and click Submit\.", utterance)
     if match is None:
         raise OracleError(f"unexpected utterance {utterance!r}")
@@ -145,7 +178,7 @@ def _click_checkboxes(utterance: str, roots: list[Node], history: list[str]) -> 
 
 
 @oracle("click-collapsible")
-def _click_collapsible(utterance: str, roots: list[Node], history: list[str]) -> str:
+def _click_collapsible(utterance: str, roots: list[Node], history: list[str], seen: list[str]) -> str:
     header = one(roots, "heading")
     if not header.expanded:
         return click(header.id)
@@ -153,7 +186,7 @@ def _click_collapsible(utterance: str, roots: list[Node], history: list[str]) ->
 
 
 @oracle("choose-list")
-def _choose_list(utterance: str, roots: list[Node], history: list[str]) -> str:
+def _choose_list(utterance: str, roots: list[Node], history: list[str], seen: list[str]) -> str:
     match = re.match(r"Select (.*) from the list and click Submit\.", utterance)
     if match is None:
         raise OracleError(f"unexpected utterance {utterance!r}")
@@ -164,37 +197,37 @@ def _choose_list(utterance: str, roots: list[Node], history: list[str]) -> str:
 
 
 @oracle("enter-text", "enter-text-dynamic")
-def _enter_text(utterance: str, roots: list[Node], history: list[str]) -> str:
+def _enter_text(utterance: str, roots: list[Node], history: list[str], seen: list[str]) -> str:
     return fill_then_submit([(one(roots, "textbox"), quoted(utterance))], one(roots, "button", "Submit"))
 
 
 @oracle("enter-text-2")
-def _enter_text_2(utterance: str, roots: list[Node], history: list[str]) -> str:
+def _enter_text_2(utterance: str, roots: list[Node], history: list[str], seen: list[str]) -> str:
     text = quoted(utterance)
     text = text.upper() if "upper case" in utterance else text.lower()
     return fill_then_submit([(one(roots, "textbox"), text)], one(roots, "button", "Submit"))
 
 
 @oracle("enter-password")
-def _enter_password(utterance: str, roots: list[Node], history: list[str]) -> str:
+def _enter_password(utterance: str, roots: list[Node], history: list[str], seen: list[str]) -> str:
     password = quoted(utterance)
     return fill_then_submit([(box, password) for box in nodes(roots, "textbox")], one(roots, "button", "Submit"))
 
 
 @oracle("login-user")
-def _login_user(utterance: str, roots: list[Node], history: list[str]) -> str:
+def _login_user(utterance: str, roots: list[Node], history: list[str], seen: list[str]) -> str:
     user_box, password_box = nodes(roots, "textbox")[:2]
     fields = [(user_box, quoted(utterance, 0)), (password_box, quoted(utterance, 1))]
     return fill_then_submit(fields, one(roots, "button", "Login"))
 
 
 @oracle("focus-text")
-def _focus_text(utterance: str, roots: list[Node], history: list[str]) -> str:
+def _focus_text(utterance: str, roots: list[Node], history: list[str], seen: list[str]) -> str:
     return click(one(roots, "textbox").id)
 
 
 @oracle("focus-text-2")
-def _focus_text_2(utterance: str, roots: list[Node], history: list[str]) -> str:
+def _focus_text_2(utterance: str, roots: list[Node], history: list[str], seen: list[str]) -> str:
     position = re.search(r"(\d)(?:st|nd|rd|th) input", utterance)
     if position is None:
         raise OracleError(f"no position in {utterance!r}")
@@ -205,7 +238,7 @@ _OPERATORS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "x": lambda a, b
 
 
 @oracle("simple-arithmetic")
-def _simple_arithmetic(utterance: str, roots: list[Node], history: list[str]) -> str:
+def _simple_arithmetic(utterance: str, roots: list[Node], history: list[str], seen: list[str]) -> str:
     for node in nodes(roots, "text"):
         match = re.fullmatch(r"(-?\d+) ([+\-x]) (-?\d+) =", node.name)
         if match:
@@ -215,7 +248,7 @@ def _simple_arithmetic(utterance: str, roots: list[Node], history: list[str]) ->
 
 
 @oracle("find-word")
-def _find_word(utterance: str, roots: list[Node], history: list[str]) -> str:
+def _find_word(utterance: str, roots: list[Node], history: list[str], seen: list[str]) -> str:
     position = re.search(r"(\d+)(?:st|nd|rd|th) word", utterance)
     if position is None:
         raise OracleError(f"no position in {utterance!r}")
@@ -225,7 +258,7 @@ def _find_word(utterance: str, roots: list[Node], history: list[str]) -> str:
 
 
 @oracle("odd-or-even")
-def _odd_or_even(utterance: str, roots: list[Node], history: list[str]) -> str:
+def _odd_or_even(utterance: str, roots: list[Node], history: list[str], seen: list[str]) -> str:
     flat = [n for root in roots for n in root.walk()]
     for i, node in enumerate(flat):
         if node.role == "text" and re.fullmatch(r"-?\d+", node.name):
@@ -238,7 +271,7 @@ def _odd_or_even(utterance: str, roots: list[Node], history: list[str]) -> str:
 
 
 @oracle("email-inbox-delete")
-def _email_inbox_delete(utterance: str, roots: list[Node], history: list[str]) -> str:
+def _email_inbox_delete(utterance: str, roots: list[Node], history: list[str], seen: list[str]) -> str:
     match = re.match(r"Find the email by (.+?) and click the trash icon", utterance)
     if match is None:
         raise OracleError(f"unexpected utterance {utterance!r}")

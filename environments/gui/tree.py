@@ -48,9 +48,10 @@ ROLES = (
     "dialog",
     "group",
     "image",
+    "slider",
 )
 # Families whose observation shows element boxes (the pointer / drag tasks).
-LAYOUT_FAMILIES = frozenset({"click-test-2", "drag-box"})
+LAYOUT_FAMILIES = frozenset({"click-test-2", "drag-box", "use-slider"})
 
 
 @dataclasses.dataclass

@@ -31,6 +31,7 @@ from typing import Any, Literal, Self, TypeVar
 import psutil
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentrl.errors import InfraError
 from agentrl.sandbox.errors import SandboxCrashed, SandboxError, SandboxUnavailable
 
 T = TypeVar("T")
@@ -48,11 +49,10 @@ CHROME_FLAGS = (
 )
 
 
-class BrowserError(SandboxError):
-    """An infrastructure failure of a browser (not the agent's fault).
-
-    Browsers are sandboxes to the rollout engine: each subclass is also the matching
-    :mod:`agentrl.sandbox.errors` type, so rollouts that hit one are masked as infra failures.
+class BrowserError(SandboxError, InfraError):
+    """An infrastructure failure of a browser (not the agent's fault): an
+    :class:`~agentrl.errors.InfraError`, so rollouts that hit one are masked, never scored.
+    Each subclass is also the matching :mod:`agentrl.sandbox.errors` type.
     """
 
 

@@ -38,6 +38,7 @@ PAGES = {
     "click-link": "click-link.html",
     "click-dialog": "click-dialog.html",
     "drag-box": "drag-box.html",
+    "use-slider": "use-slider.html",
     "click-dialog-2": "click-dialog-2.html",
     "click-tab": "click-tab.html",
     "click-checkboxes": "click-checkboxes.html",
@@ -96,7 +97,7 @@ class MiniWoBEnv(GuiEnv):
                 self._release()
                 if attempt == 1:
                     raise
-        self.utterance, self.roots = state.utterance, state.roots
+        self.show(state.utterance, state.roots, first=True)
         return self.observation()
 
     async def _astep(self, action_text: str) -> StepOutcome:
@@ -110,7 +111,7 @@ class MiniWoBEnv(GuiEnv):
         except BrowserError:
             self._release()
             raise
-        self.utterance, self.roots = state.utterance, state.roots
+        self.show(state.utterance, state.roots)
         outcome = self.outcome(state.done, state.raw_reward, note)
         if self.screenshot is not None:
             outcome.info["screenshot"] = self.screenshot

@@ -65,6 +65,7 @@ return (function (withBoxes) {
     else {
       var r = el.getAttribute("role");
       if (r === "dialog") role = "dialog";
+      if (el.classList.contains("ui-slider")) role = "slider";  // a jQuery UI slider's track
       node.name = ownText(el);
       // Text styled as clickable (cursor: pointer) is what a user would call a link.
       if (!role && node.name) role = window.getComputedStyle(el).cursor === "pointer" ? "link" : "text";

@@ -25,7 +25,7 @@ class GuiSimEnv(GuiEnv):
     def _reset(self, task: Task) -> str:
         seed = int.from_bytes(hashlib.sha256(task.id.encode()).digest()[:8], "big")
         self.page: SimPage = FAMILIES[self.family](np.random.default_rng(seed))
-        self._sync()
+        self.show(self.page.utterance, self.page.roots, first=True)
         return self.observation()
 
     def _step(self, action_text: str) -> StepOutcome:
@@ -34,11 +34,8 @@ class GuiSimEnv(GuiEnv):
         except ActionError as exc:
             return self.invalid(exc)
         self.page.apply(action, node)
-        self._sync()
+        self.show(self.page.utterance, self.page.roots)
         return self.outcome(self.page.done, self.page.raw_reward)
-
-    def _sync(self) -> None:
-        self.utterance, self.roots = self.page.utterance, self.page.roots
 
     def fork(self) -> GuiSimEnv:
         twin = copy.deepcopy(self)

@@ -9,8 +9,10 @@ shared oracles in :mod:`agentrl_envs.gui.oracles` solve both tiers. Instances co
 
 from __future__ import annotations
 
+import math
 import string
 
+from agentrl_envs.gui.actions import Action
 from agentrl_envs.gui.sim.page import SimPage, inside
 from agentrl_envs.gui.tree import Node
 
@@ -332,9 +334,147 @@ class DragBox(_Page):
             self.end(1.0 if 0 < dx < 30 and 0 < dy < 30 else -1.0)
 
 
+class UseSlider(_Page):
+    """MiniWoB use-slider: a jQuery UI 1.12 slider, reproduced to the pixel.
+
+    The track is ``size`` (50-114) px long inside a 1 px border and 10 px thick; its handle is
+    a 14 px square centred on the value's position (``p`` of the track's inner length, ``p``
+    the value's fraction of the range). The value is shown after the track, on the same line
+    unless it no longer fits (then it wraps and the line moves up; the geometry here is the
+    one measured on the real page in Chromium). A press on the track jumps to the value under the pointer;
+    a press on the handle keeps the value and a drag then moves it with the pointer (offset by
+    where the handle was grabbed); a focused handle takes Home / End / PageUp / PageDown (a
+    fifth of the range) / arrows (1). Pointer to value: fraction = pixel from the track's
+    start / its outer length, clamped to [0, 1], reversed when vertical, rounded half up.
+    """
+
+    family = "use-slider"
+    LEFT = 10
+
+    def build(self) -> None:
+        self.low = self.sample([-100, 0, 10, 100])
+        self.high = self.low + self.sample([5, 10, 50, 100])
+        self.vertical = self.sample(["horizontal", "vertical"]) == "vertical"
+        self.value = self.randi(self.low, self.high + 1)
+        self.length = self.randi(50, 115) + 2  # outer length: the style's plus the border
+        self.target = self.randi(self.low, self.high + 1)
+        self.track = self.node("slider")
+        self.handle = self.node("group")
+        self.track.children = [self.handle]
+        self.shown = self.node("text")
+        self.submit = self.node("button", "Submit")
+        self.roots = [self.track, self.shown, self.submit]
+        self.grab: tuple[float, float] | None = None  # jQuery UI's _clickOffset while pressed
+        self.set_value(self.value)
+        self.utterance = f"Select {self.target} with the slider and hit Submit."
+
+    # -------------------------------------------------------------- geometry
+    def handle_corner(self) -> tuple[float, float]:
+        left, top, width, height = self.track.box
+        p = (self.value - self.low) / (self.high - self.low)
+        if self.vertical:
+            return left - 2, top + (height - 2) * (1 - p) - 7
+        return left + (width - 2) * p - 5, top - 2
+
+    def set_value(self, value: float) -> None:
+        """Set the value and lay the page out again (the shown value's width can wrap it)."""
+        self.value = int(value)
+        self.shown.name = text = str(self.value)
+        text_width = 6.367 * len(text.lstrip("-")) + 3.6 * text.startswith("-")  # Arial digits, minus
+        after = self.LEFT + (10 if self.vertical else self.length) + 8.19  # a space and a 5 px margin
+        if self.vertical:
+            self.track.box = [self.LEFT, 60, 10, self.length]
+            shown, submit_top = [after, 60 + self.length - 9], 60 + self.length + 7
+        elif after + text_width > 150:  # past the area's right edge: the value wraps
+            self.track.box = [self.LEFT, 60, self.length, 10]
+            shown, submit_top = [15, 77], 93
+        else:
+            self.track.box = [self.LEFT, 64, self.length, 10]
+            shown, submit_top = [after, 65], 81
+        self.shown.box = [_round(shown[0]), shown[1], _round(text_width), 11]
+        self.submit.box = [10, submit_top, 101, 31]
+        x, y = self.handle_corner()
+        self.handle.box = [_round(x), _round(y), 14, 14]
+
+    def value_at(self, x: float, y: float) -> int:
+        left, top, width, height = self.track.box
+        if self.grab is not None:
+            x, y = x - self.grab[0], y - self.grab[1]
+        fraction = (y - top) / height if self.vertical else (x - left) / width
+        fraction = min(max(fraction, 0.0), 1.0)
+        if self.vertical:
+            fraction = 1 - fraction
+        value = self.low + fraction * (self.high - self.low)
+        if value <= self.low or value >= self.high:
+            return self.low if value <= self.low else self.high
+        rest = math.fmod(value - self.low, 1)  # _trimAlignValue with step 1
+        return int(value - rest + (1 if 2 * rest >= 1 else 0))
+
+    def on_handle(self, x: int, y: int) -> bool:
+        # Chromium hits an element whose box overlaps the pixel at (x, y): its enclosing
+        # whole-pixel box (the handle's corner is fractional), measured against the real page.
+        hx, hy = self.handle_corner()
+        return hx - 1 < x < hx + 14 and hy - 1 < y < hy + 14
+
+    def hit(self, x: int, y: int) -> Node | None:
+        if self.on_handle(x, y):
+            return self.handle
+        return super().hit(x, y)
+
+    # -------------------------------------------------------------- pointer and keys
+    def press(self, x: int, y: int) -> None:
+        """Mouse down at (x, y) on the slider (jQuery UI ``_mouseCapture``)."""
+        self.grab = None
+        if self.on_handle(x, y):
+            hx, hy = self.handle_corner()
+            self.grab = (x - hx - 6, y - hy - 8)  # offset from the handle's centre, borders included
+        else:
+            self.set_value(self.value_at(x, y))
+        self.focus(self.handle)
+
+    def focus(self, node: Node | None) -> None:
+        if node is self.handle:  # the handle has tabindex 0
+            for other in self.all_nodes():
+                other.focused = other is node
+        else:
+            super().focus(node)
+
+    def apply(self, action, node) -> None:
+        if action.name == "click" and node in (self.track, self.handle):
+            # WebDriver clicks an element at the floor of its centre.
+            left, top, width, height = node.box
+            action = Action("click_at", coords=(left + width // 2, top + height // 2))
+        if action.name in ("click_at", "drag") and self.hit(*action.coords[:2]) in (self.track, self.handle):
+            x1, y1 = action.coords[:2]
+            self.press(x1, y1)
+            if action.name == "drag" and action.coords[2:] != (x1, y1):
+                self.set_value(self.value_at(*action.coords[2:]))
+            self.grab = None
+            return
+        super().apply(action, node)
+
+    def on_key(self, node: Node | None, key: str) -> None:
+        if node is not self.handle:
+            return
+        span, value = self.high - self.low, self.value
+        moves = {"Home": self.low, "End": self.high, "PageUp": value + span / 5, "PageDown": value - span / 5,
+                 "ArrowUp": value + 1, "ArrowRight": value + 1, "ArrowDown": value - 1, "ArrowLeft": value - 1}
+        if key in moves:
+            self.set_value(min(max(round(moves[key]), self.low), self.high))
+
+    def on_click(self, node: Node) -> None:
+        if node is self.submit:
+            self.end(1.0 if self.value == self.target else -1.0)
+
+
+def _round(x: float) -> int:
+    """JavaScript's Math.round (halves up), as the browser rounds boxes."""
+    return math.floor(x + 0.5)
+
+
 FAMILIES: dict[str, type[SimPage]] = {
     cls.family: cls
     for cls in (ClickButton, ClickLink, ClickCheckboxes, ClickOption, ClickTab, ClickCollapsible, EnterText,
                 EnterPassword, LoginUser, ChooseList, FocusText2, ClickTest2, ClickButtonSequence, ClickDialog2,
-                DragBox)
+                DragBox, UseSlider)
 }
