@@ -9,9 +9,10 @@ woke up; an earlier loop-side design left ~10 ms gaps between batches and capped
 ~80% in bench/rollout.py). ``stats`` counts batches, requests and the seconds spent inside
 ``run_batch`` (``busy_s``: the accelerator's busy time; utilisation = busy_s / wall time).
 
-A request whose caller was cancelled (episode deadline) is dropped before its batch starts; an
-exception in ``run_batch`` fails that batch's requests with :class:`PolicyBackendError` and the
-batcher goes on.
+A request whose caller was cancelled (episode deadline) is dropped before its batch starts. When
+``run_batch`` raises on a batch of several requests, each request is run again on its own, so one
+bad request (say, a token id outside the vocabulary) fails only itself with
+:class:`PolicyBackendError`; the others get their results, and the batcher goes on.
 """
 
 from __future__ import annotations
@@ -100,25 +101,32 @@ class DynamicBatcher(Generic[Item, Result]):
             batch.append(request)
         return batch
 
+    def _run(self, batch: list) -> None:
+        """Run ``batch`` and deliver its results; a failure of several requests retries them one by one."""
+        start = time.perf_counter()
+        try:
+            results = self.run_batch([item for item, _, _ in batch])
+        except Exception as exc:  # noqa: BLE001 - one failed batch fails its requests, not the batcher
+            results, error = None, exc
+        finally:
+            self.stats["busy_s"] += time.perf_counter() - start
+            self.stats["batches"] += 1
+            self.stats["requests"] += len(batch)
+        if results is not None:
+            for (_, future, loop), result in zip(batch, results, strict=True):
+                _deliver(loop, future, result)
+        elif len(batch) > 1:
+            for request in batch:
+                self._run([request])
+        else:
+            _, future, loop = batch[0]
+            _deliver(loop, future, None, PolicyBackendError(f"request failed: {type(error).__name__}: {error}"))
+
     def _serve(self) -> None:
         while True:
             batch = self._collect()
             if batch is None:
                 return
             batch = [(item, future, loop) for item, future, loop in batch if not future.done()]
-            if not batch:
-                continue
-            start = time.perf_counter()
-            try:
-                results = self.run_batch([item for item, _, _ in batch])
-            except Exception as exc:  # noqa: BLE001 - one failed batch fails its requests, not the batcher
-                error = PolicyBackendError(f"batch failed: {type(exc).__name__}: {exc}")
-                for _, future, loop in batch:
-                    _deliver(loop, future, None, error)
-                continue
-            finally:
-                self.stats["busy_s"] += time.perf_counter() - start
-                self.stats["batches"] += 1
-                self.stats["requests"] += len(batch)
-            for (_, future, loop), result in zip(batch, results, strict=True):
-                _deliver(loop, future, result)
+            if batch:
+                self._run(batch)

@@ -12,12 +12,16 @@ Endpoints (the subset agents and evaluators use):
     ``messages`` (and ``tools``) rendered with the tokenizer's chat template; the reply's
     ``message.content`` is the completion without the end-of-turn marker.
 
-Requests are validated with pydantic at the edge: a bad field is a 400 naming it. Concurrent
-requests reach the policy concurrently, so :class:`HFPolicy` batches them.
+Requests are validated with pydantic at the edge: a bad field is a 400 naming it, and so is a
+prompt token id outside the tokenizer's vocabulary (it would otherwise fail inside the model).
+``stream: true`` is refused with a 400 (replies are whole). With ``api_key`` set every request
+needs ``Authorization: Bearer <key>`` (401 otherwise). Concurrent requests reach the policy
+concurrently, so :class:`HFPolicy` batches them; a request that fails fails alone, not its batch.
 """
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import Any
 
@@ -41,6 +45,7 @@ class _SamplingFields(BaseModel):
     stop_token_ids: list[int] | None = None
     seed: int | None = None
     n: int = Field(default=1, ge=1, le=1)
+    stream: bool = False
 
     def sampling(self, extra_stop_ids: tuple[int, ...] = ()) -> SamplingParams:
         stop = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
@@ -70,22 +75,42 @@ def _error(status: int, message: str, code: str = "invalid_request_error") -> we
     return web.json_response({"error": {"message": message, "type": "invalid_request_error", "code": code}}, status=status)
 
 
-def build_app(policy: Policy, tokenizer: PreTrainedTokenizerBase, model_name: str = "agentrl") -> web.Application:
+def build_app(
+    policy: Policy, tokenizer: PreTrainedTokenizerBase, model_name: str = "agentrl", api_key: str | None = None
+) -> web.Application:
     """The aiohttp application serving ``policy`` (see the module docstring)."""
     from agentrl.policy.render import ChatRenderer
 
     renderer = ChatRenderer(tokenizer) if getattr(tokenizer, "chat_template", None) else None
+    vocab = len(tokenizer)
+
+    @web.middleware
+    async def require_key(request: web.Request, handler):
+        sent = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(sent, f"Bearer {api_key}".encode()):
+            return _error(401, "a valid API key is required: send Authorization: Bearer <key>", "invalid_api_key")
+        return await handler(request)
 
     def decode(ids: list[int]) -> str:
         return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
     async def parse(request: web.Request, model: type[BaseModel]) -> BaseModel | web.Response:
         try:
-            return model.model_validate(await request.json())
+            body = model.model_validate(await request.json())
         except ValidationError as exc:
             return _error(400, "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
         except ValueError as exc:  # the body is not JSON
             return _error(400, f"the body is not JSON: {exc}")
+        if body.stream:
+            return _error(400, "stream: streaming is not supported; send stream: false")
+        return body
+
+    def out_of_vocabulary(prompt_ids: list[int]) -> web.Response | None:
+        for position, token in enumerate(prompt_ids):
+            if not 0 <= token < vocab:
+                return _error(400, f"prompt: token id {token} at position {position} is outside the vocabulary "
+                                   f"(0..{vocab - 1})")
+        return None
 
     async def sample(prompt_ids: list[int], sampling: SamplingParams):
         try:
@@ -107,6 +132,8 @@ def build_app(policy: Policy, tokenizer: PreTrainedTokenizerBase, model_name: st
         )
         if not prompt_ids:
             return _error(400, "prompt is empty")
+        if (bad := out_of_vocabulary(prompt_ids)) is not None:
+            return bad
         completion, failure = await sample(prompt_ids, body.sampling())
         if failure is not None:
             return failure
@@ -143,7 +170,7 @@ def build_app(policy: Policy, tokenizer: PreTrainedTokenizerBase, model_name: st
         }
         return web.json_response(_envelope("chat.completion", body.model or model_name, choice, prompt_ids, completion))
 
-    app = web.Application()
+    app = web.Application(middlewares=[require_key] if api_key else [])
     app.add_routes(
         [web.get("/v1/models", models), web.post("/v1/completions", completions), web.post("/v1/chat/completions", chat)]
     )
