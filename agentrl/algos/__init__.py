@@ -22,10 +22,12 @@ from agentrl.algos.registry import (
     SHAPERS,
     AlgoConfig,
     Estimator,
+    Requirements,
     get_estimator,
     get_shaper,
     register_estimator,
     register_shaper,
+    requirements,
 )
 from agentrl.algos.shapers import otc, partial_credit, penalty, turn_reward  # noqa: F401
 from agentrl.algos.tree_grpo import NodeCredit, node_credit
@@ -38,6 +40,7 @@ __all__ = [
     "Estimator",
     "NodeCredit",
     "Pipeline",
+    "Requirements",
     "StepBatch",
     "expand_to_tokens",
     "get_estimator",
@@ -45,4 +48,5 @@ __all__ = [
     "node_credit",
     "register_estimator",
     "register_shaper",
+    "requirements",
 ]

@@ -79,4 +79,6 @@ def empg(batch: StepBatch, cfg: EMPGConfig) -> np.ndarray:
     return empg_modulate(batch, base(batch, cfg.base_config), cfg)
 
 
-register_estimator("empg", empg, EMPGConfig)
+register_estimator(
+    "empg", empg, EMPGConfig, needs=frozenset({"token_entropy"}), wraps=lambda cfg: (cfg.base, cfg.base_config)
+)

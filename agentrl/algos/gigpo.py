@@ -130,4 +130,4 @@ def gigpo(batch: StepBatch, cfg: GiGPOConfig) -> np.ndarray:
     return a_episode + cfg.omega * a_step
 
 
-register_estimator("gigpo", gigpo, GiGPOConfig)
+register_estimator("gigpo", gigpo, GiGPOConfig, chain_only=True)

@@ -51,4 +51,4 @@ def grpo_s(batch: StepBatch, cfg: GRPOSConfig) -> np.ndarray:
     return batch.credit(adv)
 
 
-register_estimator("grpo_s", grpo_s, GRPOSConfig)
+register_estimator("grpo_s", grpo_s, GRPOSConfig, needs=frozenset({"token_entropy"}), chain_only=True)

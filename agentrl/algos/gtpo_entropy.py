@@ -92,4 +92,6 @@ def gtpo_entropy(batch: StepBatch, cfg: GTPOEntropyConfig) -> np.ndarray:
     return group_normalize(shaped, key, mask, singleton=cfg.singleton, eps=cfg.eps, members=first_token)
 
 
-register_estimator("gtpo_entropy", gtpo_entropy, GTPOEntropyConfig, level="token")
+register_estimator(
+    "gtpo_entropy", gtpo_entropy, GTPOEntropyConfig, level="token", needs=frozenset({"token_entropy"}), chain_only=True
+)

@@ -58,4 +58,4 @@ def gtpo_turn(batch: StepBatch, cfg: GTPOTurnConfig) -> np.ndarray:
     )
 
 
-register_estimator("gtpo_turn", gtpo_turn, GTPOTurnConfig)
+register_estimator("gtpo_turn", gtpo_turn, GTPOTurnConfig, chain_only=True)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from agentrl.algos.batch import StepBatch
-from agentrl.algos.registry import AlgoConfig, Estimator, get_estimator
+from agentrl.algos.registry import AlgoConfig, Estimator, Requirements, get_estimator, requirements
 
 Shaper = Callable[[StepBatch], StepBatch]
 
@@ -76,6 +76,12 @@ class Pipeline:
         self.estimator = get_estimator(estimator) if isinstance(estimator, str) else estimator
         self.config = self.estimator.config(config)
         self.shapers = list(shapers)
+        self.requirements: Requirements = requirements(self.estimator, self.config, self.shapers)
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """Batch inputs the shapers and estimator read: ``"token_entropy"``, ``"action_texts"``."""
+        return self.requirements.needs
 
     def shape(self, batch: StepBatch) -> StepBatch:
         for shaper in self.shapers:

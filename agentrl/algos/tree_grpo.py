@@ -100,6 +100,8 @@ def tree_2norm(batch: StepBatch, cfg: TreeGRPOConfig) -> np.ndarray:
     return batch.credit(tree_leaf_advantages(batch, cfg, "2norm"))
 
 
-register_estimator("tree_grpo", tree_grpo, TreeGRPOConfig)
-register_estimator("tree_intra", tree_intra, TreeGRPOConfig)
-register_estimator("tree_2norm", tree_2norm, TreeGRPOConfig)
+# Tree-only: on chain rollouts every tree holds one leaf, so the intra-tree term is always a
+# singleton (tree_grpo would silently be GRPO, tree_intra all zeros).
+register_estimator("tree_grpo", tree_grpo, TreeGRPOConfig, tree_only=True)
+register_estimator("tree_intra", tree_intra, TreeGRPOConfig, tree_only=True)
+register_estimator("tree_2norm", tree_2norm, TreeGRPOConfig, tree_only=True)

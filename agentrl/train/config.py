@@ -138,7 +138,7 @@ class AlgoSection(Section):
 
     @model_validator(mode="after")
     def _known_and_valid(self) -> AlgoSection:
-        from agentrl.algos import get_estimator, get_shaper
+        from agentrl.algos import get_estimator, get_shaper, requirements
 
         try:
             get_estimator(self.estimator).config(self.config)
@@ -151,6 +151,12 @@ class AlgoSection(Section):
                 get_shaper(entry.name, entry.config)
             except (KeyError, ValueError) as exc:
                 raise ValueError(f"shapers.{i}: {exc.args[0]}") from None
+        try:  # what the parts need must fit together (e.g. a tree-only estimator, a chain-only shaper)
+            requirements(self.estimator, self.config, [entry.name for entry in self.shapers])
+        except KeyError as exc:  # a wrapped estimator (empg's base) that does not exist
+            raise ValueError(f"config: {exc.args[0]}") from None
+        except ValueError as exc:
+            raise ValueError(f"shapers: {exc}") from None
         return self
 
 

@@ -80,4 +80,6 @@ class PartialCredit:
         return add_turn_rewards(batch, extra)
 
 
-register_shaper("gtpo_partial_credit", PartialCredit, PartialCreditConfig)
+register_shaper(
+    "gtpo_partial_credit", PartialCredit, PartialCreditConfig, needs=frozenset({"action_texts"}), chain_only=True
+)
