@@ -207,8 +207,9 @@ class KernelSession:
                 try:
                     reply = await self._reply(start + timeout)
                 except KernelDied:
+                    exit_code = self.proc.returncode
                     await self.restart()
-                    return out.result("crashed", time.perf_counter() - start, state_kept=False)
+                    return out.result("crashed", time.perf_counter() - start, state_kept=False, exit_code=exit_code)
                 if reply is not None:
                     return self._finish(out, reply, start, timed_out=False)
                 # Past the limit: interrupt (KeyboardInterrupt in the cell), restart if that fails.
@@ -279,7 +280,9 @@ class _Collector:
                 traceback=[ANSI.sub("", line) for line in content.get("traceback", [])],
             )
 
-    def result(self, outcome: str, duration: float, state_kept: bool = True) -> ExecResult:
+    def result(
+        self, outcome: str, duration: float, state_kept: bool = True, exit_code: int | None = None
+    ) -> ExecResult:
         return ExecResult(
             outcome=outcome,
             stdout="".join(self.streams["stdout"]),
@@ -291,4 +294,5 @@ class _Collector:
             truncated=self.truncated,
             execution_count=self.execution_count,
             state_kept=state_kept,
+            exit_code=exit_code,
         )

@@ -72,8 +72,8 @@ class ExecResult(Message):
 
     ``outcome`` is ``ok``, ``error`` (the code raised: a normal result for the agent),
     ``timeout`` (ran past ``timeout``: interrupted; ``state_kept`` says whether the interrupt
-    sufficed or the kernel had to be restarted) or ``crashed`` (the kernel died; a fresh kernel
-    was started, state lost). The client turns ``timeout`` / ``crashed`` into typed exceptions.
+    sufficed or the kernel had to be restarted) or ``crashed`` (the kernel died, ``exit_code``
+    says how; a fresh kernel was started, state lost). The client turns ``timeout`` / ``crashed`` into typed exceptions.
     """
 
     outcome: Outcome = "ok"
@@ -86,6 +86,7 @@ class ExecResult(Message):
     truncated: bool = False
     execution_count: int | None = None
     state_kept: bool = True
+    exit_code: int | None = Field(None, description="the dead kernel's exit status (crashed); negative: a signal")
 
     @property
     def images(self) -> list[bytes]:

@@ -11,7 +11,11 @@ Contract (what every env returns, whatever it simulates):
     ``terminated`` means the task ended (solved, failed, answered); ``truncated`` means the
     episode was cut off (``info["truncation"]`` says why: ``max_turns`` or ``invalid_actions``).
     A malformed action never raises: the observation says what was wrong, ``valid_action`` is
-    False and the episode goes on, up to ``max_invalid_actions`` in a row.
+    False and the episode goes on, up to ``max_invalid_actions`` in a row. Text that is not
+    valid Unicode (a lone surrogate, e.g. from a chat API's ``"\ud800"`` escape) is refused here,
+    before the env's hook sees it. Failures the agent causes are observations and are scored;
+    only infrastructure failures raise (:class:`agentrl.errors.InfraError`; the rule is in
+    :mod:`agentrl.errors`).
 
 ``info`` always holds:
     ``tool_calls`` (int, tools run by this step), ``valid_action`` (bool), ``state_key`` (str or
@@ -46,6 +50,7 @@ import numpy as np
 from gymnasium.utils import seeding
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agentrl.env.parsing import ActionError, check_text
 from agentrl.env.tasks import SPLITS, Task, TaskSet
 from agentrl.types import ToolSpec
 
@@ -229,11 +234,11 @@ class TextEnv(gymnasium.Env[str, str]):
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict]:
         self._check_can_step(action)
-        return self._finish_step(action, self._step(action))
+        return self._finish_step(action, self._unreadable(action) or self._step(action))
 
     async def astep(self, action: str) -> tuple[str, float, bool, bool, dict]:
         self._check_can_step(action)
-        return self._finish_step(action, await self._astep(action))
+        return self._finish_step(action, self._unreadable(action) or await self._astep(action))
 
     def fork(self) -> TextEnv:
         """A twin at the same state (replays this episode's actions on a fresh env)."""
@@ -328,6 +333,15 @@ class TextEnv(gymnasium.Env[str, str]):
             raise RuntimeError("the episode is over; call reset() to start a new one")
         if not isinstance(action, str):
             raise TypeError(f"actions are text; got {type(action).__name__}")
+
+    @staticmethod
+    def _unreadable(action: str) -> StepOutcome | None:
+        """The invalid-action outcome for text that is not valid Unicode, else None."""
+        try:
+            check_text(action)
+        except ActionError as exc:
+            return StepOutcome(f"Error: {exc}", valid_action=False, error=str(exc))
+        return None
 
     def _finish_step(self, action: str, outcome: StepOutcome) -> tuple[str, float, bool, bool, dict]:
         self._actions.append(action)

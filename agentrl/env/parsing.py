@@ -2,7 +2,10 @@
 
 Every parser is total: for any input string it either returns a result or raises
 :class:`ActionError`, whose message is written for the model to read and fix its action
-(envs put it in the observation and set ``valid_action=False``). No other exception escapes.
+(envs put it in the observation and set ``valid_action=False``). No other exception escapes —
+not for JSON nested thousands deep (``RecursionError`` inside the decoder) nor for strings that
+are not valid Unicode (a JSON ``"\ud800"`` escape decodes to a lone surrogate, which cannot be
+encoded to UTF-8 and would fail later, far from the parser: see :func:`check_text`).
 
 Formats:
 
@@ -33,6 +36,44 @@ _UNCLOSED_TOOL_CALL = re.compile(r"<tool_call>(?!.*</tool_call>)", re.DOTALL)
 _CODE_BLOCK = re.compile(r"```(?:python|py)[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _COMMAND = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_\-]*)\s*\[(.*)\]\s*$", re.DOTALL)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of arrays/objects accepted in a tool call (tool arguments are shallow)."""
+
+
+def check_text(text: str, what: str = "The action") -> None:
+    """Raise :class:`ActionError` if ``text`` holds a lone UTF-16 surrogate (not valid Unicode)."""
+    found = _SURROGATE.search(text)
+    if found is not None:
+        raise ActionError(
+            f"{what} is not valid Unicode text: it holds a lone surrogate U+{ord(found.group()):04X} "
+            f"at position {found.start()}. Write the character itself or an escape sequence in the code."
+        )
+
+
+def _load_json(raw: str, what: str) -> object:
+    """``json.loads`` with the parser's guarantees: bounded depth, valid Unicode strings."""
+    too_deep = ActionError(f"{what}: the JSON is nested too deeply (at most {MAX_JSON_DEPTH} levels).")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ActionError(f"{what}: the JSON does not parse ({exc.msg} at char {exc.pos}).") from None
+    except RecursionError:
+        raise too_deep from None
+    stack = [(value, 0)]
+    while stack:  # iterative: the value may be nested just under the decoder's own limit
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            check_text(item, f"{what}: a string")
+        elif isinstance(item, dict | list):
+            if depth >= MAX_JSON_DEPTH:
+                raise too_deep
+            if isinstance(item, dict):
+                for key in item:
+                    check_text(key, f"{what}: a key")
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return value
 
 
 def has_tool_call(text: str) -> bool:
@@ -53,10 +94,7 @@ def parse_tool_calls(text: str, tools: Sequence[ToolSpec]) -> list[ToolCall]:
         raise ActionError("No tool call found: wrap a JSON object in <tool_call>...</tool_call>.")
     calls = []
     for raw in blocks:
-        try:
-            payload = json.loads(raw.strip())
-        except json.JSONDecodeError as exc:
-            raise ActionError(f"Invalid tool call: the JSON does not parse ({exc.msg} at char {exc.pos}).") from None
+        payload = _load_json(raw.strip(), "Invalid tool call")
         if not isinstance(payload, dict):
             raise ActionError('Invalid tool call: expected a JSON object like {"name": ..., "arguments": {...}}.')
         name = payload.get("name")
@@ -67,10 +105,7 @@ def parse_tool_calls(text: str, tools: Sequence[ToolSpec]) -> list[ToolCall]:
             raise ActionError(f"Unknown tool {name!r}. Available tools: {known}.")
         arguments = payload.get("arguments", {})
         if isinstance(arguments, str):  # some models emit arguments as a JSON string
-            try:
-                arguments = json.loads(arguments)
-            except json.JSONDecodeError:
-                raise ActionError(f"Invalid arguments for {name}: not a JSON object.") from None
+            arguments = _load_json(arguments, f"Invalid arguments for {name}")
         if not isinstance(arguments, dict):
             raise ActionError(f"Invalid arguments for {name}: expected a JSON object.")
         check_arguments(by_name[name], arguments)

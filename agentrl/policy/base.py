@@ -21,6 +21,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from agentrl.errors import InfraError
+
 FinishReason = Literal["stop", "length"]
 
 
@@ -113,7 +115,7 @@ class PolicyError(Exception):
     """Base of every error a policy backend raises."""
 
 
-class PolicyBackendError(PolicyError):
+class PolicyBackendError(PolicyError, InfraError):
     """The backend failed (server down, connection reset, 5xx, engine crash): an infrastructure
     failure. The rollout engine marks the episode ``infra_error`` and retries it."""
 

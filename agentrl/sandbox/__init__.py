@@ -22,7 +22,7 @@ from __future__ import annotations
 from agentrl_sandboxes.messages import Display, ExecError, ExecResult, FileInfo, Health, ProcResult
 
 from agentrl.sandbox.base import Sandbox, ServerSandbox
-from agentrl.sandbox.errors import SandboxCrashed, SandboxError, SandboxTimeout, SandboxUnavailable
+from agentrl.sandbox.errors import CodeCrashed, SandboxCrashed, SandboxError, SandboxTimeout, SandboxUnavailable
 from agentrl.sandbox.limits import Limits
 from agentrl.sandbox.pool import SandboxPool
 from agentrl.sandbox.registry import BackendName, backend_names, register_backend, sandbox_class
@@ -55,6 +55,7 @@ __all__ = [
     "Limits",
     "ProcResult",
     "Sandbox",
+    "CodeCrashed",
     "SandboxCrashed",
     "SandboxError",
     "SandboxPool",

@@ -31,11 +31,13 @@ from agentrl_sandboxes.messages import (
 )
 from pydantic import BaseModel, ValidationError
 
-from agentrl.sandbox.errors import SandboxCrashed, SandboxError, SandboxTimeout, SandboxUnavailable
+from agentrl.sandbox.errors import CodeCrashed, SandboxCrashed, SandboxError, SandboxTimeout, SandboxUnavailable
 from agentrl.sandbox.limits import Limits
 
 # Seconds a call may take beyond its own timeout: interrupt grace (2 s) + a kernel restart.
 CALL_SLACK = 30.0
+# Seconds to wait, after the connection dropped, for the backend to confirm the server exited.
+EXIT_GRACE = 2.0
 
 
 @runtime_checkable
@@ -104,7 +106,10 @@ class ServerSandbox:
         try:
             self.socket_path = await asyncio.wait_for(self._launch(), self.limits.start_timeout_s)
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.UnixConnector(path=str(self.socket_path), limit=0),
+                # A fresh connection per call (a Unix socket connect costs microseconds): a server
+                # that died before a call refuses it (infra), instead of dropping a stale
+                # keep-alive connection, which would look like a death during the call.
+                connector=aiohttp.UnixConnector(path=str(self.socket_path), limit=0, force_close=True),
                 base_url="http://sandbox",
                 headers={"Authorization": f"Bearer {self.token}"},
             )
@@ -169,10 +174,15 @@ class ServerSandbox:
                 raw = await resp.read()
                 status = resp.status
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            gone = await self._server_gone()
             self._alive = False
+            # Dropped mid-call (not a host-side timeout, not a refused connect: that server was
+            # gone before the call) and confirmed exited: the call's own code may be the cause.
+            during = not isinstance(exc, TimeoutError | aiohttp.ClientConnectorError)
+            gone = during and await self._exited_within(EXIT_GRACE)
             what = "exited" if gone else f"stopped answering ({type(exc).__name__})"
-            raise SandboxCrashed(f"{self.backend} sandbox {what} during {route}: {self._log_tail()}") from exc
+            raise SandboxCrashed(
+                f"{self.backend} sandbox {what} during {route}: {self._log_tail()}", server_exited=gone
+            ) from exc
         if status >= 400:
             try:
                 err = ErrorBody.model_validate_json(raw)
@@ -186,6 +196,28 @@ class ServerSandbox:
             raise SandboxError(f"sandbox server error {status} on {route}: {message}")
         return raw
 
+    async def _exited_within(self, grace: float) -> bool:
+        """True once the backend confirms the server exited (polled up to ``grace`` seconds:
+        a dropped connection is seen before the process is reaped)."""
+        deadline = time.monotonic() + grace
+        while not await self._server_gone():
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
+    async def _call_code(self, route: str, timeout: float, body: BaseModel) -> bytes:
+        """A call that runs the caller's code: a server that took the request, dropped it and is
+        confirmed exited was taken down by that code → :class:`CodeCrashed` (``sandbox_lost``)."""
+        try:
+            return await self._call("POST", route, timeout, body)
+        except SandboxCrashed as exc:
+            if exc.server_exited:
+                raise CodeCrashed(
+                    f"the code took the whole {self.backend} sandbox down during {route}", sandbox_lost=True
+                ) from exc
+            raise
+
     # ------------------------------------------------------------- API
     async def run_code(
         self, code: str, timeout: float = 30.0, max_output: int = DEFAULT_MAX_OUTPUT
@@ -194,24 +226,27 @@ class ServerSandbox:
 
         Returns the ExecResult (``outcome`` ``ok`` or ``error`` — an exception in the code is a
         normal result). Raises :class:`SandboxTimeout` (``.result``, ``.state_kept``) past
-        ``timeout`` and :class:`SandboxCrashed` if the kernel or sandbox died.
+        ``timeout``; :class:`CodeCrashed` if the code ended its kernel (a fresh one was started)
+        or took the whole sandbox down (``sandbox_lost``); :class:`SandboxCrashed` (infra) if the
+        sandbox stopped answering or was already dead.
         """
         req = ExecuteRequest(code=code, timeout=timeout, max_output=max_output)
-        result = ExecResult.model_validate_json(
-            await self._call("POST", "/execute", timeout + CALL_SLACK, req)
-        )
+        result = ExecResult.model_validate_json(await self._call_code("/execute", timeout + CALL_SLACK, req))
         if result.outcome == "timeout":
             how = "interrupted, state kept" if result.state_kept else "kernel restarted, state lost"
             raise SandboxTimeout(f"code ran past {timeout:g} s ({how})", result)
         if result.outcome == "crashed":
-            raise SandboxCrashed("the kernel died during the cell; a fresh kernel was started", result)
+            raise CodeCrashed(
+                "the kernel died during the cell; a fresh kernel was started", result, exit_code=result.exit_code
+            )
         return result
 
     async def exec(self, argv: list[str], timeout: float = 30.0, stdin: str | None = None) -> ProcResult:
         """Run ``argv`` (no shell) in the work dir. A timeout kills its process tree and is
-        reported in the result (``timed_out``, ``returncode=-9``), not raised."""
+        reported in the result (``timed_out``, ``returncode=-9``), not raised; a program that takes
+        the whole sandbox down raises :class:`CodeCrashed` (``sandbox_lost``)."""
         req = ProcRequest(argv=argv, timeout=timeout, stdin=stdin)
-        return ProcResult.model_validate_json(await self._call("POST", "/exec", timeout + CALL_SLACK, req))
+        return ProcResult.model_validate_json(await self._call_code("/exec", timeout + CALL_SLACK, req))
 
     async def put_file(self, path: str, data: bytes) -> FileInfo:
         """Write ``data`` to ``path`` (relative to the work dir; parents are created)."""

@@ -187,9 +187,9 @@ class DockerSandbox(ServerSandbox):
     def _gone_sync(self) -> bool:
         try:
             self.container.reload()
-        except Exception:  # noqa: BLE001 - NotFound or engine trouble: treat as gone
-            return True
-        return self.container.status in ("exited", "dead", "removing")
+        except Exception:  # noqa: BLE001 - removed, or engine trouble: not a confirmed exit (infra)
+            return False
+        return self.container.status in ("exited", "dead")
 
     def _log_tail(self) -> str:
         try:

@@ -21,11 +21,17 @@ State machine (one episode)::
 * **Reward** — 1 for a correct answer, else 0; ``success`` is the same bit. ``format_penalty``
   (default 0) is subtracted on every invalid action; it never touches ``success``. Tool-cost
   shaping (OTC) is the reward shapers' job: ``info["tool_calls"]`` is 1 for a step that ran code.
-* **Failures** — code that raises is a normal observation. Code that runs past ``cell_timeout``
-  is interrupted (:class:`SandboxTimeout`) and the agent is told so: that is the code's
-  behaviour, a learnable signal. A dead kernel or sandbox (:class:`SandboxCrashed`) or no sandbox
-  at all (:class:`SandboxUnavailable`) propagates out of ``step``/``astep`` unchanged: the
-  rollout engine marks the episode as an infrastructure failure, never as a wrong answer.
+* **Failures** — who caused it decides (the rule: :mod:`agentrl.errors`). The agent's doing,
+  always an observation, the episode goes on and is scored: code that raises; code that runs
+  past ``cell_timeout`` (:class:`SandboxTimeout`: interrupted, the agent is told); code that
+  crashes its interpreter (:class:`CodeCrashed`: ``os._exit``, a segfault, a memory bomb,
+  ``os.killpg(0, 9)`` — the observation gives the exit code and says the state was lost; a fresh
+  kernel runs the next cell) or takes the whole sandbox down with it (``sandbox_lost``: the dead
+  sandbox goes back to the pool, which replaces it, and the next cell gets a fresh one). A
+  HumanEval submission that takes the grading sandbox down fails its tests. Infrastructure, out
+  of ``step``/``astep`` unchanged so the rollout engine masks the episode (never a wrong
+  answer): a sandbox that stopped answering or whose engine is gone (:class:`SandboxCrashed`),
+  no sandbox at all (:class:`SandboxUnavailable`).
 * **state_key** — ``sha256(task id, normalised executed cells)``: two trajectories that ran the
   same code (up to blank lines and trailing spaces) are in the same state for GiGPO. A restart
   after a timeout empties the kernel, and the cell list with it.
@@ -35,7 +41,7 @@ State machine (one episode)::
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from agentrl_envs.code_interpreter import humaneval
@@ -48,14 +54,14 @@ from agentrl_envs.code_interpreter.tasks import MATH_FAMILIES, humaneval_tasks, 
 from pydantic import Field
 
 from agentrl.env import ActionError, EnvConfig, StepOutcome, Task, TaskSet, TextEnv
-from agentrl.sandbox import ExecResult, SandboxCrashed, SandboxPool, SandboxTimeout, ServerSandbox
+from agentrl.sandbox import BackendName, CodeCrashed, ExecResult, SandboxCrashed, SandboxPool, SandboxTimeout, ServerSandbox
 
 MAX_CAPTURE = 64 * 1024  # characters the sandbox sends back per cell; the observation keeps far fewer
 
 
 class CodeInterpreterConfig(EnvConfig):
     max_turns: int = Field(default=8, ge=1)
-    backend: Literal["local", "docker"] = Field(default="local", description="Sandbox backend.")
+    backend: BackendName = Field(default="local", description="Sandbox backend name (agentrl.sandbox.backend_names()).")
     sandbox_options: dict[str, Any] = Field(
         default_factory=dict,
         description="Limits fields (memory_mb, pids, cpu_time_s, …) or backend options (image=…) for the sandboxes.",
@@ -156,8 +162,20 @@ class CodeInterpreterEnv(TextEnv):
             note = f"TimeoutError: the cell ran longer than {self.config.cell_timeout:g} s and was interrupted. {kept}"
             body = note if partial in ("", "(no output)") else f"{partial}\n{note}"
             return body, {"outcome": "timeout", "state_kept": exc.state_kept}
+        except CodeCrashed as exc:  # the agent's code ended its interpreter: its doing, scored
+            self._cells = []
+            if exc.sandbox_lost:
+                await self._release()  # dead: the pool replaces it; the next cell gets a fresh one
+            partial = execution_text(exc.result, self.config.output_budget, show_error=False) if exc.result else ""
+            what = "the whole sandbox" if exc.sandbox_lost else "the Python interpreter"
+            note = (
+                f"KernelCrashed: your code crashed {what} ({exc.how()}); all variables and imports are "
+                "lost. A fresh interpreter runs your next cell."
+            )
+            body = note if partial in ("", "(no output)") else f"{partial}\n{note}"
+            return body, {"outcome": "crashed", "exit_code": exc.exit_code, "sandbox_lost": exc.sandbox_lost}
         except SandboxCrashed:
-            await self._release()  # the pool replaces or resets it; the episode is lost (infra)
+            await self._release()  # the pool replaces it; the episode is lost (infra)
             raise
         self._cells.append(normalise_cell(code))
         self.last_stdout = result.stdout
@@ -291,10 +309,17 @@ class HumanEvalEnv(CodeInterpreterEnv):
         program = humaneval.grading_program(self.task.data, humaneval.submission_code(answer))
         await self._release()  # grade where the agent's code never ran
         pool = await self.pool()
-        result = await on_pool_loop(run_program(pool, program, self.config.grade_timeout, self.config.acquire_timeout))
-        passed = result.returncode == 0 and not result.timed_out
+        try:
+            result = await on_pool_loop(
+                run_program(pool, program, self.config.grade_timeout, self.config.acquire_timeout)
+            )
+        except CodeCrashed:  # the submission took the grading sandbox down: it fails
+            result = None
+        passed = result is not None and result.returncode == 0 and not result.timed_out
         if passed:
             verdict = "passed"
+        elif result is None:
+            verdict = "failed: the submission crashed the grading sandbox"
         elif result.timed_out:
             verdict = f"timed out after {self.config.grade_timeout:g} s"
         else:

@@ -7,16 +7,27 @@ process** (a daemon thread), and every sandbox call is handed to that loop with
 :func:`asyncio.run_coroutine_threadsafe` and awaited from the caller's loop. The hop costs
 tens of microseconds (measured in ``bench/code_interpreter.py``) against milliseconds per cell.
 
-Pools are keyed by backend and options; they start on first use and are closed at interpreter
-exit (local sandboxes also die with the process; docker containers carry labels that the next
-start-up removes).
+Pools are keyed by backend and options; they start on first use and are closed when the
+interpreter exits — normally, by an exception, or by SIGTERM — so no sandbox (process or
+container) outlives the process that started it:
+
+* the close is registered with ``threading._register_atexit``, which runs *before* the
+  interpreter shuts down its thread pools; a plain ``atexit`` hook runs after, when the docker
+  backend's ``asyncio.to_thread`` calls fail with "cannot schedule new futures after shutdown"
+  and the containers were left running;
+* SIGTERM, whose default action ends the process without any exit hook, is turned into
+  ``SystemExit(143)`` while a pool is open — only when the main thread still has the default
+  handler (an application's own handler is never replaced);
+* after SIGKILL no hook can run: local sandboxes die with the process anyway (their server exits
+  when its stdin pipe closes) and docker containers carry owner labels that the next start-up
+  removes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import logging
+import signal
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -39,8 +50,21 @@ def _background_loop() -> asyncio.AbstractEventLoop:
             loop = asyncio.new_event_loop()
             threading.Thread(target=loop.run_forever, name="agentrl-sandbox-loop", daemon=True).start()
             _loop = loop
-            atexit.register(close_pools)
+            threading._register_atexit(close_pools)  # before the executors shut down (module doc)
+            _exit_on_sigterm()
         return _loop
+
+
+def _exit_on_sigterm() -> None:
+    """Make SIGTERM raise SystemExit (so the exit hooks close the pools) if nobody handles it."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _sigterm)
+
+
+def _sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 async def on_pool_loop(coro: Coroutine[Any, Any, T]) -> T:

@@ -13,9 +13,9 @@ searches, so throughput grows with the number of clients instead of falling. Sta
 and point envs at it: ``agentrl.make("agentrl/SearchQA-v0", retriever_url="http://127.0.0.1:8000")``.
 
 Client: :class:`RemoteRetriever` (one pooled aiohttp session per event loop). A server that
-cannot be reached or fails raises :class:`RetrievalUnavailable`, a
-:class:`~agentrl.sandbox.errors.SandboxUnavailable`, so the rollout engine treats it as an
-infrastructure failure (retried, masked) and never as a reward of 0.
+cannot be reached or fails raises :class:`RetrievalUnavailable`, an
+:class:`~agentrl.errors.InfraError`, so the rollout engine treats it as an infrastructure
+failure (retried, masked) and never as a reward of 0.
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ from agentrl_envs.search.retrieval import BM25Retriever, Hit, shared_retriever
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agentrl.sandbox.errors import SandboxUnavailable
+from agentrl.errors import InfraError
 
 MAX_QUERIES = 512
 
 
-class RetrievalUnavailable(SandboxUnavailable):
+class RetrievalUnavailable(InfraError):
     """The retrieval server could not be reached or answered with an error."""
 
 

@@ -1,7 +1,11 @@
 """CodeMath episodes through the rollout engine's episode runner, with a real tiny model."""
 
 
+import numpy as np
+
 import agentrl
+from agentrl.algos.batch import StepBatch
+from agentrl.algos.grpo import GRPOConfig, grpo
 from agentrl.policy import HFPolicy, SamplingParams
 from agentrl.policy.base import Completion
 from agentrl.policy.tiny import build_tiny_model
@@ -53,7 +57,27 @@ async def test_scripted_tokens_solve_a_task_through_the_kernel(tokenizer, render
     assert traj.steps[2].observation == f"<interpreter>\n{gold}\n</interpreter>"  # what the agent saw
 
 
-async def test_a_dead_kernel_is_an_infra_error_never_a_zero_reward(tokenizer, renderer):
-    texts = ["```python\nimport os\nos._exit(3)\n```"]
-    traj = await run_episode(code_math(), ScriptedTokens(tokenizer, texts), renderer, SamplingParams(max_tokens=64), seed=0)
-    assert traj.status == "infra_error" and traj.error.startswith("SandboxCrashed")
+async def test_code_that_crashes_its_sandbox_is_learnable_with_the_failure_reward(tokenizer, renderer):
+    """Training: a rollout whose code killed its kernel is a scored failure, not masked."""
+    task_id, expression, gold = chain_sum_task()
+    solved = [f"```python\nanswer = {expression}\n```", "```python\nprint(answer)\n```", f"\\boxed{{{gold}}}"]
+    crashed = ["```python\nimport os\nos._exit(3)\n```", "```python\nimport os\nos._exit(3)\n```"]
+    group = []
+    for texts in (solved, crashed):
+        group.append(
+            await run_episode(
+                code_math(max_turns=2 if texts is crashed else 3), ScriptedTokens(tokenizer, texts), renderer,
+                SamplingParams(max_tokens=64), seed=0, task_id=task_id, group_id="g", strict=True,
+            )
+        )  # fmt: skip
+    crash = group[1]
+    assert (crash.status, crash.truncation, crash.learnable, crash.final_reward) == ("truncated", "max_turns", True, 0.0)
+    assert "your code crashed the Python interpreter (exit code 3)" in crash.steps[1].observation
+    batch = StepBatch.from_trajectories(group)
+    assert batch.episode_valid.tolist() == [True, True]
+    advantages = grpo(batch, GRPOConfig())
+    # GRPO over the group {1, 0}: mean 0.5, so the crash's advantage is negative and the solve's
+    # positive, equal and opposite (whatever the std normalisation).
+    solve_adv, crash_adv = advantages[: len(group[0].steps)], advantages[len(group[0].steps) :]
+    assert np.all(crash_adv < 0) and np.all(solve_adv > 0)
+    assert np.allclose(solve_adv[0], -crash_adv[0])

@@ -85,7 +85,9 @@ async def test_pool_cap_reset_and_replacement():
         await pool.release(sb)
         again = await pool.acquire(timeout=60)  # waits for the background reset
         assert (await again.run_code("secret")).error.name == "NameError"
-        os.kill(again.proc.pid, signal.SIGKILL)  # the whole sandbox dies
+        os.kill(again.proc.pid, signal.SIGKILL)  # the whole sandbox dies, before the next call
+        await again.proc.wait()
+        await asyncio.sleep(0.5)  # its server too (a death *during* a call is the code's: CodeCrashed)
         with pytest.raises(SandboxCrashed):
             await again.run_code("1")
         await pool.release(again)

@@ -86,12 +86,12 @@ async def test_retrieval_server_matches_in_process_search():
 
 
 async def test_unreachable_server_is_an_infrastructure_error():
-    from agentrl.sandbox.errors import SandboxUnavailable
+    from agentrl.errors import InfraError
 
     client = RemoteRetriever("http://127.0.0.1:9", timeout_s=2)
     with pytest.raises(RetrievalUnavailable) as excinfo:
         await client.asearch_batch(["x"], 1)
-    assert isinstance(excinfo.value, SandboxUnavailable) and excinfo.value.retryable
+    assert isinstance(excinfo.value, InfraError) and excinfo.value.retryable
     await client.aclose()
     await asyncio.sleep(0)
 
