@@ -129,3 +129,73 @@ def test_missing_chromium_is_a_clear_error():
 
     with pytest.raises(BrowserUnavailable, match="scripts/chromium_setup.sh"):
         Browser(BrowserConfig(chrome_binary="/nonexistent/chromium"))
+
+
+def boxes(obs: str, role: str) -> dict[str, list[int]]:
+    return {name: [int(v) for v in box.split(",")]
+            for name, box in re.findall(rf'\] {role} "([^"]*)" box=\[([\d,]+)\]', obs)}
+
+
+async def test_pointer_actions_on_real_pages(browser_pool):
+    env = MiniWoBEnv(pool=browser_pool, families=["drag-box", "click-test-2"])
+    try:
+        obs, _ = await env.areset(options={"task_id": "drag-box/0001"})
+        small, large = boxes(obs, "text")["s"], boxes(obs, "text")["L"]
+        # jQuery UI moves the grabbed box with the pointer, pixel for pixel (the sim's model).
+        x, y = small[0] + 5, small[1] + 5
+        obs, reward, *_ = await env.astep(f"drag({x}, {y}, {x + 7}, {y - 11})")
+        assert boxes(obs, "text")["s"] == [small[0] + 7, small[1] - 11, 28, 28] and reward == 0.0
+        assert boxes(obs, "text")["L"] == large
+        obs, *_, info = await env.astep("click_at(170, 20)")
+        assert "outside the page" in obs and not info["valid_action"]
+
+        obs, _ = await env.areset(options={"task_id": "click-test-2/0001"})
+        two = boxes(obs, "button")["TWO"]
+        _, reward, terminated, _, info = await env.astep("click_at(1, 1)")  # the task bar: nothing
+        assert (reward, terminated, info["valid_action"]) == (0.0, False, True)
+        _, reward, terminated, _, _ = await env.astep(f"click_at({two[0] + 38}, {two[1] + 38})")
+        assert (reward, terminated) == (-1.0, True)
+    finally:
+        await env.aclose()
+
+
+async def test_use_slider_sim_matches_the_real_widget(browser_pool):
+    # The same gestures on the real jQuery UI slider and on the Python one set up with the
+    # page's range, orientation and length: the same value and handle box after every action.
+    import numpy as np
+    from agentrl_envs.gui.actions import parse_action
+    from agentrl_envs.gui.sim.families import UseSlider
+
+    read = "var s = $('#slider'); return [s.slider('option', 'min'), s.slider('option', 'max'), " \
+           "s.slider('option', 'orientation'), s.slider('value')];"
+    rng = np.random.default_rng(0)
+    env = MiniWoBEnv(pool=browser_pool, families=["use-slider"])
+    try:
+        for index in range(4):
+            await env.areset(options={"task_id": f"use-slider/{index:04d}"})
+            low, high, orientation, value = await env.browser.arun(lambda d: d.execute_script(read))
+            track = next(n for root in env.roots for n in root.walk() if n.role == "slider")
+            sim = UseSlider(np.random.default_rng(0))
+            sim.low, sim.high, sim.vertical = low, high, orientation == "vertical"
+            sim.length = track.box[3] if sim.vertical else track.box[2]
+            sim.set_value(value)
+            assert sim.track.box == track.box
+            for _ in range(6):
+                left, top, width, height = sim.track.box
+                hx, hy = sim.handle.box[:2]
+                u = rng.random()
+                if u < 0.4:
+                    action = f"click_at({rng.integers(left - 2, left + width + 2)}, {rng.integers(top - 2, top + height + 2)})"
+                elif u < 0.75:
+                    action = (f"drag({hx + rng.integers(0, 14)}, {hy + rng.integers(0, 14)}, "
+                              f"{rng.integers(0, 160)}, {rng.integers(50, 200)})")
+                else:
+                    action = f'press({sim.handle.id}, "{rng.choice(["Home", "End", "PageUp", "ArrowLeft"])}")'
+                await env.astep(action)
+                real = (await env.browser.arun(lambda d: d.execute_script(read)))[3]
+                parsed = parse_action(action)
+                sim.apply(parsed, sim.handle if parsed.target is not None else None)
+                handle = next(n for root in env.roots for n in root.walk() if n.role == "group")
+                assert (real, handle.box) == (sim.value, sim.handle.box), (index, action)
+    finally:
+        await env.aclose()

@@ -257,7 +257,8 @@ def test_click_button_sequence_and_dialog_rewards():
     assert env.step(f"click({close})")[1] == 1.0  # the title bar's "x" is the Close button
 
 
-NEW_FAMILIES = {"click-test-2": 0.6, "click-button-sequence": 0.35, "click-dialog-2": 0.4, "drag-box": 0.15}
+NEW_FAMILIES = {"click-test-2": 0.6, "click-button-sequence": 0.35, "click-dialog-2": 0.4, "drag-box": 0.15,
+                "use-slider": 0.15}
 
 
 @pytest.mark.parametrize("family", sorted(NEW_FAMILIES))
@@ -268,3 +269,65 @@ async def test_random_agent_per_new_family(family):
     agent = RandomAgent(env, seed=0)
     wins = [(await aplay_episode(env, agent, seed=0, task_id=t.id)).success for t in env.tasks]
     assert np.mean(wins) < NEW_FAMILIES[family]
+
+
+def slider_page(low: int, high: int, vertical: bool, length: int, value: int):
+    """A use-slider page with the given range, orientation, outer track length and value."""
+    page = FAMILIES["use-slider"](np.random.default_rng(0))
+    page.low, page.high, page.vertical, page.length = low, high, vertical, length
+    page.set_value(value)
+    return page
+
+
+def test_use_slider_pointer_and_keys_by_hand():
+    from agentrl_envs.gui.actions import parse_action
+
+    # Horizontal 0..100 on a 52 px track (50 px inside the border), at x 10-61.
+    page = slider_page(0, 100, False, 52, 40)
+    left, top, width, height = page.track.box
+    assert (left, width, height) == (10, 52, 10)
+
+    def act(text):
+        action = parse_action(text)
+        page.apply(action, page.handle if action.target is not None else None)
+        return page.value
+
+    # A press on the track: value = low + (x - left) / width * 100, halves rounded up.
+    act(f'press({page.handle.id}, "End")')  # park the handle at the far end, out of the way
+    assert act(f"click_at({left + 13}, {top + 5})") == 25  # 13/52 = 0.25 exactly
+    assert act(f"click_at({left}, {top})") == 0
+    act(f'press({page.handle.id}, "Home")')
+    assert act(f"click_at({left + 51}, {top + 9})") == 98  # 51/52 = 0.9808 -> 98.08
+    assert act(f"click_at({left + 33}, {top + 5})") == 63  # 63.46
+    # The handle sits at left + 50 * p - 5 (a 14 px square): at 63 that is 26.5 -> shown 27.
+    # The handle's corner is at left + 50 p - 5 = 36.5 (shown rounded half up: 37), top - 2.
+    assert page.handle.box == [37, top - 2, 14, 14] and page.handle.focused
+    # Grabbing the handle keeps the value; dragging moves it with the pointer, offset by where
+    # it was grabbed (x - corner - 6 = 40 - 36.5 - 6 = -2.5): at x 50 -> (52.5 - 10) / 52.
+    assert act(f"click_at(40, {top})") == 63
+    assert act(f"drag(40, {top}, 50, 150)") == 82  # 81.73
+    # Keys on the focused handle: PageDown / PageUp a fifth of the range, arrows 1, Home / End.
+    assert [act(f'press("{key}")') for key in ("PageDown", "ArrowUp", "End", "ArrowRight", "ArrowLeft")] == [
+        62, 63, 100, 100, 99]
+    page.apply(parse_action(f"click({page.submit.id})"), page.submit)
+    assert page.done and page.raw_reward == (1.0 if page.target == 99 else -1.0)
+
+
+def test_use_slider_vertical_and_wrapping_layout():
+    from agentrl_envs.gui.actions import parse_action
+
+    # Vertical: the top is the maximum, value = low + (1 - (y - top) / height) * range.
+    page = slider_page(10, 60, True, 102, 30)
+    left, top, width, height = page.track.box
+    assert (left, top, width, height) == (10, 60, 10, 102)
+    page.apply(parse_action('press(2, "Home")'), page.handle)  # handle to the bottom
+    page.apply(parse_action(f"click_at(15, {top + 25})"), None)
+    assert page.value == 48  # 10 + (1 - 25/102) * 50 = 47.75
+    # Horizontal, longest track (116 px): "100" no longer fits after it (measured in Chromium:
+    # the value wraps under it and the track moves up from y 64 to y 60, Submit down to 93).
+    page = slider_page(0, 100, False, 116, 50)
+    page.set_value(50)
+    assert page.track.box[1] == 64 and page.shown.box[:2] == [134, 65] and page.submit.box[1] == 81
+    page.set_value(100)
+    assert page.track.box[1] == 60 and page.shown.box[:2] == [15, 77] and page.submit.box[1] == 93
+    assert page.handle.box == [119, 58, 14, 14]  # the browser's box for this page at 100
