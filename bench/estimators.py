@@ -84,37 +84,42 @@ def make_tree_batch(n_trees: int, trees_per_group: int, seed: int = 1) -> StepBa
         tree_col += [t] * len(local_parent)
         offset += len(local_parent)
     n = offset
-    leaf = np.zeros(n, dtype=bool)
-    leaf[leaves] = True
-    final = np.where(leaf, 10.0 * (rng.random(n) < 0.3), 0.0)
+    episode_rows = np.sort(np.asarray(leaves))
+    final = 10.0 * (rng.random(episode_rows.size) < 0.3)
+    reward = np.zeros(n)
+    reward[episode_rows] = final
     tree_arr = np.asarray(tree_col)
-    b = StepBatch(
+    return StepBatch(
         group=tree_arr // trees_per_group,
         traj=tree_arr,
         tree=tree_arr,
         node=np.arange(n),
         parent=np.asarray(parent),
         step=np.asarray(depth),
-        leaf=leaf,
-        reward=final,
-        final_reward=final,
-        success=final > 0,
-        valid=np.ones(n, dtype=bool),
+        reward=reward,
         action_valid=np.ones(n, dtype=bool),
         state=np.full(n, -1),
         tool_calls=np.zeros(n, dtype=np.int64),
         n_tokens=np.full(n, 4),
         task=tree_arr // trees_per_group,
+        episode_rows=episode_rows,
+        episode_reward=final,
+        episode_success=final > 0,
+        episode_valid=np.ones(episode_rows.size, dtype=bool),
     )
-    return b
 
 
 def gigpo_loop(batch: StepBatch) -> np.ndarray:
-    """GiGPO (mean_std_norm, trajectory stats, row penalty) the way the reference code does it."""
+    """GiGPO (mean_std_norm, trajectory stats, row penalty) the way the reference code does it.
+
+    The row penalty follows agentrl's trajectory-weighted rule: the episode statistics use the
+    unpenalised scores and an invalid row's A^E is lowered by the coefficient after the z-score
+    (see agentrl/algos/gigpo.py).
+    """
     n = batch.n_rows
     traj, group, state = batch.traj.tolist(), batch.group.tolist(), batch.state.tolist()
     reward, invalid = batch.reward.tolist(), (~batch.action_valid).tolist()
-    valid, final = batch.valid.tolist(), batch.final_reward.tolist()
+    valid, final = batch.valid.tolist(), batch.episode_reward[batch.traj].tolist()
     rows_of = defaultdict(list)
     for i in range(n):
         rows_of[traj[i]].append(i)
@@ -139,9 +144,12 @@ def gigpo_loop(batch: StepBatch) -> np.ndarray:
         ep_stats[g] = (arr.mean(), arr.std(ddof=1)) if len(arr) > 1 else None
     adv = np.zeros(n)
     for i in range(n):
+        if not valid[i]:
+            continue
         st = ep_stats.get(group[i])
-        if valid[i] and st is not None:
-            adv[i] = (final[i] - COEF * invalid[i] - st[0]) / (st[1] + EPS)
+        if st is not None:
+            adv[i] = (final[i] - st[0]) / (st[1] + EPS)
+        adv[i] -= COEF * invalid[i]
     # step level: a dict from state to rows, per group
     anchors: dict[int, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
     for i in range(n):
@@ -230,7 +238,7 @@ def main() -> None:
     t_tree, _ = best_of(lambda b: get_estimator("tree_grpo")(b), args.repeat, trees)
     print(
         f"  {'tree_grpo (dedup trees)':32s} {t_tree * 1e3:8.1f} ms   ({trees.n_rows:,} nodes, "
-        f"{int(trees.leaf.sum()):,} leaves)"
+        f"{trees.n_episodes:,} leaves)"
     )
 
     vec = get_estimator("gigpo")(batch)
