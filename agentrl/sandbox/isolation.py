@@ -42,7 +42,6 @@ import secrets
 import shutil
 import signal
 import struct
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -94,7 +93,11 @@ def sandbox_uid() -> int:
 
 
 def _site_dirs(prefix: Path) -> list[Path]:
-    return [p for pattern in ("lib/python3*/site-packages", "lib/python3*/dist-packages") for p in prefix.glob(pattern)]
+    return [
+        p
+        for pattern in ("lib/python3*/site-packages", "lib/python3*/dist-packages")
+        for p in prefix.glob(pattern)
+    ]
 
 
 def bwrap_argv(
@@ -104,7 +107,14 @@ def bwrap_argv(
     (``root/work``, ``root/run``, ``root/etc/{passwd,group}``, ``root/server``: made by
     :func:`prepare_root`); ``venv`` is the sandbox's interpreter, ``base`` the prefix of the
     Python it was made from. bwrap runs as the sandbox's uid: every source must be reachable by it."""
-    argv = [bwrap_path(), "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session"]
+    argv = [
+        bwrap_path(),
+        "--unshare-all",
+        "--unshare-user",
+        "--disable-userns",
+        "--die-with-parent",
+        "--new-session",
+    ]
     if limits.network:
         argv.append("--share-net")
     argv += ["--uid", str(INSIDE_UID), "--gid", str(INSIDE_UID), "--hostname", "sandbox"]
@@ -160,7 +170,11 @@ def prepare_root(root: Path, uid: int, token: str) -> None:
     token_file.write_text(token)
     os.chmod(token_file, 0o600)
     os.chown(token_file, uid, uid)
-    shutil.copytree(SERVER_DIR, root / "server" / "agentrl_sandboxes", ignore=shutil.ignore_patterns("__pycache__", "*.md", "Dockerfile"))
+    shutil.copytree(
+        SERVER_DIR,
+        root / "server" / "agentrl_sandboxes",
+        ignore=shutil.ignore_patterns("__pycache__", "*.md", "Dockerfile"),
+    )
     etc = root / "etc"
     etc.mkdir()
     (etc / "passwd").write_text(

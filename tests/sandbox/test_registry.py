@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from agentrl.sandbox import ServerSandbox, backend_names, new_sandbox, register_backend, registry, sandbox_class
+from agentrl.sandbox import (
+    ServerSandbox,
+    backend_names,
+    new_sandbox,
+    register_backend,
+    registry,
+    sandbox_class,
+)
 from agentrl.sandbox.cli import sandbox as sandbox_cli
 from agentrl.sandbox.docker import DockerSandbox
 from agentrl.sandbox.local import LocalSandbox

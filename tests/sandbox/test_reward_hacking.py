@@ -15,9 +15,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from agentrl_sandboxes import procs
 
 from agentrl.sandbox import create
-from agentrl.sandbox.docker import DockerSandbox
 from tests.sandbox.conftest import LIMITS, docker_skip_reason
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
@@ -98,7 +98,12 @@ async def test_secrets_and_host_files_are_unreadable(pool):
 
 async def test_writes_outside_the_work_dir_fail(pool):
     async with pool.sandbox(timeout=120) as sb:
-        for target in ("/etc/agentrl-probe", "/usr/agentrl-probe", "/opt/venv/agentrl-probe", "/agentrl-probe"):
+        for target in (
+            "/etc/agentrl-probe",
+            "/usr/agentrl-probe",
+            "/opt/venv/agentrl-probe",
+            "/agentrl-probe",
+        ):
             assert await error_name(sb, f"open({target!r}, 'w').write('x')") in ("OSError", "PermissionError")
             assert not Path(target).exists()
         ok = await run(sb, "open('inside.txt', 'w').write('x')")
@@ -109,9 +114,7 @@ async def test_docker_socket_is_unreachable(pool):
     async with pool.sandbox(timeout=120) as sb:
         probe = await run(
             sb,
-            "import socket\n"
-            "s = socket.socket(socket.AF_UNIX)\n"
-            "s.connect('/var/run/docker.sock')",
+            "import socket\ns = socket.socket(socket.AF_UNIX)\ns.connect('/var/run/docker.sock')",
         )
         assert probe.error is not None and probe.error.name in ("FileNotFoundError", "PermissionError")
 
@@ -173,10 +176,21 @@ async def test_seccomp_and_namespaces_refuse_privileged_calls(backend):
             "out['unshare_user'] = libc.unshare(0x10000000)\n"
             "out['mount'] = libc.mount(b'none', b'/work', b'tmpfs', 0, None)\n"
             "out['ptrace'] = libc.ptrace(16, 1, 0, 0)\n"  # PTRACE_ATTACH to pid 1
-            "out['no_new_privs'] = int(open('/proc/self/status').read().split('NoNewPrivs:')[1].split()[0])\n"
+            "status = open('/proc/self/status').read()\n"
+            "out['no_new_privs'] = int(status.split('NoNewPrivs:')[1].split()[0])\n"
+            "out['seccomp'] = int(status.split('Seccomp:')[1].split()[0])\n"
+            "out['cap_eff'] = status.split('CapEff:')[1].split()[0]\n"
             "out"
         )
         result = await run(sb, code)
         got = eval(result.result)
         assert (got["unshare_user"], got["mount"], got["ptrace"]) == (-1, -1, -1)
-        assert got["no_new_privs"] == 1
+        assert (got["no_new_privs"], got["seccomp"], got["cap_eff"]) == (
+            1,
+            2,
+            "0000000000000000",
+        )  # 2: filter mode
+        if backend == "local":  # on the host, every process of the sandbox runs as its own unprivileged uid
+            pids = procs.descendants(sb.proc.pid)
+            assert pids and {os.stat(f"/proc/{pid}").st_uid for pid in pids} == {sb.uid}
+            assert sb.uid != 0 and sb.info()["seccomp"] is True
