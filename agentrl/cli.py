@@ -13,7 +13,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 import agentrl
-from agentrl.cliutils import env_option, make_env_or_exit, not_an_env_option, parse_env_options
+from agentrl.cliutils import (
+    env_option,
+    make_env_or_exit,
+    not_an_env_option,
+    parse_env_options,
+    quiet_libraries,
+)
 from agentrl.env import AGENTS, aplay_episode, make_agent
 from agentrl.env.registry import env_sources, plugin_errors
 from agentrl.eval.cli import eval_group
@@ -29,6 +35,7 @@ console = Console()
 @click.version_option(agentrl.__version__, prog_name="agentrl")
 def main() -> None:
     """agentrl: train and evaluate tool-using LLM agents with reinforcement learning."""
+    quiet_libraries()
 
 
 @main.group()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +23,14 @@ from agentrl.env import EnvOptionError, UnknownEnvError
 
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 _LOOKS_LIKE_OPTION = re.compile(r"^[A-Za-z_]\w*=")
+
+
+def quiet_libraries() -> None:
+    """No transformers log lines, weight-loading bars or deprecation notices between our own lines
+    (a user's explicit ``TRANSFORMERS_VERBOSITY`` / ``HF_HUB_DISABLE_PROGRESS_BARS`` wins)."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    warnings.filterwarnings("ignore", message=r"`past_key_values` is deprecated", category=FutureWarning)
 
 
 def dotted_differences(old: dict, new: dict, prefix: str = "") -> dict[str, tuple]:
