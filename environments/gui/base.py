@@ -14,7 +14,8 @@ does not have) is invalid: the page is unchanged and the observation says what w
 
 from __future__ import annotations
 
-from typing import ClassVar
+import json
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 from agentrl_envs.gui import tree
@@ -34,9 +35,10 @@ from agentrl_envs.gui.actions import (
     type_text,
 )
 from agentrl_envs.gui.oracles import ORACLES
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 
-from agentrl.env import ActionError, EnvConfig, StepOutcome, TaskSet, TextEnv
+from agentrl.env import ActionError, EnvConfig, EnvOptionError, StepOutcome, Task, TaskSet, TextEnv
+from agentrl.env.tasks import hash_split
 from agentrl.env.parsing import has_tool_call, parse_tool_calls
 
 SUCCESS_REWARD = 1.0
@@ -49,6 +51,75 @@ class GuiConfig(EnvConfig):
     instances_per_family: int = Field(default=200, ge=1, description="Task instances (seeds) per family.")
     test_fraction: float = Field(default=0.2, ge=0.0, le=1.0)
     max_turns: int = Field(default=12, ge=1)
+    tasks: str | None = Field(
+        default=None, description="JSONL file of tasks (see TaskLine); replaces families x instances_per_family."
+    )
+
+
+Seed = Annotated[StrictInt, Field(ge=0)]
+
+
+class TaskLine(BaseModel):
+    """One line of a ``tasks=PATH`` file: a family and the seed(s) of its instances.
+
+    ``{"family": "use-slider", "seed": 7}`` is the task ``use-slider/0007`` (the same instance
+    as the built-in id); ``"seeds": [0, 5, 9]`` gives several; ``"split"`` pins the split
+    (otherwise the id's hash decides, as for the built-in tasks).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    family: str
+    seed: Seed | None = None
+    seeds: list[Seed] | None = Field(default=None, min_length=1)
+    split: Literal["train", "dev", "test"] | None = None
+
+    @model_validator(mode="after")
+    def _one_seed_field(self) -> TaskLine:
+        if (self.seed is None) == (self.seeds is None):
+            raise ValueError('give exactly one of "seed" (a number) or "seeds" (a list of numbers)')
+        return self
+
+
+def load_task_file(path: str, families: tuple[str, ...], test_fraction: float) -> list[Task]:
+    """The tasks of a JSONL task file; a bad line raises :class:`EnvOptionError` naming the line
+    and the field."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as exc:
+        raise EnvOptionError(f"tasks: cannot read {path}: {exc.strerror or exc}") from None
+    tasks: dict[str, Task] = {}
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        where = f"tasks file {path}, line {number}"
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise EnvOptionError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(data, dict):
+            raise EnvOptionError(f'{where}: expected a JSON object like {{"family": "click-button", "seed": 0}}')
+        try:
+            line = TaskLine.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"])
+            message = err["msg"].removeprefix("Value error, ")
+            raise EnvOptionError(f"{where}: field {field!r}: {message}" if field else f"{where}: {message}") from None
+        if line.family not in families:
+            raise EnvOptionError(f"{where}: field 'family': unknown family {line.family!r}; "
+                                 f"available: {', '.join(families)}")
+        for seed in [line.seed] if line.seed is not None else line.seeds:
+            task_id = f"{line.family}/{seed:04d}"
+            if task_id in tasks:
+                field = "seed" if line.seed is not None else "seeds"
+                raise EnvOptionError(f"{where}: field {field!r}: task {task_id} is listed twice")
+            split = line.split or hash_split(task_id, test_fraction)
+            tasks[task_id] = Task(id=task_id, split=split, data={"family": line.family})
+    if not tasks:
+        raise EnvOptionError(f"tasks file {path}: no tasks (one JSON object per line)")
+    return list(tasks.values())
 
 
 class GuiEnv(TextEnv):
@@ -64,16 +135,20 @@ class GuiEnv(TextEnv):
         super().__init__(render_mode=render_mode, **options)
         unknown = sorted(set(self.config.families or ()) - set(self.FAMILIES))
         if unknown:
-            from agentrl.env import EnvOptionError
-
             raise EnvOptionError(
                 f"{type(self).__name__}: unknown families {unknown}; available: {', '.join(self.FAMILIES)}"
             )
+        families = tuple(self.config.families or self.FAMILIES)
+        self._file_tasks = (
+            None if self.config.tasks is None else load_task_file(self.config.tasks, families, self.config.test_fraction)
+        )
         self.utterance = ""
         self.roots: list[tree.Node] = []
         self._seen: list[str] = []  # the rendered page after the reset and after each action
 
     def build_tasks(self) -> TaskSet:
+        if self._file_tasks is not None:
+            return TaskSet(self._file_tasks)
         c = self.config
         families = c.families or self.FAMILIES
         items = (

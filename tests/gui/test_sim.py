@@ -10,6 +10,7 @@ from gymnasium.utils.env_checker import check_env
 
 import agentrl
 from agentrl.env import EnvOptionError, OracleAgent, RandomAgent, aplay_episode
+from agentrl.env.tasks import hash_split
 
 
 def ids(obs: str, role: str) -> list[int]:
@@ -331,3 +332,47 @@ def test_use_slider_vertical_and_wrapping_layout():
     page.set_value(100)
     assert page.track.box[1] == 60 and page.shown.box[:2] == [15, 77] and page.submit.box[1] == 93
     assert page.handle.box == [119, 58, 14, 14]  # the browser's box for this page at 100
+
+
+def test_tasks_file(tmp_path):
+    path = tmp_path / "tasks.jsonl"
+    path.write_text('{"family": "use-slider", "seed": 7}\n\n{"family": "login-user", "seeds": [1, 2], "split": "test"}\n')
+    env = agentrl.make("agentrl/GuiSim-v0", tasks=str(path))
+    assert [(t.id, t.split) for t in env.tasks] == [
+        ("use-slider/0007", hash_split("use-slider/0007")), ("login-user/0001", "test"),
+        ("login-user/0002", "test")]
+    # The same instance as the built-in id: a file names tasks, it does not make new ones.
+    builtin = GuiSimEnv(families=["use-slider"])
+    assert env.reset(options={"task_id": "use-slider/0007"})[0] == builtin.reset(
+        options={"task_id": "use-slider/0007"})[0]
+    assert env.tasks.split("test").ids() == ["login-user/0001", "login-user/0002"]
+    with pytest.raises(EnvOptionError, match="cannot read"):
+        GuiSimEnv(tasks=str(tmp_path / "missing.jsonl"))
+    with pytest.raises(EnvOptionError, match="unknown family 'use-slider'"):  # families= narrows a file
+        GuiSimEnv(tasks=str(path), families=["login-user"])
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ('{"family": "login-user", "seed": 1}\n{"family": "login-user", "seeds": [3, -1]}',
+         "line 2: field 'seeds.1': Input should be greater than or equal to 0"),
+        ('{"family": "drag-cube", "seed": 1}', "line 1: field 'family': unknown family 'drag-cube'"),
+        ('{"family": "login-user", "seed": 1, "seeds": [2]}', 'line 1: give exactly one of "seed"'),
+        ('{"family": "login-user"}', 'line 1: give exactly one of "seed"'),
+        ('{"family": "login-user", "seed": 1}\n{"family": "login-user" "seed": 2}', "line 2: not valid JSON"),
+        ('{"family": "login-user", "seed": 1}\n{"family": "login-user", "seeds": [1]}',
+         "line 2: field 'seeds': task login-user/0001 is listed twice"),
+        ('{"family": "login-user", "seed": "3"}', "line 1: field 'seed': Input should be a valid integer"),
+        ('{"family": "login-user", "seed": true}', "line 1: field 'seed': Input should be a valid integer"),
+        ('{"family": "login-user", "sed": 3}', "line 1: field 'sed': Extra inputs are not permitted"),
+        ('{"family": "login-user", "seed": 1, "split": "val"}', "line 1: field 'split'"),
+        ("[1, 2]", "line 1: expected a JSON object"),
+        ("\n\n", "no tasks"),
+    ],
+)
+def test_bad_tasks_file_names_line_and_field(tmp_path, lines, message):
+    path = tmp_path / "tasks.jsonl"
+    path.write_text(lines + "\n")
+    with pytest.raises(EnvOptionError, match=re.escape(message)):
+        GuiSimEnv(tasks=str(path))
