@@ -107,7 +107,11 @@ class StepBatch:
 
     def __post_init__(self) -> None:
         self._validate_values(
-            _INT_COLUMNS + _BOOL_COLUMNS + _FLOAT_COLUMNS + tuple(_EPISODE_COLUMNS) + ("token_entropy", "action_text")
+            _INT_COLUMNS
+            + _BOOL_COLUMNS
+            + _FLOAT_COLUMNS
+            + tuple(_EPISODE_COLUMNS)
+            + ("token_entropy", "action_text")
         )
         n = self.n_rows
         ep = np.ascontiguousarray(self.episode_rows, dtype=np.int64)
@@ -140,7 +144,9 @@ class StepBatch:
             if name in _EPISODE_COLUMNS:
                 col = np.asarray(getattr(self, name))
                 if col.shape != (n_ep,):
-                    raise ValueError(f"StepBatch.{name} has shape {col.shape}, expected one entry per episode ({n_ep})")
+                    raise ValueError(
+                        f"StepBatch.{name} has shape {col.shape}, expected one entry per episode ({n_ep})"
+                    )
                 if name == "episode_reward" and not np.all(np.isfinite(col.astype(np.float64))):
                     raise ValueError("StepBatch.episode_reward contains NaN or inf")
                 object.__setattr__(self, name, np.ascontiguousarray(col, dtype=_EPISODE_COLUMNS[name]))
@@ -303,7 +309,9 @@ class StepBatch:
         for name, value in changes.items():
             object.__setattr__(new, name, value)
         checked = set(changes) & (
-            set(_INT_COLUMNS + _BOOL_COLUMNS + _FLOAT_COLUMNS) | set(_EPISODE_COLUMNS) | {"token_entropy", "action_text"}
+            set(_INT_COLUMNS + _BOOL_COLUMNS + _FLOAT_COLUMNS)
+            | set(_EPISODE_COLUMNS)
+            | {"token_entropy", "action_text"}
         )
         new._validate_values(checked | ({"state"} if "state_keys" in changes else set()))
         for cache, needs in _VALUE_CACHES.items():

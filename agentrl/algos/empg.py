@@ -80,5 +80,9 @@ def empg(batch: StepBatch, cfg: EMPGConfig) -> np.ndarray:
 
 
 register_estimator(
-    "empg", empg, EMPGConfig, needs=frozenset({"token_entropy"}), wraps=lambda cfg: (cfg.base, cfg.base_config)
+    "empg",
+    empg,
+    EMPGConfig,
+    needs=frozenset({"token_entropy"}),
+    wraps=lambda cfg: (cfg.base, cfg.base_config),
 )

@@ -99,10 +99,15 @@ def gigpo_parts(batch: StepBatch, cfg: GiGPOConfig) -> tuple[np.ndarray, np.ndar
         # subtracted after normalisation. Dividing it by a std it never entered would blow up
         # in a group whose episodes all scored the same (std 0 → −coef/ε).
         ep = batch.episode_rows
-        stats = group_stats(batch.episode_reward, batch.group[ep], batch.episode_valid, n_groups=batch.n_groups)
-        a_episode = normalize(
-            score, batch.group, batch.valid, stats, mode=cfg.mode, singleton=cfg.singleton, eps=cfg.eps
-        ) - row_penalty * batch.valid
+        stats = group_stats(
+            batch.episode_reward, batch.group[ep], batch.episode_valid, n_groups=batch.n_groups
+        )
+        a_episode = (
+            normalize(
+                score, batch.group, batch.valid, stats, mode=cfg.mode, singleton=cfg.singleton, eps=cfg.eps
+            )
+            - row_penalty * batch.valid
+        )
     else:
         stats = group_stats(row_score, batch.group, batch.valid, members=batch.leaf, n_groups=batch.n_groups)
         a_episode = normalize(

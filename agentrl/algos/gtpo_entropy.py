@@ -85,7 +85,9 @@ def gtpo_entropy(batch: StepBatch, cfg: GTPOEntropyConfig) -> np.ndarray:
     slot, _ = dense_ids(group, pos)
     bonus = entropy_shares(h, correct, slot, mask)
     shaped = np.where(
-        correct, cfg.alpha1 * batch.episode_reward[episode] + cfg.alpha2 * bonus, -cfg.alpha1 - cfg.alpha2 * bonus
+        correct,
+        cfg.alpha1 * batch.episode_reward[episode] + cfg.alpha2 * bonus,
+        -cfg.alpha1 - cfg.alpha2 * bonus,
     )
     key = group if cfg.norm == "joint" else dense_ids(group, correct.astype(np.int64))[0]
     first_token = pos == 0  # one member per response for the singleton rule
@@ -93,5 +95,10 @@ def gtpo_entropy(batch: StepBatch, cfg: GTPOEntropyConfig) -> np.ndarray:
 
 
 register_estimator(
-    "gtpo_entropy", gtpo_entropy, GTPOEntropyConfig, level="token", needs=frozenset({"token_entropy"}), chain_only=True
+    "gtpo_entropy",
+    gtpo_entropy,
+    GTPOEntropyConfig,
+    level="token",
+    needs=frozenset({"token_entropy"}),
+    chain_only=True,
 )

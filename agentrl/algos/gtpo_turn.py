@@ -17,7 +17,7 @@ SkyRL port). A group with fewer than two valid rollouts follows ``singleton``.
 Parameters (``GTPOTurnConfig``): ``gamma`` 0.9, ``format_penalty`` 0.1, ``norm_scope`` group,
 ``singleton`` zero, ``eps`` 1e-6. Masked rollouts enter no statistic and get 0.
 
-Paper: Ding et al., "Empowering Multi-Turn Tool-Integrated Reasoning with Group Turn Policy
+Paper: Ding et al., "Empowering Multi-Turn Tool-Integrated (Agentic) Reasoning with Group Turn Policy
 Optimization", arXiv 2511.14846 (formulas via independent ports; unverified against the PDF).
 """
 

@@ -84,7 +84,9 @@ class Requirements:
     def check_rollouts(self, trees: bool) -> None:
         """Raise a one-line ``ValueError`` when the rollouts (trees or chains) cannot serve these parts."""
         if trees and self.chain_only:
-            raise ValueError(f"{', '.join(self.chain_only)} works on chains only, not on tree rollouts (rollout.tree)")
+            raise ValueError(
+                f"{', '.join(self.chain_only)} works on chains only, not on tree rollouts (rollout.tree)"
+            )
         if not trees and self.tree_only:
             raise ValueError(f"{', '.join(self.tree_only)} needs tree rollouts: add a rollout.tree section")
 
@@ -182,14 +184,26 @@ def register_estimator(
     if tree_only and chain_only:
         raise ValueError(f"estimator {name!r} cannot be both tree_only and chain_only")
     est = Estimator(
-        name, fn, config_cls, level, _check_needs(name, needs), tree_only, chain_only, wraps  # type: ignore[arg-type]
+        name,
+        fn,
+        config_cls,
+        level,
+        _check_needs(name, needs),
+        tree_only,
+        chain_only,
+        wraps,  # type: ignore[arg-type]
     )
     ESTIMATORS[name] = est
     return est
 
 
 def register_shaper(
-    name: str, cls: type, config_cls: type[AlgoConfig], *, needs: frozenset[str] = frozenset(), chain_only: bool = False
+    name: str,
+    cls: type,
+    config_cls: type[AlgoConfig],
+    *,
+    needs: frozenset[str] = frozenset(),
+    chain_only: bool = False,
 ) -> ShaperSpec:
     if name in SHAPERS:
         raise ValueError(f"shaper {name!r} is already registered")

@@ -43,9 +43,7 @@ class TreeGRPOConfig(AlgoConfig):
 
 
 def _z(batch: StepBatch, x: np.ndarray, key: np.ndarray, cfg: TreeGRPOConfig) -> np.ndarray:
-    return group_normalize(
-        x, key, batch.episode_valid, mode=cfg.mode, singleton=cfg.singleton, eps=cfg.eps
-    )
+    return group_normalize(x, key, batch.episode_valid, mode=cfg.mode, singleton=cfg.singleton, eps=cfg.eps)
 
 
 def tree_leaf_advantages(batch: StepBatch, cfg: TreeGRPOConfig, variant: str = "sum") -> np.ndarray:

@@ -98,7 +98,11 @@ def anchors(trajs, keys, match, thresh):
             else:
                 reps = clusters.setdefault(t["group"], [])
                 found = next(
-                    (c for c, rep in enumerate(reps) if difflib.SequenceMatcher(None, rep, keys[s]).ratio() >= thresh),
+                    (
+                        c
+                        for c, rep in enumerate(reps)
+                        if difflib.SequenceMatcher(None, rep, keys[s]).ratio() >= thresh
+                    ),
                     None,
                 )
                 if found is None:
@@ -108,12 +112,26 @@ def anchors(trajs, keys, match, thresh):
     return labels
 
 
-def gigpo(trajs, keys=(), *, gamma=0.95, omega=1.0, mode="mean_std_norm", episode_stats="trajectory",
-          anchor_match="exact", thresh=0.95, coef=0.1, penalty_mode="row"):
+def gigpo(
+    trajs,
+    keys=(),
+    *,
+    gamma=0.95,
+    omega=1.0,
+    mode="mean_std_norm",
+    episode_stats="trajectory",
+    anchor_match="exact",
+    thresh=0.95,
+    coef=0.1,
+    penalty_mode="row",
+):
     rows = [(i, k) for i, t in enumerate(trajs) for k in range(len(t["rewards"]))]
     invalid = [not trajs[i]["action_valid"][k] for i, k in rows]
     if penalty_mode == "discounted":
-        trajs = [dict(t, rewards=[r - coef * (not v) for r, v in zip(t["rewards"], t["action_valid"])]) for t in trajs]
+        trajs = [
+            dict(t, rewards=[r - coef * (not v) for r, v in zip(t["rewards"], t["action_valid"])])
+            for t in trajs
+        ]
     ret = [r for t in trajs for r in returns(t["rewards"], gamma)]
     row_pen = [coef * x if penalty_mode == "row" else 0.0 for x in invalid]
     ret = [r - p for r, p in zip(ret, row_pen)]
@@ -156,6 +174,20 @@ def gtpo_turn(trajs, gamma=0.9, penalty=0.1, scope="group"):
     return out
 
 
+def partial_credit(trajs, sim, alpha=0.5):
+    """GTPO partial credit: a failed valid τ_i gets α·mean_{p∈P} sim(c_i, c_p) on its last turn."""
+    codes = ["".join(text + "\n" for text in t["texts"]) for t in trajs]
+    out = []
+    for i, t in enumerate(trajs):
+        passing = [j for j, u in enumerate(trajs) if u["valid"] and u["success"] and u["group"] == t["group"]]
+        rewards = list(t["rewards"])
+        if t["valid"] and not t["success"] and passing:
+            scores = [min(max(sim(codes[i], codes[j]), 0.0), 1.0) for j in passing]
+            rewards[-1] += alpha * sum(scores) / len(scores)
+        out.append(dict(t, rewards=rewards))
+    return out
+
+
 def shares(weights_by_item):
     """H/ΣH (or (1/H)/Σ(1/H)) times the count; uniform when the weights sum to 0."""
     total, count = sum(weights_by_item.values()), len(weights_by_item)
@@ -170,7 +202,9 @@ def grpo_s(trajs, beta1=1.0, beta2=0.1):
     shaped = [0.0] * len(trajs)
     for g in {t["group"] for t in trajs}:
         for correct in (True, False):
-            idx = [i for i, t in enumerate(trajs) if t["valid"] and t["group"] == g and t["success"] == correct]
+            idx = [
+                i for i, t in enumerate(trajs) if t["valid"] and t["group"] == g and t["success"] == correct
+            ]
             if not idx:
                 continue
             weight = {i: h[i] if correct else 1.0 / (h[i] + 1e-6) for i in idx}
@@ -187,7 +221,9 @@ def gtpo_entropy(trajs, alpha1=1.0, alpha2=0.1, norm="joint"):
         tokens += [(i, p, e) for p, e in enumerate(flat)]
     shaped = [0.0] * len(tokens)
     live = [k for k, (i, _, _) in enumerate(tokens) if trajs[i]["valid"]]
-    slots = by_key(live, lambda k: (trajs[tokens[k][0]]["group"], tokens[k][1], trajs[tokens[k][0]]["success"]))
+    slots = by_key(
+        live, lambda k: (trajs[tokens[k][0]]["group"], tokens[k][1], trajs[tokens[k][0]]["success"])
+    )
     for (_, _, correct), members in slots.items():
         idx = [live[m] for m in members]
         weight = {k: tokens[k][2] if correct else 1.0 / (tokens[k][2] + 1e-6) for k in idx}
@@ -195,8 +231,11 @@ def gtpo_entropy(trajs, alpha1=1.0, alpha2=0.1, norm="joint"):
             i = tokens[k][0]
             shaped[k] = alpha1 * outcome(trajs[i]) + alpha2 * share if correct else -alpha1 - alpha2 * share
     out = [0.0] * len(tokens)
-    key = (lambda k: trajs[tokens[k][0]]["group"]) if norm == "joint" else (
-        lambda k: (trajs[tokens[k][0]]["group"], trajs[tokens[k][0]]["success"]))
+    key = (
+        (lambda k: trajs[tokens[k][0]]["group"])
+        if norm == "joint"
+        else (lambda k: (trajs[tokens[k][0]]["group"], trajs[tokens[k][0]]["success"]))
+    )
     for members in by_key(live, key).values():
         idx = [live[m] for m in members]
         responses = len({tokens[k][0] for k in idx})
@@ -230,8 +269,11 @@ def otc_grpo_outcomes(trajs, c=1.0):
     out = []
     for t in trajs:
         m = sum(t["tools"][: len(t["rewards"])])
-        peers = [sum(u["tools"][: len(u["rewards"])]) for u in trajs
-                 if u["valid"] and u["group"] == t["group"] and outcome(u) > 0]
+        peers = [
+            sum(u["tools"][: len(u["rewards"])])
+            for u in trajs
+            if u["valid"] and u["group"] == t["group"] and outcome(u) > 0
+        ]
         r = outcome(t)
         if not t["valid"] or not peers:
             out.append(r)

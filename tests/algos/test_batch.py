@@ -127,7 +127,10 @@ def test_two_leaves_on_one_node_are_two_episodes():
     # Two branches from node 1 both ended before their first step (context full): two episodes
     # root → 1, each scored 0 — exactly what training the materialised paths would see.
     ended = TreeLeaf(node_id=1, final_reward=0.0, status="truncated", truncation="context_overflow")
-    trees = [inner_leaf_tree([ended, ended]), inner_leaf_tree([TreeLeaf(node_id=1, status="infra_error")] * 2)]
+    trees = [
+        inner_leaf_tree([ended, ended]),
+        inner_leaf_tree([TreeLeaf(node_id=1, status="infra_error")] * 2),
+    ]
     b = StepBatch.from_trees(trees)
     assert b.n_episodes == 10 and b.episode_rows.tolist() == [1, 1, 2, 3, 4, 6, 6, 7, 8, 9]
     assert b.episode_valid.tolist() == [True, True, True, True, True, False, False, True, True, True]

@@ -168,7 +168,7 @@ def test_masked_rows_never_shape_similarity_clusters(position):
     valid_rows = [(0, 1.0), (1, 0.0)]
     rows = list(valid_rows)
     rows.insert(position, (2, 5.0))
-    cfg = dict(anchor_match="similarity", similarity_thresh=0.85, mode="mean_norm")
+    cfg = {"anchor_match": "similarity", "similarity_thresh": 0.85, "mode": "mean_norm"}
 
     def batch(rows):
         return StepBatch.from_chains(

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentrl.algos import Pipeline, StepBatch, get_estimator, get_shaper
+from agentrl.algos.shapers.partial_credit import trigram_cosine
 from agentrl.types import RolloutTree, StepRecord, TreeLeaf, TreeNode
 
 from . import per_row
@@ -30,8 +31,13 @@ def trajectory(draw, valid=None):
         "states": draw(steps(st.integers(-1, len(KEYS) - 1), min_size=n, max_size=n)),
         "action_valid": draw(steps(st.booleans(), min_size=n, max_size=n)),
         "tools": draw(steps(st.integers(0, 3), min_size=n, max_size=n)),
+        "texts": draw(steps(st.sampled_from(KEYS + ("print(1)", "")), min_size=n, max_size=n)),
         "entropy": draw(
-            steps(steps(st.sampled_from([0.0, 0.2, 0.5, 1.0, 3.0]), min_size=0, max_size=3), min_size=n, max_size=n)
+            steps(
+                steps(st.sampled_from([0.0, 0.2, 0.5, 1.0, 3.0]), min_size=0, max_size=3),
+                min_size=n,
+                max_size=n,
+            )
         ),
     }
 
@@ -51,11 +57,12 @@ def chain_batch(trajs):
         n_tokens=[len(e) for e in col("entropy")],
         token_entropy=np.array([x for e in col("entropy") for x in e], dtype=np.float64),
         state_keys=KEYS,
+        action_text=np.array(col("texts"), dtype=object),
     )
 
 
 GIGPO_CONFIGS = [
-    dict(anchor_match=a, penalty_mode=p, episode_stats=s, mode=m)
+    {"anchor_match": a, "penalty_mode": p, "episode_stats": s, "mode": m}
     for a in ("exact", "similarity")
     for p in ("row", "discounted")
     for s in ("trajectory", "step")
@@ -65,8 +72,13 @@ GIGPO_CONFIGS = [
 
 def gigpo_ref(trajs, cfg):
     return per_row.gigpo(
-        trajs, KEYS, anchor_match=cfg["anchor_match"], thresh=THRESH, penalty_mode=cfg["penalty_mode"],
-        episode_stats=cfg["episode_stats"], mode=cfg["mode"],
+        trajs,
+        KEYS,
+        anchor_match=cfg["anchor_match"],
+        thresh=THRESH,
+        penalty_mode=cfg["penalty_mode"],
+        episode_stats=cfg["episode_stats"],
+        mode=cfg["mode"],
     )
 
 
@@ -75,24 +87,21 @@ def gigpo_cfg(cfg):
 
 
 # (name, config, reference) for every step-level estimator on chains.
-CHAIN_CASES = (
-    [
-        ("grpo", {}, per_row.grpo),
-        ("grpo", {"mode": "mean_norm"}, lambda t: per_row.grpo(t, mode="mean_norm")),
-        ("grpo", {"episode_stats": "step"}, lambda t: per_row.grpo(t, episode_stats="step")),
-        ("rloo", {}, per_row.rloo),
-        ("gtpo_turn", {}, per_row.gtpo_turn),
-        ("gtpo_turn", {"norm_scope": "batch"}, lambda t: per_row.gtpo_turn(t, scope="batch")),
-        ("grpo_s", {}, per_row.grpo_s),
-        ("empg", {}, lambda t: per_row.empg(t, per_row.grpo(t))),
-        (
-            "empg",
-            {"base": "gigpo", "base_config": gigpo_cfg(GIGPO_CONFIGS[4])},
-            lambda t: per_row.empg(t, gigpo_ref(t, GIGPO_CONFIGS[4])),
-        ),
-    ]
-    + [("gigpo", gigpo_cfg(c), lambda t, c=c: gigpo_ref(t, c)) for c in GIGPO_CONFIGS]
-)
+CHAIN_CASES = [
+    ("grpo", {}, per_row.grpo),
+    ("grpo", {"mode": "mean_norm"}, lambda t: per_row.grpo(t, mode="mean_norm")),
+    ("grpo", {"episode_stats": "step"}, lambda t: per_row.grpo(t, episode_stats="step")),
+    ("rloo", {}, per_row.rloo),
+    ("gtpo_turn", {}, per_row.gtpo_turn),
+    ("gtpo_turn", {"norm_scope": "batch"}, lambda t: per_row.gtpo_turn(t, scope="batch")),
+    ("grpo_s", {}, per_row.grpo_s),
+    ("empg", {}, lambda t: per_row.empg(t, per_row.grpo(t))),
+    (
+        "empg",
+        {"base": "gigpo", "base_config": gigpo_cfg(GIGPO_CONFIGS[4])},
+        lambda t: per_row.empg(t, gigpo_ref(t, GIGPO_CONFIGS[4])),
+    ),
+] + [("gigpo", gigpo_cfg(c), lambda t, c=c: gigpo_ref(t, c)) for c in GIGPO_CONFIGS]
 CASE_IDS = [f"{name}-{i}" for i, (name, _, _) in enumerate(CHAIN_CASES)]
 TOKEN_CASES = [("joint", {}), ("split", {"norm": "split"})]
 
@@ -162,12 +171,27 @@ def test_masked_trajectories_anywhere_change_no_token_advantage(norm, cfg, trajs
 
 
 @settings(max_examples=20, deadline=None)
+@given(trajs=chains)
+def test_partial_credit_then_gtpo_turn_matches_reference(trajs):
+    out = Pipeline("gtpo_turn", shapers=[get_shaper("gtpo_partial_credit")])(chain_batch(trajs))
+    expected = per_row.gtpo_turn(per_row.partial_credit(trajs, trigram_cosine))
+    np.testing.assert_allclose(out.step, expected, rtol=0, atol=1e-8)
+
+
+SHAPED = [
+    Pipeline("grpo", shapers=[get_shaper("otc_grpo")]),
+    Pipeline("gtpo_turn", shapers=[get_shaper("gtpo_partial_credit")]),
+]
+
+
+@pytest.mark.parametrize("pipe", SHAPED, ids=["otc_grpo", "gtpo_partial_credit"])
+@settings(max_examples=20, deadline=None)
 @given(trajs=chains, masked=masked_chains, at=positions)
-def test_masked_trajectories_anywhere_change_no_otc_outcome(trajs, masked, at):
+def test_masked_trajectories_anywhere_change_no_shaped_advantage(pipe, trajs, masked, at):
     mixed, kept = insert_masked(trajs, masked, at)
-    pipe = Pipeline("grpo", shapers=[get_shaper("otc_grpo")])
     clean, with_masked = pipe(chain_batch(trajs)), pipe(chain_batch(mixed))
     np.testing.assert_allclose(with_masked.step[kept], clean.step, rtol=0, atol=1e-12)
+    assert np.all(np.delete(with_masked.step, kept) == 0.0)
 
 
 # ---------------------------------------------------------------------------------- trees
@@ -232,10 +256,14 @@ def with_masked_parts(draw, trees):
         t = {**t, "parents": list(t["parents"]), "leaves": list(t["leaves"])}
         n = len(t["parents"])
         for _ in range(draw(st.integers(0, 2))):  # a failed leaf on any node
-            t["leaves"].insert(draw(st.integers(0, len(t["leaves"]))), (draw(st.integers(0, n - 1)), 0.0, False))
+            t["leaves"].insert(
+                draw(st.integers(0, len(t["leaves"]))), (draw(st.integers(0, n - 1)), 0.0, False)
+            )
         if draw(st.booleans()):  # a failed branch: new nodes under any node, ending in a failed leaf
             start = len(t["parents"])
-            t["parents"] += [draw(st.integers(-1, start - 1))] + list(range(start, start + draw(st.integers(0, 2))))
+            t["parents"] += [draw(st.integers(-1, start - 1))] + list(
+                range(start, start + draw(st.integers(0, 2)))
+            )
             t["leaves"].append((len(t["parents"]) - 1, draw(st.sampled_from([0.0, 1.0])), False))
         out.append((t, n))
     for extra in draw(st.lists(tree(all_masked=True), max_size=2)):

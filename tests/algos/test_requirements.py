@@ -11,14 +11,22 @@ from agentrl.types import RolloutTree, StepRecord, TreeLeaf, TreeNode
 
 def chain_batch(**extra):
     return StepBatch.from_chains(
-        traj=[0, 0, 1, 2], group=[0, 0, 0], reward=[0.0, 1.0, 0.0, 1.0], n_tokens=[1, 2, 1, 1],
-        success=[True, False, True], **extra,
+        traj=[0, 0, 1, 2],
+        group=[0, 0, 0],
+        reward=[0.0, 1.0, 0.0, 1.0],
+        n_tokens=[1, 2, 1, 1],
+        success=[True, False, True],
+        **extra,
     )
 
 
 def tree_batch():
     nodes = [
-        TreeNode(node_id=i, parent_id=p, step=StepRecord(index=0, observation="", action="x", completion_token_ids=[1]))
+        TreeNode(
+            node_id=i,
+            parent_id=p,
+            step=StepRecord(index=0, observation="", action="x", completion_token_ids=[1]),
+        )
         for i, p in enumerate([None, 0, 0, None])
     ]
     leaves = [TreeLeaf(node_id=n, final_reward=r, success=r > 0) for n, r in [(1, 1.0), (2, 0.0), (3, 1.0)]]
@@ -26,9 +34,7 @@ def tree_batch():
 
 
 def test_declarations():
-    declared = {
-        name: (sorted(e.needs), e.tree_only, e.chain_only) for name, e in ESTIMATORS.items()
-    }
+    declared = {name: (sorted(e.needs), e.tree_only, e.chain_only) for name, e in ESTIMATORS.items()}
     assert declared == {
         "grpo": ([], False, False),
         "rloo": ([], False, False),
@@ -85,7 +91,10 @@ def test_shaper_declarations_match_what_it_reads(name):
 
 def test_requirements_combine_and_follow_the_wrapped_estimator():
     req = requirements("gtpo_turn", shapers=["gtpo_partial_credit", "otc_grpo"])
-    assert req.needs == {"action_texts"} and req.chain_only == ("estimator 'gtpo_turn'", "shaper 'gtpo_partial_credit'")
+    assert req.needs == {"action_texts"} and req.chain_only == (
+        "estimator 'gtpo_turn'",
+        "shaper 'gtpo_partial_credit'",
+    )
     assert requirements("empg", {"base": "tree_grpo"}).tree_only == ("estimator 'tree_grpo'",)
     assert requirements("empg", {"base": "gigpo"}).chain_only == ("estimator 'gigpo'",)
     assert Pipeline("grpo", shapers=[get_shaper("gtpo_partial_credit")]).needs == {"action_texts"}
@@ -101,7 +110,9 @@ def test_check_rollouts():
     requirements("gigpo").check_rollouts(trees=False)
     requirements("grpo").check_rollouts(trees=True)
     requirements("grpo").check_rollouts(trees=False)
-    with pytest.raises(ValueError, match="estimator 'tree_intra' needs tree rollouts: add a rollout.tree section"):
+    with pytest.raises(
+        ValueError, match="estimator 'tree_intra' needs tree rollouts: add a rollout.tree section"
+    ):
         requirements("tree_intra").check_rollouts(trees=False)
     with pytest.raises(ValueError, match="shaper 'gtpo_partial_credit' works on chains only"):
         requirements("grpo", shapers=["gtpo_partial_credit"]).check_rollouts(trees=True)

@@ -81,5 +81,9 @@ class PartialCredit:
 
 
 register_shaper(
-    "gtpo_partial_credit", PartialCredit, PartialCreditConfig, needs=frozenset({"action_texts"}), chain_only=True
+    "gtpo_partial_credit",
+    PartialCredit,
+    PartialCreditConfig,
+    needs=frozenset({"action_texts"}),
+    chain_only=True,
 )
