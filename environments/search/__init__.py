@@ -22,6 +22,7 @@ def register() -> None:
 
 _EXPORTS = {
     "ClosedBookAgent": "agentrl_envs.search.agents",
+    "VerbatimSearchAgent": "agentrl_envs.search.agents",
     "SearchConfig": "agentrl_envs.search.env",
     "SearchEnv": "agentrl_envs.search.env",
     "state_similarity": "agentrl_envs.search.env",
@@ -40,6 +41,7 @@ __all__ = [
     "Question",
     "SearchConfig",
     "SearchEnv",
+    "VerbatimSearchAgent",
     "register",
     "render_hits",
     "shared_retriever",

@@ -4,6 +4,10 @@
 For comparison questions ("Which has the larger area, A or B?") it names the first option
 (a coin flip); otherwise it gives the most frequent gold answer among the *train* questions of
 the same kind (a majority-class prior: e.g. "Africa" for country regions).
+
+:class:`VerbatimSearchAgent` searches the question exactly as written, once, and answers the title
+of the first document returned (without a parenthetical: "Titan (moon)" → "Titan"): what a
+policy that never learned to reformulate a query or follow a hop gets.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import re
 from collections import Counter
 
 from agentrl_envs.search.env import SearchEnv
+from agentrl_envs.search.questions import strip_parenthetical
+from agentrl_envs.search.retrieval import shared_retriever
 
 _OPTIONS = re.compile(r", (.+?) or (.+?)\?$")
 
@@ -35,3 +41,15 @@ class ClosedBookAgent:
         if question.kind == "country-compare" and options:
             return f"<answer>{options.group(1)}</answer>"
         return f"<answer>{_priors(self.env.tasks).get(question.kind, '')}</answer>"
+
+
+class VerbatimSearchAgent:
+    def __init__(self, env: SearchEnv):
+        self.env = env
+
+    def act(self, observation: str) -> str:
+        if self.env.turn == 0:
+            return f"<search>{self.env.question.question}</search>"
+        first = self.env.retrieved[0] if self.env.retrieved else None
+        title = shared_retriever().corpus[first].title if first else ""
+        return f"<answer>{strip_parenthetical(title)}</answer>"

@@ -55,7 +55,10 @@ class SearchConfig(EnvConfig):
     topk: int = Field(default=3, ge=1, le=50, description="Documents returned per search.")
     sources: tuple[str, ...] = Field(default=SOURCES, description=f"Question sources, from {SOURCES}.")
     test_fraction: float = Field(
-        default=0.2, ge=0.0, le=1.0, description="Hash split of generated questions."
+        default=0.2,
+        ge=0.0,
+        le=1.0,
+        description="Hash split of generated questions (wiki-identify sends 1/20 of it to test).",
     )
     max_doc_chars: int | None = Field(default=None, ge=20, description="Cut each rendered document to this.")
     retriever_url: str | None = Field(

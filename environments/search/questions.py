@@ -15,6 +15,10 @@ Families (``kind``), all answerable from the corpus:
   summaries (``data/handwritten.jsonl``); always in the ``test`` split.
 
 Generated questions are split train/test by a hash of their id (fixed, seed-independent).
+``wiki-identify`` is a *verbatim* family — the question quotes the description that finds its
+article, so searching the question as it is and answering Doc 1's title solves most of it — so
+only :data:`TEST_WEIGHT` of the test fraction of it goes to ``test`` (the rest trains): multi-hop
+and non-verbatim questions make up most of the test split.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ from agentrl.env.tasks import hash_split
 HANDWRITTEN_FILE = Path(__file__).parent / "data" / "handwritten.jsonl"
 SOURCES = ("wiki", "countries", "world", "handwritten")
 REACH_K = 3
+# Share of the test fraction each kind sends to `test` (1 when absent). hash_split is monotone in
+# the fraction, so a lower weight only moves questions from test to train, never the other way.
+TEST_WEIGHT = {"wiki-identify": 0.05}
 
 
 class Hop(BaseModel):
@@ -135,6 +142,7 @@ def build_task_set(sources: tuple[str, ...], test_fraction: float) -> TaskSet:
     tasks = []
     for source in sources:
         for q in questions_by_source(source):
-            split = "test" if source == "handwritten" else hash_split(q.id, test_fraction)
+            fraction = test_fraction * TEST_WEIGHT.get(q.kind, 1.0)
+            split = "test" if source == "handwritten" else hash_split(q.id, fraction)
             tasks.append(Task(id=q.id, split=split, data=q.model_dump()))
     return TaskSet(tasks)

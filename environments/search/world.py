@@ -165,6 +165,11 @@ def generate() -> World:
     return World(towns, companies, people)
 
 
+def indefinite(word: str) -> str:
+    """``word`` with its indefinite article: "an optics", "a textiles" (every word here is spelt as said)."""
+    return f"{'an' if word[0].lower() in 'aeiou' else 'a'} {word}"
+
+
 def documents() -> list[Document]:
     world = generate()
     docs = []
@@ -173,12 +178,12 @@ def documents() -> list[Document]:
         docs.append(Document(id=f"world/town/{t.name}", title=t.name, text=text, source="world"))
     for c in world.companies.values():
         text = (
-            f"{c.name} is a {c.industry} company founded in {c.founded} by {c.founder}. "
+            f"{c.name} is {indefinite(c.industry)} company founded in {c.founded} by {c.founder}. "
             f"Its headquarters are in {c.town}."
         )
         docs.append(Document(id=f"world/company/{c.name}", title=c.name, text=text, source="world"))
     for p in world.people.values():
-        text = f"{p.name} (born {p.born}) is a {p.occupation} from {p.town}. {p.name} works for {p.employer}."
+        text = f"{p.name} (born {p.born}) is {indefinite(p.occupation)} from {p.town}. {p.name} works for {p.employer}."
         docs.append(Document(id=f"world/person/{p.name}", title=p.name, text=text, source="world"))
     return docs
 
