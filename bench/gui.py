@@ -9,6 +9,7 @@ every episode — as a ratio.
     .venv/bin/python bench/gui.py                      # concurrency 1,4,8
     .venv/bin/python bench/gui.py --concurrency 1,2 --episodes 16
     .venv/bin/python bench/gui.py --backend docker     # browsers in sandbox containers
+    .venv/bin/python bench/gui.py --sim-only           # the Python tier alone (per family too)
 
 With ``--backend docker`` the browser start time is printed beside a local start in the same run,
 and memory per browser is not measured (the browser's processes live in the container).
@@ -32,8 +33,9 @@ from agentrl.env import OracleAgent, aplay_episode
 FAMILIES = ["click-button", "click-checkboxes", "login-user", "choose-list", "click-tab", "enter-text"]
 
 
-def bench_sim(episodes: int) -> tuple[float, float]:
-    env = GuiSimEnv(instances_per_family=max(1, episodes // len(GuiSimEnv.FAMILIES)))
+def bench_sim(episodes: int, families: list[str] | None = None) -> tuple[float, float]:
+    families = families or list(GuiSimEnv.FAMILIES)
+    env = GuiSimEnv(families=families, instances_per_family=max(1, episodes // len(families)))
     steps, started = 0, time.perf_counter()
     for task in env.tasks:
         env.reset(options={"task_id": task.id})
@@ -109,11 +111,17 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=24, help="browser episodes per setting")
     parser.add_argument("--sim-episodes", type=int, default=2000)
     parser.add_argument("--backend", choices=["local", "docker"], default="local")
+    parser.add_argument("--sim-only", action="store_true", help="only the Python tier, overall and per family")
     args = parser.parse_args()
     config = BrowserConfig(backend=args.backend, start_timeout_s=120)
 
     episode_s, steps_s = bench_sim(args.sim_episodes)
     print(f"python tier: {episode_s * 1e3:.2f} ms/episode, {steps_s:,.0f} steps/s (oracle)")
+    if args.sim_only:
+        for family in GuiSimEnv.FAMILIES:
+            episode_s, steps_s = bench_sim(max(20, args.sim_episodes // 10), [family])
+            print(f"  {family:<22} {episode_s * 1e3:6.2f} ms/episode {steps_s:8,.0f} steps/s")
+        return
 
     def mean_start(config: BrowserConfig) -> float:
         starts = []

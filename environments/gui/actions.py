@@ -173,7 +173,7 @@ def _literal(name: str, arg: ast.expr) -> int | float | str:
     raise ActionError(f"{name}: arguments must be numbers or quoted strings, e.g. {SIGNATURES[name]}.")
 
 
-def _coordinate(name: str, value: int | float | str) -> int:
+def _coordinate(name: str, value: float | str) -> int:
     if isinstance(value, str):
         try:
             value = float(value.strip())
@@ -193,7 +193,7 @@ def _arity(name: str, values: list, *allowed: int) -> None:
         raise ActionError(f"{name} takes {' or '.join(map(str, allowed))} argument(s); use {SIGNATURES[name]}.")
 
 
-def _element_id(name: str, value: int | float | str) -> int:
+def _element_id(name: str, value: float | str) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value.strip())
     if not isinstance(value, int) or value < 0:

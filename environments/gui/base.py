@@ -38,8 +38,8 @@ from agentrl_envs.gui.oracles import ORACLES
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 
 from agentrl.env import ActionError, EnvConfig, EnvOptionError, StepOutcome, Task, TaskSet, TextEnv
-from agentrl.env.tasks import hash_split
 from agentrl.env.parsing import has_tool_call, parse_tool_calls
+from agentrl.env.tasks import hash_split
 
 SUCCESS_REWARD = 1.0
 ACTION_ROLES = {"type": ("textbox",), "select": ("combobox",)}

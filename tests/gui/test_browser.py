@@ -73,7 +73,7 @@ async def test_raw_reward_and_invalid_actions(browser_pool):
             if wrong:
                 break
         assert env.screenshot.startswith(b"\x89PNG")
-        obs, reward, terminated, truncated, info = await env.astep("click(999)")
+        obs, _reward, terminated, _truncated, info = await env.astep("click(999)")
         assert not info["valid_action"] and "no element [999]" in obs and not terminated
         obs, reward, terminated, _truncated, info = await env.astep(f"click({wrong[0]})")
         # MiniWoB raw reward for a wrong button is -1, with no time decay.

@@ -58,7 +58,7 @@ def test_login_by_hand():
     user, _password = re.findall(r'"([^"]*)"', obs.split("\n")[0])
     box_user, box_password = ids(obs, "textbox")
     (login,) = ids(obs, "button")
-    obs, r, term, trunc, info = env.step(f'type({box_user}, "{user}")')
+    obs, r, term, _trunc, info = env.step(f'type({box_user}, "{user}")')
     assert (r, term, info["tool_calls"], info["valid_action"]) == (0.0, False, 1, True)
     assert f'value="{user}" focused' in obs
     env.step(f'type({box_password}, "wrong")')
