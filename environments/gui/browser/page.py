@@ -125,7 +125,12 @@ def perform(driver: Any, action: Action, target: Node | None) -> str:
     from selenium.webdriver.support.ui import Select
 
     if action.name in ("click_at", "drag"):
-        _pointer(driver, action.coords)
+        from selenium.common.exceptions import MoveTargetOutOfBoundsException
+
+        try:
+            _pointer(driver, action.coords)
+        except MoveTargetOutOfBoundsException:  # a window configured smaller than the task area
+            return f"{action} had no effect: the point is outside the browser window."
         return ""
     element = None
     if target is not None:
