@@ -26,7 +26,7 @@ import string
 from pathlib import Path
 
 import numpy as np
-from agentrl_envs.webshop.reward import options_collide
+from agentrl_envs.webshop.reward import normalize_color, options_collide
 from agentrl_envs.webshop.taxonomy import (
     BRAND_HEADS,
     BRAND_TAILS,
@@ -39,7 +39,7 @@ from agentrl_envs.webshop.taxonomy import (
 )
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-CATALOG_VERSION = 1  # bump when generation changes, so stale caches are not reused
+CATALOG_VERSION = 2  # bump when generation changes, so stale caches are not reused
 FAMILY_SIZE = 5
 log = logging.getLogger(__name__)
 
@@ -99,11 +99,16 @@ def _pick(rng: np.random.Generator, items, k: int) -> list:
     return [items[i] for i in sorted(idx)]
 
 
-def _option_values(rng: np.random.Generator, vocabulary: list[str], taken: list[str], k: int) -> list[str]:
-    """Up to ``k`` values in vocabulary order, none colliding (under the option reward) with another."""
+def _option_values(
+    rng: np.random.Generator, vocabulary: list[str], taken: list[str], k: int, text: str
+) -> list[str]:
+    """Up to ``k`` values in vocabulary order, none colliding (under the option reward) with another
+    and none (colour-normalized) in the product's ``text``, which the option reward would credit."""
     chosen: list[str] = []
     for i in rng.permutation(len(vocabulary)):
         value = vocabulary[i]
+        if normalize_color(value) in text:
+            continue
         if not any(options_collide(value, other) for other in taken + chosen):
             chosen.append(value)
         if len(chosen) == k:
@@ -128,13 +133,6 @@ def _make_product(ptype: ProductType, family: dict, rng: np.random.Generator, as
             attributes.append(extra)
     attributes = sorted(attributes, key=ptype.attributes.index)
 
-    options: dict[str, list[str]] = {}
-    taken: list[str] = []
-    for name in family["dimensions"]:
-        values = _option_values(rng, ptype.options[name], taken, int(rng.integers(2, 5)))
-        options[name] = values
-        taken += values
-
     brand = family["brand"]
     modifier = ptype.modifiers[int(rng.integers(len(ptype.modifiers)))]
     shown = _pick(rng, attributes, int(rng.integers(1, 3)))
@@ -157,6 +155,14 @@ def _make_product(ptype: ProductType, family: dict, rng: np.random.Generator, as
         f"The {brand} {modifier.lower()} {ptype.noun.lower()} is {_join_and(attributes)}. "
         + " ".join(fillers)
     )
+
+    options: dict[str, list[str]] = {}
+    taken: list[str] = []
+    text = " ".join([title, *bullets, description]).lower()
+    for name in family["dimensions"]:
+        values = _option_values(rng, ptype.options[name], taken, int(rng.integers(2, 5)), text)
+        options[name] = values
+        taken += values
 
     lo, hi = ptype.price
     low = round(float(rng.uniform(lo, hi)), 2)

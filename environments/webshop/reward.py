@@ -6,19 +6,25 @@ values C gives::
     R = (n_att + n_opt + r_price) / (|A| + |O| + 1) * r_type
 
     n_att   = #{a in A : token_set_ratio(a, p) > 85 for some attribute p of P,
-                         or a is a substring of lower(Title), lower(BulletPoints) or lower(Description)}
-    n_opt   = #{o in O : token_set_ratio(norm(o), norm(c)) > 85 for some c in C}
+                         or a is a substring of lower(Title), of lower(BulletPoints joined by " ")
+                         or of lower(Description) — each field searched on its own}
+    n_opt   = min(|O|, #{c in C : norm(c) in norm(O)                       if c's option is "size",
+                                  token_set_ratio(norm(o), norm(c)) > 85 for some o in O  otherwise,
+                                  or norm(c) is a substring of one of those three fields})
     r_price = 1[price(P) <= p_u]
     r_type  = 1.0; 0.5 if none of (query_match, category_match, title_score > 0.2);
               then 0.1 if title_score < 0.1; then 0.0 if title_score == 0
 
 ``token_set_ratio`` is rapidfuzz's with WebShop's preprocessing (``thefuzz`` lower-cases and turns
 every non-alphanumeric character into a space, so "x-large" contains the token "large").
-``norm`` is :func:`normalize_color`: the first colour word of :data:`COLORS` found in the string,
-else the string itself. ``query_match``: same scrape query; ``category_match``: the breadcrumbs
-share at least 2 levels; ``title_score = |nouns(goal title) & nouns(bought title)| /
-|nouns(goal title)|`` (0.2 when the goal title has no noun). WebShop finds nouns with spaCy; the
-synthetic catalog knows each title's nouns (``name_nouns``), so no tagger is needed.
+``norm`` is :func:`normalize_color`: the first word of WebShop's colour list found in the string,
+else the string itself. n_opt is counted over the chosen options, like WebShop's
+``get_option_reward``; the ``min`` is ours: without it a product with more option dimensions
+than the goal could score R > 1. ``query_match``: same scrape query; ``category_match``: the
+breadcrumbs share at least 2 levels; ``title_score = |set(nouns(goal title)) & set(nouns(bought
+title))| / len(nouns(goal title))`` — the denominator counts a repeated noun each time, as
+WebShop's list of spaCy tokens does (0.2 when the goal title has no noun). The synthetic
+catalog knows each title's nouns (``name_nouns``), so no tagger is needed.
 
 Success is R == 1.
 """
@@ -32,84 +38,24 @@ from rapidfuzz import fuzz, utils
 
 MATCH_THRESHOLD = 85
 
-# Colour words in search order: normalize_color returns the first one contained in the string
-# (alphabetical, like WebShop's list, so "navy blue" normalizes to "blue").
+# WebShop's colour list (``engine/normalize.py``, COLOR_SET), in its order (alphabetical):
+# normalize_color returns the first one *contained* in the string, so "navy blue" -> "blue",
+# "pearl white" -> "white", "cherry red" -> "red" — and, WebShop's substring quirk, "cashew" -> "ash".
 COLORS = (
-    "amber",
-    "apricot",
-    "aqua",
-    "beige",
-    "berry",
-    "black",
-    "blue",
-    "blush",
-    "bronze",
-    "brown",
-    "burgundy",
-    "camel",
-    "charcoal",
-    "cherry",
-    "chocolate",
-    "coffee",
-    "copper",
-    "coral",
-    "cream",
-    "crimson",
-    "cyan",
-    "denim",
-    "ecru",
-    "emerald",
-    "espresso",
-    "fuchsia",
-    "gold",
-    "gray",
-    "green",
-    "grey",
-    "indigo",
-    "ivory",
-    "jade",
-    "khaki",
-    "lavender",
-    "lemon",
-    "lilac",
-    "lime",
-    "magenta",
-    "maroon",
-    "mauve",
-    "mint",
-    "mocha",
-    "mustard",
-    "natural",
-    "navy",
-    "nude",
-    "oak",
-    "olive",
-    "orange",
-    "peach",
-    "pearl",
-    "pink",
-    "plum",
-    "purple",
-    "red",
-    "rose",
-    "ruby",
-    "rust",
-    "sage",
-    "salmon",
-    "sand",
-    "sapphire",
-    "silver",
-    "tan",
-    "taupe",
-    "teal",
-    "tortoise",
-    "turquoise",
-    "violet",
-    "walnut",
-    "wine",
-    "white",
-    "yellow",
+    "alabaster", "apricot", "aqua", "ash", "asphalt", "azure", "banana", "beige", "black", "blue",
+    "blush", "bordeaux", "bronze", "brown", "burgundy", "camel", "camo", "caramel", "champagne",
+    "charcoal", "cheetah", "chestnut", "chocolate", "christmas", "coffee", "cognac", "copper", "coral",
+    "cranberry", "cream", "crystal", "dark", "denim", "eggplant", "elephant", "espresso", "fuchsia",
+    "gold", "granite", "grape", "graphite", "grass", "gray", "green", "grey", "heather", "indigo",
+    "ivory", "ivy", "khaki", "lavender", "lemon", "leopard", "light", "lilac", "lime", "magenta",
+    "maroon", "mauve", "merlot", "midnight", "mint", "mocha", "multicolor", "mushroom", "mustard",
+    "natural", "navy", "nude", "olive", "orange", "peach", "pewter", "pink", "plum", "purple",
+    "rainbow", "red", "rose", "royal", "rust", "sand", "sapphire", "seashell", "silver", "skull",
+    "slate", "steel", "stone", "stonewash", "sunflower", "tan", "taupe", "teal", "tiger", "turquoise",
+    "violet", "walnut", "wheat", "white", "wine", "yellow",
 )
+# Options whose values WebShop compares exactly (after colour normalization), not fuzzily.
+EXACT_MATCH_OPTIONS = ("size",)
 
 
 def normalize_color(value: str) -> str:
@@ -134,22 +80,46 @@ def options_collide(a: str, b: str) -> bool:
     return fuzzy_match(normalize_color(a), normalize_color(b))
 
 
-def count_attribute_matches(goal_attributes: Iterable[str], product_attributes: list[str], text: str) -> int:
-    """n_att: goal attributes matched fuzzily by a product attribute or found in the product text."""
-    return sum(any(fuzzy_match(p, g) for p in product_attributes) or g in text for g in goal_attributes)
+def product_fields(product) -> tuple[str, str, str]:
+    """lower(Title), lower(BulletPoints joined by spaces), lower(Description): searched one by one."""
+    return product.title.lower(), " ".join(product.bullet_points).lower(), product.description.lower()
 
 
-def count_option_matches(goal_options: Iterable[str], chosen_options: Iterable[str]) -> int:
-    """n_opt: goal option values matched (after colour normalization) by some chosen value."""
-    chosen = [normalize_color(c) for c in chosen_options]
-    return sum(any(fuzzy_match(c, normalize_color(g)) for c in chosen) for g in goal_options)
+def count_attribute_matches(
+    goal_attributes: Iterable[str], product_attributes: list[str], fields: Iterable[str]
+) -> int:
+    """n_att: goal attributes matched fuzzily by a product attribute or contained in one text field."""
+    fields = tuple(fields)
+    return sum(
+        any(fuzzy_match(p, g) for p in product_attributes) or any(g in f for f in fields) for g in goal_attributes
+    )
+
+
+def count_option_matches(goal_options: Iterable[str], chosen: dict[str, str], fields: Iterable[str] = ()) -> int:
+    """n_opt, counted over the *chosen* options as WebShop does, at most ``len(goal_options)``.
+
+    A chosen value (colour-normalized) counts if it equals a goal value (size options) or fuzzily
+    matches one (other options), or if the bought product's title / bullet points / description
+    contains it.
+    """
+    goals = [normalize_color(g) for g in goal_options]
+    fields = tuple(fields)
+    n = 0
+    for name, value in chosen.items():
+        value = normalize_color(value)
+        if name.lower() in EXACT_MATCH_OPTIONS:
+            matched = value in goals
+        else:
+            matched = any(fuzzy_match(g, value) for g in goals)
+        n += matched or any(value in f for f in fields)
+    return min(n, len(goals))
 
 
 def title_score(goal_nouns: list[str], bought_nouns: list[str]) -> float:
-    goal = set(goal_nouns)
-    if not goal:
+    """Shared distinct nouns over the goal title's noun count, repeats included (WebShop's)."""
+    if not goal_nouns:
         return 0.2
-    return len(goal & set(bought_nouns)) / len(goal)
+    return len(set(goal_nouns) & set(bought_nouns)) / len(goal_nouns)
 
 
 def breadcrumb_levels(breadcrumb: str) -> set[str]:
@@ -190,9 +160,9 @@ class RewardBreakdown:
 
 def compute_reward(goal, product, chosen_options: dict[str, str]) -> RewardBreakdown:
     """R for buying ``product`` (a :class:`~.catalog.Product`) with ``chosen_options`` under ``goal``."""
-    text = " ".join([product.title, " ".join(product.bullet_points), product.description]).lower()
-    n_att = count_attribute_matches(goal.attributes, product.attributes, text)
-    n_opt = count_option_matches(goal.goal_options.values(), chosen_options.values())
+    fields = product_fields(product)
+    n_att = count_attribute_matches(goal.attributes, product.attributes, fields)
+    n_opt = count_option_matches(goal.goal_options.values(), chosen_options, fields)
     r_price = int(product.price <= goal.price_upper)
     query_match = product.query == goal.query
     category_match = (

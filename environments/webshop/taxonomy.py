@@ -28,7 +28,7 @@ CATEGORY_ROOTS = {
 
 OPTION_DIMENSIONS = ("color", "size", "flavor name", "pack count", "style")
 
-COLORS_LIPS = ["red", "pink", "coral", "nude", "berry", "plum", "rose", "mauve", "burgundy", "peach"]
+COLORS_LIPS = ["red", "cherry red", "pink", "coral", "nude", "berry", "plum", "rose", "mauve", "burgundy", "peach"]
 COLORS_BASIC = [
     "black",
     "white",
@@ -50,7 +50,7 @@ COLORS_BASIC = [
     "ivory",
 ]
 COLORS_WOOD = ["walnut", "espresso", "white", "black", "oak", "grey", "natural", "cherry", "rustic brown"]
-COLORS_TECH = ["black", "white", "silver", "blue", "red", "rose gold", "space grey", "green", "pink"]
+COLORS_TECH = ["black", "white", "pearl white", "silver", "blue", "red", "rose gold", "space grey", "green", "pink"]
 PACKS = ["1 pack", "2 pack", "3 pack", "4 pack", "6 pack", "8 pack", "12 pack", "24 pack"]
 APPAREL_SIZES = ["x-small", "small", "medium", "large", "xl", "xxl", "3xl"]
 SHOE_SIZES = ["6", "6.5", "7", "7.5", "8", "8.5", "9", "9.5", "10", "10.5", "11", "12"]

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 from agentrl_envs.webshop.catalog import generate_catalog, load_catalog
 from agentrl_envs.webshop.goals import DEV_FRACTION, TEST_FRACTION, goal_tasks
-from agentrl_envs.webshop.reward import fuzzy_match, options_collide
+from agentrl_envs.webshop.reward import fuzzy_match, normalize_color, options_collide, product_fields
 from agentrl_envs.webshop.taxonomy import PRODUCT_TYPES
 
 from agentrl.env.tasks import hash_split
@@ -49,6 +49,17 @@ def test_no_two_option_values_of_a_product_collide(shop):
         values = [v for vs in p.options.values() for v in vs]
         assert len(set(values)) == len(values)
         assert not any(options_collide(x, y) for x, y in itertools.combinations(values, 2)), p.asin
+
+
+def test_no_option_value_is_named_in_its_products_text(shop):
+    # The option reward credits a chosen value found in the title / bullets / description, so a
+    # value there would score a wrong choice; the generator leaves such values out.
+    for p in shop.products:
+        fields = product_fields(p)
+        for value in (v for vs in p.options.values() for v in vs):
+            assert not any(normalize_color(value) in f for f in fields), (p.asin, value)
+    values = {v for p in shop.products for vs in p.options.values() for v in vs}
+    assert {"pearl white", "cherry red"} <= values  # multi-word colours WebShop normalizes
 
 
 def test_attribute_vocabularies_are_fuzzy_distinct():

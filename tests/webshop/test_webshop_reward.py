@@ -97,6 +97,9 @@ def test_no_options_chosen():
         (["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"], ["a"], True, True, 1 / 11, 0.1),  # < 0.1
         (["a", "b"], ["c"], True, True, 0.0, 0.0),
         ([], ["c"], False, False, 0.2, 0.5),  # no goal noun: title_score 0.2
+        # a repeated goal noun counts in the denominator each time (WebShop's token list):
+        (["lumina", "cookies", "cookies", "kids"], ["brava", "cookies"], False, False, 1 / 4, 1.0),
+        (["cookie", "box", "cookie", "cookie", "kids"], ["cookie"], False, False, 1 / 5, 0.5),  # distinct: 1/3
     ],
 )
 def test_type_reward(goal_nouns, bought_nouns, query_match, category_match, expected_score, expected_type):
@@ -130,13 +133,58 @@ def test_fuzzy_scores_by_hand():
     assert fuzzy_score("Gluten Free", "gluten free") == 100.0
 
 
-def test_colour_normalization():
+def test_colour_normalization_uses_webshops_colour_list():
     assert normalize_color("navy blue") == "blue"  # "blue" comes before "navy" in the colour list
     assert normalize_color("rose gold") == "gold"
+    assert normalize_color("pearl white") == "white"  # "pearl" is not one of WebShop's colours
+    assert normalize_color("cherry red") == "red"
+    assert normalize_color("cherry") == "cherry"
+    assert normalize_color("cashew") == "ash"  # WebShop's substring test, kept
     assert normalize_color("12 pack") == "12 pack"
-    assert count_option_matches(["navy blue"], ["sky blue"]) == 1
-    assert count_option_matches(["navy blue", "large"], ["black", "x-large"]) == 1
-    assert count_option_matches(["black"], ["white"]) == 0
+    assert count_option_matches(["navy blue"], {"color": "sky blue"}) == 1
+    assert count_option_matches(["pearl white"], {"color": "white"}) == 1
+    # "cherry red" -> "red" vs "cherry": token_set_ratio = 2*1/(3+6) = 22 (LCS "r") -> no match
+    assert count_option_matches(["cherry red"], {"color": "cherry"}) == 0
+    assert count_option_matches(["black"], {"color": "white"}) == 0
+
+
+def test_size_options_match_exactly_others_fuzzily():
+    # size: "x-large" is not "large" (fuzzy would give 100); other options: fuzzy > 85
+    assert count_option_matches(["navy blue", "large"], {"color": "black", "size": "x-large"}) == 0
+    assert count_option_matches(["large"], {"size": "large"}) == 1
+    assert count_option_matches(["x-large"], {"style": "large"}) == 1  # fuzzy: {large} <= {x, large}
+
+
+def test_chosen_option_named_in_the_product_text_counts_and_n_opt_is_capped():
+    fields = ("brava lemon cookies", "", "")
+    # lemon is not the goal's vanilla, but WebShop credits an option the product's text names
+    assert count_option_matches(["vanilla"], {"flavor name": "lemon"}, fields) == 1
+    assert count_option_matches(["vanilla"], {"flavor name": "lemon"}, ("brava cookies", "", "")) == 0
+    # two chosen options, one goal option: WebShop would count 2 (R > 1); capped at |O| = 1
+    assert count_option_matches(["vanilla"], {"flavor name": "vanilla", "style": "lemon"}, fields) == 1
+
+
+def test_colour_and_size_rules_in_the_full_reward():
+    goal = make_goal(
+        attributes=["gluten free"], goal_options={"color": "pearl white", "size": "large"}, price_upper=30.0
+    )
+    product = make_product(options={"color": ["white", "black"], "size": ["large", "x-large"]})
+    # white ~ pearl white (both "white"), x-large != large: n_att 1, n_opt 1, r_price 1 of 4
+    r = compute_reward(goal, product, {"color": "white", "size": "x-large"})
+    assert (r.n_att, r.n_opt, r.r_price, r.r_type) == (1, 1, 1, 1.0) and r.reward == pytest.approx(3 / 4)
+    assert compute_reward(goal, product, {"color": "white", "size": "large"}).reward == 1.0
+
+
+def test_attributes_are_searched_in_each_text_field_separately():
+    goal = make_goal(attributes=["gluten free", "kids organic"])
+    # joined, "...cookies for kids" + "organic: ..." would contain "kids organic"; field by field it does not
+    product = make_product(title="Brava Cookies for Kids", bullet_points=["ORGANIC: tasty"])
+    r = compute_reward(goal, product, {"flavor name": "vanilla", "pack count": "12 pack"})
+    # n_att 1 (gluten free, an attribute) + n_opt 2 + r_price 1 = 4 of 5
+    assert r.n_att == 1 and r.reward == pytest.approx(0.8)
+    # the bullet points are joined with spaces among themselves (WebShop's " ".join)
+    across = make_product(bullet_points=["tasty and KIDS", "ORGANIC certified"])
+    assert compute_reward(goal, across, {"flavor name": "vanilla", "pack count": "12 pack"}).n_att == 2
 
 
 def test_price_clause_rule():
