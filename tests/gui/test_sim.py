@@ -376,3 +376,20 @@ def test_bad_tasks_file_names_line_and_field(tmp_path, lines, message):
     path.write_text(lines + "\n")
     with pytest.raises(EnvOptionError, match=re.escape(message)):
         GuiSimEnv(tasks=str(path))
+
+
+def test_keyboard_activates_the_focused_control():
+    # As in Chromium (checked on the real pages): Enter / Space click a focused button, Space
+    # toggles a focused checkbox. click-dialog-2 opens with Cancel focused.
+    env = GuiSimEnv(families=["click-dialog-2", "click-checkboxes"])
+    obs = find_task(env, lambda o: 'labeled "Cancel"' in o)
+    assert '"Cancel" focused' in obs
+    assert env.step('press("Enter")')[1:3] == (1.0, True)
+    obs = find_task(env, lambda o: 'labeled "OK"' in o)
+    assert env.step('press("Space")')[1:3] == (-1.0, True)  # Cancel again: the wrong button
+    obs, _ = env.reset(options={"task_id": "click-checkboxes/0001"})
+    first = ids(obs, "checkbox")[0]
+    obs, *_ = env.step(f'press({first}, "Space")')
+    assert f"[{first}] checkbox" in obs and "checked=true focused" in obs
+    obs, *_ = env.step('press("Enter")')  # Enter does not toggle a checkbox
+    assert "checked=true focused" in obs

@@ -2,7 +2,8 @@
 
 :class:`SimPage` does what a browser does for any page — a click toggles a checkbox, checks a
 radio (unchecking the others), focuses a field; ``type`` replaces a field's text; ``select``
-picks an option; ``Tab`` moves the focus — and calls the task's hooks (``on_click``,
+picks an option; ``Tab`` moves the focus; Enter / Space click a focused button, Space toggles
+a focused checkbox — and calls the task's hooks (``on_click``,
 ``on_focus``, ``on_key``) the way a MiniWoB page's event handlers run. A family subclasses it,
 builds its tree in ``build()`` from ``self.rng`` and ends the episode with ``self.end(reward)``.
 Pages have no layout, so ``scroll`` changes nothing — except the pointer families, which give
@@ -120,6 +121,14 @@ class SimPage:
                     index = order.index(focused) + 1 if focused in order else 0
                     self.focus(order[index % len(order)])
             self.on_key(focused, action.text)
+            # Keyboard activation, as Chromium does it: Enter or Space clicks a focused button,
+            # Space toggles a focused checkbox or radio.
+            space = action.text in ("Space", " ")
+            if focused is not None and not self.done and (
+                (focused.role == "button" and (space or action.text == "Enter"))
+                or (focused.role in ("checkbox", "radio") and space)
+            ):
+                self.apply(Action("click", focused.id), focused)
 
     def focus(self, node: Node | None) -> None:
         if node is not None and node.role not in FOCUSABLE:
