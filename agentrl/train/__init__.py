@@ -22,7 +22,6 @@ __getattr__ = lazy_attributes(
         "policy_loss": "agentrl.train.loss",
         "token_logprobs_and_entropy": "agentrl.train.loss",
         "TokenRow": "agentrl.train.rows",
-        "build_rows": "agentrl.train.rows",
         "pack_microbatches": "agentrl.train.rows",
     },
 )
@@ -37,7 +36,6 @@ __all__ = [
     "TokenRow",
     "TrainConfig",
     "apply_lora",
-    "build_rows",
     "kl_penalty",
     "load_config",
     "loss_weights",

@@ -17,6 +17,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from agentrl.rollout.config import TreeConfig
+
 Aggregation = Literal["token-mean", "seq-mean"]
 KLEstimator = Literal["k1", "k2", "k3"]
 Precision = Literal["auto", "fp32", "bf16"]
@@ -122,6 +124,16 @@ class RolloutSection(Section):
     context: Literal["full", "window"] = Field(default="window", description="Chat context mode of the renderer.")
     history_window: int = Field(default=0, ge=0, description="(action, observation) pairs kept in window mode.")
     concurrency: int = Field(default=64, ge=1, description="Episodes in flight at once.")
+    strict: bool = Field(
+        default=True,
+        description="A non-infra exception in an episode (a bug) fails the run with its traceback; "
+        "false: it is logged and the episode masked.",
+    )
+    tree: TreeConfig | None = Field(
+        default=None,
+        description="Tree-GRPO tree rollouts (M trees, L rounds, N expansions, budgets) instead of "
+        "group_size chains; required by tree-only estimators.",
+    )
 
 
 class ShaperEntry(Section):
@@ -204,6 +216,19 @@ class TrainConfig(Section):
     eval: EvalSection = EvalSection()
     checkpoint: CheckpointSection = CheckpointSection()
     tensorboard: bool = True
+
+    @model_validator(mode="after")
+    def _rollouts_fit_the_estimator(self) -> TrainConfig:
+        from agentrl.algos.registry import requirements
+
+        needs = requirements(self.algo.estimator, self.algo.config, [s.name for s in self.algo.shapers])
+        try:
+            needs.check_rollouts(trees=self.rollout.tree is not None)
+        except ValueError as exc:
+            raise ValueError(f"algo: {exc}") from None
+        if self.rollout.tree is not None and self.loss.aggregation != "token-mean":
+            raise ValueError("loss.aggregation: tree rollouts train with token-mean (a shared prefix is one sequence)")
+        return self
 
 
 def _format(exc: ValidationError, source: str) -> str:

@@ -169,7 +169,7 @@ class Learner:
         def ppo(logp, entropy, batch, weights, ref):
             return policy_loss(
                 logp, batch.old_logp[:, 1:].to(self.device), batch.advantage[:, 1:].to(self.device), weights,
-                self.loss, ref_logp=ref, entropy=entropy,
+                self.loss, ref_logp=ref, entropy=entropy, advantages_neg=batch.advantage_neg[:, 1:].to(self.device),
             )
 
         return self.optimizer_step(rows, ppo, self.loss.aggregation, with_reference=self.loss.kl_coef > 0)

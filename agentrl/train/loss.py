@@ -62,8 +62,13 @@ def policy_loss(
     config: PolicyLossConfig,
     ref_logp: torch.Tensor | None = None,
     entropy: torch.Tensor | None = None,
+    advantages_neg: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The weighted PPO-clip loss of one (micro-)batch and its diagnostics.
+
+    ``advantages_neg`` (optional): the negative part of a split advantage (``advantages`` then
+    holds the positive part); the clipped term is taken of each part and summed, which is what
+    training every path of a deduplicated tree separately gives (:mod:`agentrl.rollout.batch`).
 
     All tensors have the same shape; ``weights`` comes from :func:`loss_weights` (0 on prompt,
     observation and padding tokens). Returns ``(loss, stats)`` where each stat is a weighted
@@ -77,15 +82,24 @@ def policy_loss(
         raise ValueError("entropy_coef > 0 needs the per-token entropy")
     log_ratio = (logp - old_logp).clamp(-20.0, 20.0)
     ratio = torch.exp(log_ratio)
-    unclipped = -advantages * ratio
-    clipped = -advantages * ratio.clamp(1.0 - config.clip_low, 1.0 + config.clip_high)
-    pg = torch.maximum(unclipped, clipped)
-    clip_active = (clipped > unclipped).float()
-    dual_active = torch.zeros_like(pg)
-    if config.dual_clip is not None:
-        cap = -config.dual_clip * advantages
-        dual_active = ((advantages < 0) & (pg > cap)).float()
-        pg = torch.where(advantages < 0, torch.minimum(pg, cap), pg)
+
+    def clipped_pg(adv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        unclipped = -adv * ratio
+        clipped = -adv * ratio.clamp(1.0 - config.clip_low, 1.0 + config.clip_high)
+        pg = torch.maximum(unclipped, clipped)
+        clip_active = clipped > unclipped
+        dual_active = torch.zeros_like(clip_active)
+        if config.dual_clip is not None:
+            cap = -config.dual_clip * adv
+            dual_active = (adv < 0) & (pg > cap)
+            pg = torch.where(adv < 0, torch.minimum(pg, cap), pg)
+        return pg, clip_active, dual_active
+
+    pg, clip_active, dual_active = clipped_pg(advantages)
+    if advantages_neg is not None:  # a split advantage: pg(A⁺) + pg(A⁻), exact for deduplicated trees
+        pg_neg, clip_neg, dual_neg = clipped_pg(advantages_neg)
+        pg, clip_active, dual_active = pg + pg_neg, clip_active | clip_neg, dual_active | dual_neg
+    clip_active, dual_active = clip_active.float(), dual_active.float()
 
     per_token = pg
     stats = {

@@ -5,7 +5,7 @@ plays the env's scripted oracle (``env.oracle_action()``) through the *same* epi
 renderer and context mode the RL rollouts use (:func:`agentrl.rollout.episode.play`), by wrapping
 the oracle as a :class:`~agentrl.policy.base.Policy` that "samples" the oracle's action text
 followed by the template's end-of-turn token. The recorded steps then become training rows with
-:func:`agentrl.train.rows.build_rows`, exactly like RL data, and the loss is the token-mean
+:class:`agentrl.rollout.batch.RolloutBatch`, exactly like RL data, and the loss is the token-mean
 negative log-likelihood of the policy tokens::
 
     L_SFT = − Σ_t m_t · log π_θ(a_t | context) / Σ_t m_t
@@ -22,9 +22,9 @@ import torch
 from agentrl.env.base import TextEnv
 from agentrl.policy.base import Completion, SamplingParams
 from agentrl.policy.render import ChatRenderer
-from agentrl.rollout.episode import finalize, play
+from agentrl.rollout.batch import RolloutBatch, TokenRow
+from agentrl.rollout.episode import TokenActor, finalize, play
 from agentrl.train.learner import Learner
-from agentrl.train.rows import TokenRow, build_rows
 from agentrl.types import Trajectory
 
 
@@ -57,7 +57,8 @@ async def oracle_demonstrations(
         env = env_factory()
         try:
             trajectory = Trajectory(task_id="", seed=seed + i)
-            await play(env, OraclePolicy(env, renderer), renderer, trajectory, SamplingParams(max_tokens=max_tokens))
+            actor = TokenActor(OraclePolicy(env, renderer), renderer, SamplingParams(max_tokens=max_tokens))
+            await play(env, actor, trajectory)
             out.append(finalize(trajectory))
         finally:
             await env.aclose()
@@ -66,8 +67,7 @@ async def oracle_demonstrations(
 
 
 def demonstration_rows(trajectories: list[Trajectory]) -> list[TokenRow]:
-    total = sum(len(s.completion_token_ids) for t in trajectories for s in t.steps)
-    return build_rows(trajectories, np.zeros(total))
+    return RolloutBatch.from_members(trajectories).sample_rows()
 
 
 def nll(logp, entropy, batch, weights, ref):

@@ -2,17 +2,21 @@
 
 One RL step ``k`` (1-based):
 
-1. **Rollout.** ``rollout.groups_per_step`` groups of ``rollout.group_size`` episodes, each
-   group one task from one initial state; the group specs of step k are a pure function of
-   ``(seed, k)``, so a resumed run rolls out the same tasks.
-2. **Advantages.** The trajectories become a :class:`~agentrl.algos.StepBatch`; the configured
-   shapers and estimator (:class:`~agentrl.algos.Pipeline`) give one advantage per policy token;
-   infra-failed episodes are masked out.
+1. **Rollout.** ``rollout.groups_per_step`` groups, each one task from one initial state:
+   ``rollout.group_size`` chains, or — with a ``rollout.tree`` section (required by tree-only
+   estimators such as ``tree_grpo``) — ``tree.num_trees`` Tree-GRPO trees. The group specs of
+   step k are a pure function of ``(seed, k)``, so a resumed run rolls out the same tasks.
+2. **Advantages.** The groups become one :class:`~agentrl.rollout.batch.RolloutBatch`, built
+   once: its ``steps`` go through the configured shapers and estimator
+   (:class:`~agentrl.algos.Pipeline`; token entropies and action texts are computed only when
+   their registry entries need them), and the advantages are laid onto its token rows —
+   a shared tree prefix once, with its summed path credit. Infra-failed episodes are masked out.
 3. **Update.** :class:`~agentrl.train.learner.Learner` runs the PPO epochs against the behaviour
    log-probabilities the sampler returned.
-4. **Weight sync.** The in-process sampler *shares* the trained module, so syncing is bumping
-   ``policy_version`` (under the sampler's ``weights_lock``); a vLLM sampler receives the new
-   weights through its weight-loading path (``await policy.update_weights(named_tensors)``).
+4. **Weight sync.** ``await policy.sync_weights(model)`` (the
+   :class:`~agentrl.policy.base.TrainablePolicy` protocol): the in-process sampler *shares* the
+   trained module, so a sync is a version bump under its ``weights_lock``; a vLLM sampler gets the
+   new weights pushed.
 
 Modes: ``sync`` runs the steps one after another. ``one_step_off`` rolls out step k+1 while the
 learner trains on step k (in a worker thread), so the batch of step k+1 comes (mostly) from the
@@ -29,8 +33,6 @@ start, every ``eval.every`` steps and at the end. Checkpoints every ``checkpoint
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -42,21 +44,19 @@ from safetensors.torch import load_model, save_model
 from tqdm.auto import tqdm
 
 import agentrl
-from agentrl.algos import Pipeline, StepBatch, get_shaper
-from agentrl.policy.base import SamplingParams
+from agentrl.algos import Pipeline, get_shaper
+from agentrl.policy.base import SamplingParams, TrainablePolicy
+from agentrl.policy.factory import load_policy
 from agentrl.policy.render import ChatRenderer
 from agentrl.rollout import RolloutConfig, RolloutEngine, group_specs
+from agentrl.rollout.batch import RolloutBatch
 from agentrl.train.checkpoint import Checkpointer
 from agentrl.train.config import TrainConfig
 from agentrl.train.learner import Learner, apply_lora, cpu_threads
 from agentrl.train.metrics import MetricsLog, plot_learning_curves
-from agentrl.train.rows import build_rows
 from agentrl.train.sft import run_sft
-from agentrl.types import Trajectory
 
 SPEC_SEED_STRIDE = 1_000_003
-#: Estimators that read the sampling policy's per-token entropy (computed by one no-grad forward).
-NEEDS_ENTROPY = frozenset({"gtpo_entropy", "grpo_s", "empg"})
 EVAL_SEED = 987_654_321
 
 
@@ -89,6 +89,7 @@ def build_model(config: TrainConfig, device: torch.device):
             num_layers=m.tiny.num_layers,
             num_heads=m.tiny.num_heads,
             intermediate_size=m.tiny.intermediate_size,
+            initializer_range=m.tiny.initializer_range,
             seed=config.seed,
         )
     else:
@@ -102,52 +103,17 @@ def build_model(config: TrainConfig, device: torch.device):
     return model, tokenizer
 
 
-def build_policy(config: TrainConfig, model, tokenizer):
-    """The sampler: in-process transformers (shares ``model``) or vLLM (gets weights pushed)."""
-    if config.model.backend == "hf":
-        from agentrl.policy.hf import HFPolicy
-
-        return HFPolicy(model, tokenizer, max_batch_size=config.model.max_batch_size, seed=config.seed)
-    try:
-        from agentrl.policy.vllm import VLLMPolicy
-    except ImportError as exc:
-        raise ImportError(
-            "model.backend 'vllm' needs vLLM on a CUDA machine: pip install 'agentrl[vllm]'"
-        ) from exc
-    return VLLMPolicy(config.model.name, seed=config.seed, gpu_memory_utilization=config.model.gpu_memory_utilization)
-
-
-@dataclasses.dataclass
-class StepResult:
-    metrics: dict[str, float]
-    trajectories: list[Trajectory]
-
-
-def rollout_metrics(trajectories: list[Trajectory], seconds: float, policy_version: int) -> dict[str, float]:
-    """Rollout statistics of one RL step (infra-failed episodes are counted, not averaged in)."""
-    ok = [t for t in trajectories if t.learnable]
-    steps = [s for t in ok for s in t.steps]
-    tokens = sum(len(s.completion_token_ids) for s in steps)
-    versions = [t.policy_version for t in ok if t.policy_version is not None]
-
-    def mean(values) -> float:
-        values = list(values)
-        return float(statistics.fmean(values)) if values else 0.0
-
-    return {
-        "rollout/reward": mean(t.final_reward for t in ok),
-        "rollout/success": mean(t.success for t in ok),
-        "rollout/turns": mean(t.num_turns for t in ok),
-        "rollout/tool_calls": mean(t.total_tool_calls for t in ok),
-        "rollout/invalid_action_rate": mean(not s.valid_action for s in steps),
-        "rollout/truncated": mean(t.status == "truncated" for t in ok),
-        "rollout/infra_errors": float(len(trajectories) - len(ok)),
-        "rollout/episodes": float(len(trajectories)),
-        "rollout/tokens": float(tokens),
-        "rollout/tokens_per_s": tokens / max(seconds, 1e-9),
-        "rollout/seconds": seconds,
-        "rollout/staleness": float(policy_version - min(versions)) if versions else 0.0,
-    }
+def build_policy(config: TrainConfig, model, tokenizer) -> TrainablePolicy:
+    """The sampler, from the one policy factory: in-process transformers (shares ``model``) or
+    vLLM (gets the weights pushed on every sync)."""
+    m = config.model
+    policy = load_policy(
+        m.backend, model if m.backend == "hf" else m.name, tokenizer=tokenizer, seed=config.seed,
+        max_batch_size=m.max_batch_size, gpu_memory_utilization=m.gpu_memory_utilization,
+    )
+    if not isinstance(policy, TrainablePolicy):
+        raise TypeError(f"model.backend {m.backend!r} gives a policy the trainer cannot update")
+    return policy
 
 
 class Trainer:
@@ -174,7 +140,10 @@ class Trainer:
             self.env_factory("train"),
             self.policy,
             self.renderer,
-            RolloutConfig(group_size=r.group_size, max_concurrency=r.concurrency, sampling=sampling, seed=config.seed),
+            RolloutConfig(
+                group_size=r.group_size, max_concurrency=r.concurrency, sampling=sampling, seed=config.seed,
+                strict=r.strict,
+            ),
         )
         e = config.eval
         eval_sampling = sampling.model_copy(update={"temperature": e.temperature})
@@ -182,7 +151,9 @@ class Trainer:
             self.env_factory(e.split),
             self.policy,
             self.renderer,
-            RolloutConfig(group_size=1, max_concurrency=r.concurrency, sampling=eval_sampling, seed=EVAL_SEED),
+            RolloutConfig(
+                group_size=1, max_concurrency=r.concurrency, sampling=eval_sampling, seed=EVAL_SEED, strict=r.strict
+            ),
         )
         self.pipeline = Pipeline(
             config.algo.estimator,
@@ -192,7 +163,7 @@ class Trainer:
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         self.learner = Learner(
             self.model, config.optim, config.loss, pad_id=int(pad), seed=config.seed,
-            weights_lock=getattr(self.policy, "weights_lock", None),
+            weights_lock=self.policy.weights_lock,
         )
         self.checkpointer = Checkpointer(self.out / "checkpoints", keep=config.checkpoint.keep)
         self.step = 0
@@ -206,16 +177,17 @@ class Trainer:
 
     def _reseed_sampler(self, salt: int) -> None:
         """Make step ``salt``'s sampling reproducible (and independent of earlier steps)."""
-        reseed = getattr(self.policy, "reseed", None)
-        if reseed is not None:
-            reseed(self.config.seed * SPEC_SEED_STRIDE + salt)
+        self.policy.reseed(self.config.seed * SPEC_SEED_STRIDE + salt)
 
-    async def rollout(self, step: int) -> tuple[list[Trajectory], float]:
+    async def rollout(self, step: int) -> tuple[RolloutBatch, float]:
+        """Step ``step``'s groups — trees when ``rollout.tree`` is set — as one batch."""
         self._reseed_sampler(step)
         specs = group_specs(self.config.rollout.groups_per_step, seed=self.config.seed * SPEC_SEED_STRIDE + step)
         start = time.perf_counter()
-        groups = await self.engine.run(specs)
-        return [m for g in groups for m in g.members], time.perf_counter() - start
+        tree = self.config.rollout.tree
+        groups = await (self.engine.run(specs) if tree is None else self.engine.run_trees(specs, tree))
+        batch = RolloutBatch.from_groups(groups, keep_text="action_texts" in self.needs)
+        return batch, time.perf_counter() - start
 
     async def evaluate(self) -> dict[str, float]:
         """Success on fixed evaluation episodes (same seeds every time)."""
@@ -229,51 +201,40 @@ class Trainer:
             "eval/turns": float(np.mean([t.num_turns for t in ok])) if ok else 0.0,
         }
 
-    def advantages_and_rows(self, trajectories: list[Trajectory]):
-        kept = [t for t in trajectories if t.steps]
-        entropy = None
-        if self.config.algo.estimator in NEEDS_ENTROPY:
+    @property
+    def needs(self) -> frozenset[str]:
+        """What the estimator and shapers read beyond the rollout columns (their registry entries)."""
+        return self.pipeline.needs
+
+    def advantages(self, batch: RolloutBatch) -> tuple[RolloutBatch, dict[str, float]]:
+        """Shapers → estimator on ``batch.steps``; the batch with its token rows carrying them."""
+        if "token_entropy" in self.needs:
             # Entropy of the sampling policy per token: the weights have not changed since sampling
             # in sync mode (one version later at most in one-step-off mode).
-            total = sum(len(s.completion_token_ids) for t in kept for s in t.steps)
-            flat = self.learner.token_entropies(build_rows(kept, np.zeros(total)))
-            lengths = [len(s.completion_token_ids) for t in kept for s in t.steps]
-            entropy = np.split(flat, np.cumsum(lengths)[:-1]) if lengths else []
-        batch = StepBatch.from_trajectories(kept, token_entropy=entropy)
-        adv = self.pipeline(batch)
-        rows = build_rows(kept, adv.token, adv.token_mask)
+            batch = batch.with_token_entropy(self.learner.token_entropies(batch.sample_rows()))
+        adv = self.pipeline(batch.steps)
         valid = adv.token[adv.token_mask] if adv.token_mask.any() else np.zeros(1)
         stats = {
             "adv/mean": float(valid.mean()),
             "adv/abs_mean": float(np.abs(valid).mean()),
             "adv/nonzero_frac": float((valid != 0).mean()),
         }
-        return rows, stats
+        return batch.with_advantages(adv), stats
 
-    def update(self, trajectories: list[Trajectory]) -> dict[str, float]:
-        """Advantages → PPO update → weight sync; returns the learner's diagnostics."""
+    def update(self, batch: RolloutBatch) -> dict[str, float]:
+        """Advantages → PPO update; returns the learner's diagnostics (the weight sync follows)."""
         start = time.perf_counter()
-        rows, adv_stats = self.advantages_and_rows(trajectories)
-        stats = self.learner.update(rows)
-        if not self.pushes_weights:  # the sampler shares the module: the new weights are live, mark them
-            with self.learner.weights_lock:
-                self.policy.bump_version()
+        batch, adv_stats = self.advantages(batch)
+        stats = self.learner.update(batch.tokens)
         seconds = time.perf_counter() - start
         out = {f"train/{k}": v for k, v in stats.items()} | adv_stats
         out["train/seconds"] = seconds
         out["train/tokens_per_s"] = stats.get("trained_tokens", 0.0) / max(seconds, 1e-9)
         return out
 
-    @property
-    def pushes_weights(self) -> bool:
-        """True for a sampler with its own copy of the weights (vLLM), False for one that shares
-        the trained module in-process (HFPolicy, where a sync is a version bump)."""
-        return hasattr(self.policy, "update_weights")
-
-    async def push_weights(self) -> None:
-        """Send the trained weights to a sampler that holds its own copy; it bumps its version."""
-        if self.pushes_weights:
-            await self.policy.update_weights([(n, t.detach()) for n, t in self.model.state_dict().items()])
+    async def sync_weights(self, version: int | None = None) -> None:
+        """Make the sampler serve the trained weights (a version bump in-process, a push to vLLM)."""
+        await self.policy.sync_weights(self.model, version)
 
     # ------------------------------------------------------------------ checkpoints
     def save(self) -> None:
@@ -289,8 +250,7 @@ class Trainer:
         self.learner.load_state_dict(state)
         if self.learner.reference is not None:
             load_model(self.learner.reference, str(self.out / "reference.safetensors"))
-        while not self.pushes_weights and self.policy.policy_version < state["policy_version"]:
-            self.policy.bump_version()
+        self._restored_version = int(state["policy_version"])
         return True
 
     # ------------------------------------------------------------------ the run
@@ -302,7 +262,7 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         resumed = resume and self.restore()
         if resumed:
-            await self.push_weights()
+            await self.sync_weights(self._restored_version)
         if resume and not resumed:
             self.log(f"no checkpoint under {self.checkpointer.directory}: starting from scratch")
         if not resumed and self.checkpointer.steps():
@@ -326,9 +286,7 @@ class Trainer:
             self._export()
         finally:
             metrics.close()
-            close = getattr(self.policy, "aclose", None)
-            if close is not None:
-                await close()
+            await self.policy.aclose()
         evals = [r for r in records if "eval/success" in r]
         return {
             "steps": self.step,
@@ -355,11 +313,7 @@ class Trainer:
                 seed=self.config.seed,
                 on_step=lambda i, loss: (i + 1) % 8 or self.log(f"  SFT step {i + 1}: loss {loss:.4f}"),
             )
-            if self.pushes_weights:
-                await self.push_weights()
-            else:
-                with self.learner.weights_lock:
-                    self.policy.bump_version()
+            await self.sync_weights()
         if self.learner.reference is not None:  # the KL anchor is the policy RL starts from
             self.learner.reference.load_state_dict(self.model.state_dict())
             save_model(self.learner.reference, str(self.out / "reference.safetensors"))
@@ -377,17 +331,17 @@ class Trainer:
         try:
             for step in range(first, c.steps + 1):
                 if pending is None:
-                    trajectories, seconds = await self.rollout(step)
+                    batch, seconds = await self.rollout(step)
                 else:
-                    trajectories, seconds = await pending
+                    batch, seconds = await pending
                     pending = None
-                record = rollout_metrics(trajectories, seconds, self.policy.policy_version)
+                record = batch.metrics(seconds)
                 if c.mode == "one_step_off" and step < c.steps:
                     pending = asyncio.create_task(self.rollout(step + 1))
-                    record |= await asyncio.to_thread(self.update, trajectories)
+                    record |= await asyncio.to_thread(self.update, batch)
                 else:
-                    record |= self.update(trajectories)
-                await self.push_weights()
+                    record |= self.update(batch)
+                await self.sync_weights()
                 record["policy_version"] = self.policy.policy_version
                 self.step = step
                 if (c.eval.every and step % c.eval.every == 0) or step == c.steps:

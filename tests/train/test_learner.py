@@ -32,7 +32,7 @@ def rows_for(model, advantages=(1.0, -1.0, 0.5)):
         n = 5 + 3 * i
         ids = rng.integers(1, 16, size=n).tolist()
         mask = [0, 0] + [1] * (n - 2)
-        row = TokenRow(ids, mask, [], [adv * m for m in mask], traj_index=i)
+        row = TokenRow(ids, mask, [], [adv * m for m in mask])
         row.old_logp = [lp * m for lp, m in zip(behaviour_logp(model, row), mask)]
         rows.append(row)
     return rows

@@ -1,46 +1,16 @@
-"""Training rows from recorded steps, and micro-batch packing by token count."""
+"""Micro-batch packing by token count, and padded tensors (the rows come from RolloutBatch:
+tests/rollout/test_batch.py)."""
 
-import numpy as np
-import pytest
-
-from agentrl.train.rows import build_rows, collate, pack_microbatches
+from agentrl.rollout.batch import RolloutBatch
+from agentrl.train.rows import collate, pack_microbatches
 from agentrl.types import StepRecord, Trajectory
 
 
-def step(i, prompt, completion, version=0):
+def step(i, prompt, completion):
     return StepRecord(
         index=i, observation="o", action="a", prompt_token_ids=prompt, completion_token_ids=completion,
-        logprobs=[-0.1 * (k + 1) for k in range(len(completion))], policy_version=version,
+        logprobs=[-0.1] * len(completion),
     )
-
-
-def test_extending_contexts_make_one_row_with_completion_mask():
-    traj = Trajectory(task_id="t", steps=[step(0, [1, 2], [3, 4]), step(1, [1, 2, 3, 4, 5], [6], version=1)])
-    (row,) = build_rows([traj], np.array([0.5, 0.5, -1.0]))
-    assert row.input_ids == [1, 2, 3, 4, 5, 6]
-    assert row.mask == [0, 0, 1, 1, 0, 1]
-    assert row.old_logp == pytest.approx([0, 0, -0.1, -0.2, 0, -0.1])
-    assert row.advantage == [0, 0, 0.5, 0.5, 0, -1.0]
-    assert row.policy_version == 0  # the oldest version that produced a token
-
-
-def test_a_context_that_does_not_extend_starts_a_new_row():
-    traj = Trajectory(task_id="t", steps=[step(0, [1, 2], [3]), step(1, [9, 2, 3, 4], [5])])
-    rows = build_rows([traj], np.array([1.0, 2.0]))
-    assert [r.input_ids for r in rows] == [[1, 2, 3], [9, 2, 3, 4, 5]]
-    assert [r.mask for r in rows] == [[0, 0, 1], [0, 0, 0, 0, 1]]
-
-
-def test_token_mask_removes_infra_failed_tokens_from_the_loss():
-    traj = Trajectory(task_id="t", steps=[step(0, [1, 2], [3, 4])])
-    (row,) = build_rows([traj], np.array([1.0, 1.0]), token_mask=np.array([False, False]))
-    assert row.mask == [0, 0, 0, 0]
-
-
-def test_advantage_count_must_match_tokens():
-    traj = Trajectory(task_id="t", steps=[step(0, [1], [2, 3])])
-    with pytest.raises(ValueError, match="expected 2 token advantages"):
-        build_rows([traj], np.array([1.0]))
 
 
 def test_pack_first_fit_decreasing():
@@ -51,10 +21,15 @@ def test_pack_first_fit_decreasing():
 
 
 def test_collate_pads_right():
-    traj = Trajectory(task_id="t", steps=[step(0, [1, 2], [3])])
-    rows = build_rows([traj, Trajectory(task_id="u", steps=[step(0, [7], [8, 9])])], np.array([1.0, 2.0, 3.0]))
-    batch = collate(rows, pad_id=0)
-    assert batch.input_ids.tolist() == [[1, 2, 3], [7, 8, 9]]
-    assert batch.mask.tolist() == [[0, 0, 1], [0, 1, 1]]
-    assert batch.advantage.tolist() == [[0, 0, 1.0], [0, 2.0, 3.0]]
-    assert batch.num_tokens == 6
+    a = Trajectory(task_id="t", final_reward=1.0, steps=[step(0, [1, 2], [3])])
+    b = Trajectory(task_id="t", final_reward=0.0, steps=[step(0, [7], [8, 9])])
+    batch = RolloutBatch.from_members([a, b])
+    from agentrl.algos import Pipeline
+
+    rows = batch.with_advantages(Pipeline("rloo")(batch.steps)).tokens  # RLOO: A = ±1
+    out = collate(rows, pad_id=0)
+    assert out.input_ids.tolist() == [[1, 2, 3], [7, 8, 9]]
+    assert out.mask.tolist() == [[0, 0, 1], [0, 1, 1]]
+    assert out.advantage.tolist() == [[0, 0, 1.0], [0, 0, 0]]
+    assert out.advantage_neg.tolist() == [[0, 0, 0], [0, -1.0, -1.0]]
+    assert out.num_tokens == 6
