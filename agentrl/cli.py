@@ -6,6 +6,7 @@ import asyncio
 import json
 import statistics
 import sys
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -19,6 +20,7 @@ from agentrl.cliutils import (
     not_an_env_option,
     parse_env_options,
     quiet_libraries,
+    writable_dir,
 )
 from agentrl.env import AGENTS, aplay_episode, make_agent
 from agentrl.env.registry import env_sources, plugin_errors
@@ -105,6 +107,8 @@ def envs_show(env_id: str, options: tuple[str, ...], seed: int) -> None:
 def run(env_id: str, agent: str, episodes: int, split: str, seed: int, options: tuple[str, ...], output: str | None) -> None:
     """Play scripted episodes (oracle or random agent) and print a summary."""
     env = make_env_or_exit(env_id, parse_env_options(options), split=split)
+    if output:
+        writable_dir(Path(output).parent)  # fail now, not after the episodes
     trajectories = []
     try:
         with Progress(

@@ -68,6 +68,8 @@ def test_cli_show_and_errors():
     bad_option = run_cli("run", "--env", "agentrl/Maze-v0", "-e", "size=99")
     assert bad_option.returncode != 0 and "size: Input should be less than or equal to 15" in bad_option.stderr
 
+    unwritable = run_cli("run", "--env", "agentrl/Maze-v0", "-o", f"{__file__}/x.jsonl")
+    assert unwritable.returncode == 1 and "Error: cannot write to the output folder" in unwritable.stderr
     no_dev = run_cli("run", "--env", "agentrl/Maze-v0", "--split", "dev")
     assert no_dev.returncode == 1 and "Traceback" not in no_dev.stderr
     assert "agentrl/Maze-v0 has no tasks in split 'dev'" in no_dev.stderr
