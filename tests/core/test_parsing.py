@@ -1,9 +1,10 @@
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agentrl.env.parsing import (
     ActionError,
+    check_text,
     extract_answer,
     extract_boxed,
     extract_code,
@@ -88,3 +89,86 @@ def test_no_input_crashes_a_parser(text):
             assert str(exc)
     extract_answer(text)
     extract_boxed(text)
+
+
+def deep(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '<tool_call>{"name": "search", "arguments": {"query": ' + deep(5000) + "}}</tool_call>",
+        '<tool_call>{"name": "search", "arguments": {"query": "1", "x": ' + deep(65) + "}}</tool_call>",
+        '<tool_call>{"name": "search", "arguments": "' + "[" * 5000 + '"}</tool_call>',
+    ],
+    ids=["past_the_decoder_limit", "past_our_limit", "arguments_string"],
+)
+def test_deep_json_is_an_action_error(text):
+    with pytest.raises(ActionError, match="nested too deeply \\(at most 64 levels\\)"):
+        parse_tool_calls(text, TOOLS)
+
+
+def test_json_at_the_depth_limit_parses():
+    nested = deep(62)  # the call object and its arguments are levels 1 and 2: 62 more make 64
+    schema_free = [ToolSpec(name="f", description="", parameters={"type": "object"})]
+    (call,) = parse_tool_calls('<tool_call>{"name": "f", "arguments": {"x": ' + nested + "}}</tool_call>", schema_free)
+    assert call.name == "f"
+
+
+@pytest.mark.parametrize("escape", ["\\ud800", "\\udfff", "\\ud83d"])  # lone halves; "\\ud83d\\ude00" is fine
+def test_a_lone_surrogate_in_a_tool_call_is_an_action_error(escape):
+    text = '<tool_call>{"name": "search", "arguments": {"query": "s = \'' + escape + "'\"}}</tool_call>"
+    with pytest.raises(ActionError, match=f"lone surrogate U\\+{escape[2:].upper()}"):
+        parse_tool_calls(text, TOOLS)
+    (call,) = parse_tool_calls('<tool_call>{"name": "search", "arguments": {"query": "\\ud83d\\ude00"}}</tool_call>', TOOLS)
+    assert call.arguments["query"] == "\U0001f600"  # a proper pair decodes to one character
+
+
+def test_check_text_names_the_position():
+    check_text("plain text \U0001f600")
+    with pytest.raises(ActionError, match="U\\+D800 at position 3"):
+        check_text("abc\ud800")
+
+
+# Every bundled env that is cheap to run (no sandbox, no browser): no action text makes step raise.
+CHEAP_ENVS = ["agentrl/Bandit-v0", "agentrl/ContextualBandit-v0", "agentrl/Calculator-v0", "agentrl/Maze-v0",
+              "agentrl/GuiSim-v0", "agentrl/SearchQA-v0", "agentrl/WebShop-v0"]  # fmt: skip
+HOSTILE = st.sampled_from(
+    [
+        "\ud800",
+        "\udfff tail",
+        '<tool_call>{"name": "search", "arguments": {"query": "\\ud800"}}</tool_call>',
+        '<tool_call>{"name": "click", "arguments": {"x": ' + deep(5000) + "}}</tool_call>",
+        "<tool_call>" + deep(5000) + "</tool_call>",
+        "search[" + "\ud800" + "]",
+        "click[" + "]" * 3000,
+        "\x00\x1b[31m\r\n",
+        "```python\n" + "(" * 5000 + "\n```",
+        "\\boxed{" * 2000,
+        "x" * 200_000,
+    ]
+)
+
+
+@pytest.fixture(scope="module")
+def cheap_envs():
+    import agentrl
+
+    envs = {env_id: agentrl.make(env_id) for env_id in CHEAP_ENVS}
+    yield envs
+    for env in envs.values():
+        env.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(parts=st.lists(HOSTILE | st.text(max_size=40), min_size=1, max_size=3))
+def test_no_action_text_makes_step_raise(cheap_envs, parts):
+    action = "".join(parts)
+    for env_id, env in cheap_envs.items():
+        if env.done:
+            env.reset(seed=0)
+        obs, reward, terminated, truncated, info = env.step(action)
+        assert isinstance(obs, str) and isinstance(reward, float), env_id
+        if "\ud800" in action or "\udfff" in action:
+            assert not info["valid_action"] and "lone surrogate" in obs, env_id
