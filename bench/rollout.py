@@ -33,7 +33,6 @@ from agentrl.policy import ChatRenderer, Completion, SamplingParams
 from agentrl.policy.batching import DynamicBatcher
 from agentrl.policy.tiny import build_tiny_tokenizer
 from agentrl.rollout import GroupSpec, RolloutConfig, RolloutEngine, TreeConfig
-from agentrl.rollout.episode import stream_sampling
 
 
 class SimulatedPolicy:
@@ -111,7 +110,7 @@ class LatencyEnv(TextEnv):
 async def lock_step(policy, renderer: ChatRenderer, specs: list[GroupSpec], group_size: int, num_envs: int,
                     make_env) -> int:
     """verl-agent style: waves of ``num_envs`` episodes, every turn generate-all then step-all."""
-    sampling = stream_sampling(renderer, SamplingParams(max_tokens=128))
+    sampling = SamplingParams(max_tokens=128).with_stop_token_ids(renderer.stop_token_ids)
     episodes = [s for s in specs for _ in range(group_size)]
     done_count = 0
     for start in range(0, len(episodes), num_envs):
