@@ -129,7 +129,8 @@ class WebShopEnv(TextEnv):
     def _step(self, action: str) -> StepOutcome:
         try:
             command, argument = parse_command(action, ["search", "click"])
-            state = apply_action(self.shop, self.state, self.page, command, argument)
+            draw = int(self.np_random.integers(1, 2**31)) if command == "search" else 0
+            state = apply_action(self.shop, self.state, self.page, command, argument, draw)
         except ActionError as exc:
             message = f"Invalid action: {exc}"
             return StepOutcome(

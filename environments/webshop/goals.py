@@ -12,7 +12,8 @@ For each product (``web_agent_site/engine/goal.py``, ``get_synthetic_goals``):
 * **options** — one goal per combination of option values, phrased
   " with {name}: {value}, and {name}: {value}".
 
-The lead sentence is drawn from several paraphrase templates per goal. A goal's id is
+The lead sentence is one of 120 phrasings (an opening x a frame, :data:`OPENINGS`, :data:`FRAMES`),
+picked by a hash of the goal id. A goal's id is
 ``"<asin>:<value>|<value>"``; its split is a hash of the id (:func:`agentrl.env.tasks.hash_split`),
 so splits never depend on a seed or on the order of goals.
 """
@@ -34,15 +35,37 @@ NO_PRICE_CAP = 1_000_000.0
 TEST_FRACTION = 0.1
 DEV_FRACTION = 0.1
 
-LEADS = (
-    "i need {attrs} {noun}",
-    "i am looking for {attrs} {noun}",
-    "i want to buy {attrs} {noun}",
-    "find me {attrs} {noun}",
-    "i'm shopping for {noun}, {attrs}",
-    "get me some {attrs} {noun}",
-    "looking for {noun} with these features: {attrs}",
-    "help me find {attrs} {noun}",
+# The lead sentence: an opening (the ways WebShop's human instructions start) and a frame
+# joining the attributes and the product noun — 20 x 6 = 120 phrasings, picked by the goal id.
+OPENINGS = (
+    "i need",
+    "i am looking for",
+    "i'm looking for",
+    "looking for",
+    "i want",
+    "i want to buy",
+    "i would like",
+    "i'd like to get",
+    "i wish to buy",
+    "i am searching for",
+    "i'm shopping for",
+    "find me",
+    "get me",
+    "help me find",
+    "can you find me",
+    "could you get me",
+    "please find",
+    "show me",
+    "search for",
+    "buy me",
+)
+FRAMES = (
+    "{open} {attrs} {noun}",
+    "{open} some {attrs} {noun}",
+    "{open} {noun} that {be} {attrs}",
+    "{open} {noun} which {be} {attrs}",
+    "{open} {noun}, {attrs}",
+    "{open} {noun} with these features: {attrs}",
 )
 _NOUN_BY_QUERY = {t.query: t for t in PRODUCT_TYPES}
 
@@ -69,6 +92,11 @@ def _and(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def lead_sentence(opening: str, frame: str, attributes: list[str], noun: str) -> str:
+    plural = noun.endswith("s") and not noun.endswith("ss")  # "cookies", "jeans"; not "dress"
+    return frame.format(open=opening, attrs=_and(attributes), noun=noun, be="are" if plural else "is")
+
+
 def price_clause(price: float, rng: random.Random) -> tuple[float, str]:
     above = [p for p in PRICE_RANGE if p > price][:4]
     if len(above) < 2:
@@ -89,7 +117,8 @@ def product_goals(product: Product, seed: int = 0) -> list[Goal]:
     for combination in itertools.product(*(product.options[n] for n in names)):
         goal_options = dict(zip(names, combination))
         goal_id = f"{product.asin}:{'|'.join(combination)}"
-        lead = LEADS[int(hashlib.sha256(f"lead/{seed}/{goal_id}".encode()).hexdigest(), 16) % len(LEADS)]
+        pick = int(hashlib.sha256(f"lead/{seed}/{goal_id}".encode()).hexdigest(), 16)
+        opening, frame = OPENINGS[pick % len(OPENINGS)], FRAMES[pick // len(OPENINGS) % len(FRAMES)]
         option_text = ", and ".join(f"{n}: {v}" for n, v in goal_options.items())
         option_text = f" with {option_text}" if option_text else ""
         goals.append(
@@ -101,7 +130,7 @@ def product_goals(product: Product, seed: int = 0) -> list[Goal]:
                 name=product.title,
                 name_nouns=product.name_nouns,
                 product_category=product.product_category,
-                instruction_text=lead.format(attrs=_and(attributes), noun=noun) + option_text + price_text,
+                instruction_text=lead_sentence(opening, frame, attributes, noun) + option_text + price_text,
                 attributes=attributes,
                 goal_options=goal_options,
                 price_upper=price_upper,

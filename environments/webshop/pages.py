@@ -17,7 +17,8 @@ States (``PageState.page``) and the actions legal on each::
 
 ``search[...]`` is legal only where the page shows a search bar (the index page); ``click[v]`` only
 when lower-cased ``v`` is one of the page's clickables (button labels, result asins, option
-values). A search returns the top 50 products, shown 10 per page.
+values). A search returns the top 50 products, shown 10 per page; WebShop's debugging queries
+``<r>``, ``<a> attr``, ``<c> category`` and ``<q> query`` filter instead (:meth:`Shop.search`).
 
 :func:`build_page` turns a state into a :class:`Page` — an ordered list of :class:`Element` s.
 :meth:`Page.to_text` joins their texts with `` [SEP] `` (WebShop's simple text observation);
@@ -53,13 +54,14 @@ class PageState:
     asin: str | None = None
     options: tuple[tuple[str, str], ...] = ()  # chosen (option name, value), sorted by name
     sub_page: str | None = None
+    draw: int = 0  # seed of a "<r>" search's random sample
 
     def key(self) -> str:
         """Canonical key for GiGPO anchor states (page, query, page number, asin, options, sub-page)."""
         if self.page == "index":
             return "index"
         if self.page == "results":
-            return f"results|{self.query}|{self.page_num}"
+            return f"results|{self.query}|{self.page_num}" + (f"|{self.draw}" if self.draw else "")
         chosen = ",".join(f"{k}={v}" for k, v in self.options)
         parts = [self.page, self.query, str(self.page_num), self.asin or "", chosen]
         if self.page == "sub":
@@ -166,7 +168,7 @@ def build_page(shop: Shop, instruction: str, state: PageState, score: float | No
     if state.page == "index":
         elements = [Element("heading", "WebShop"), *elements, Element("search", "Search")]
     elif state.page == "results":
-        results = shop.search(state.query)
+        results = shop.search(state.query, state.draw)
         pages = max(1, math.ceil(len(results) / RESULTS_PER_PAGE))
         elements += [
             Element("button", "Back to Search"),
@@ -232,15 +234,20 @@ def _sub_page_texts(product, sub_page: str | None) -> list[str]:
     return [f"Rating: {r.rating}/5 — {r.text}" for r in product.reviews]
 
 
-def apply_action(shop: Shop, state: PageState, page: Page, command: str, argument: str) -> PageState:
-    """The next state; raises :class:`ActionError` (with a model-readable reason) for an illegal action."""
+def apply_action(
+    shop: Shop, state: PageState, page: Page, command: str, argument: str, draw: int = 0
+) -> PageState:
+    """The next state; raises :class:`ActionError` (with a model-readable reason) for an illegal action.
+
+    ``draw`` seeds the sample of a ``search[<r>]`` (WebShop's random-products query).
+    """
     if command == "search":
         if not page.has_search_bar:
             raise ActionError("There is no search bar on this page: click[back to search] first.")
         query = " ".join(argument.split())
         if not query:
             raise ActionError("search[...] needs keywords, e.g. search[gluten free cookies].")
-        return PageState("results", query=query, page_num=1)
+        return PageState("results", query=query, page_num=1, draw=draw if query.lower().startswith("<r>") else 0)
 
     target = argument.strip().lower()
     if target not in page.clickables:

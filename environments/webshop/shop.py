@@ -9,12 +9,13 @@ builds a private copy — what the benchmark uses as its per-instance baseline.
 
 from __future__ import annotations
 
+import random
 import threading
 import weakref
 
 from agentrl_envs.webshop.catalog import Product, load_catalog
 from agentrl_envs.webshop.goals import Goal, build_goals, goal_tasks
-from agentrl_envs.webshop.search import SearchEngine
+from agentrl_envs.webshop.search import TOP_K, SearchEngine
 
 from agentrl.env import TaskSet
 
@@ -30,7 +31,26 @@ class Shop:
         self.tasks: TaskSet = goal_tasks(list(self.goals.values()))
         self.search_engine = SearchEngine(self.products)
 
-    def search(self, query: str) -> tuple[str, ...]:
+    def search(self, query: str, draw: int = 0) -> tuple[str, ...]:
+        """The asins a search shows: BM25's top 50, or one of WebShop's debugging queries —
+
+        * ``<r>``: 50 products at random (``draw`` seeds the sample, so a page can be rebuilt);
+        * ``<a> attribute``: every product with exactly that attribute;
+        * ``<c> category``: every product of that category (its first word, as WebShop reads it);
+        * ``<q> query``: every product scraped with that query.
+        """
+        words = query.lower().split()
+        head, rest = (words[0], " ".join(words[1:])) if words else ("", "")
+        if head == "<r>":
+            sample = random.Random(draw).sample(self.products, min(TOP_K, len(self.products)))
+            return tuple(p.asin for p in sample)
+        if head in ("<a>", "<c>", "<q>"):
+            keep = {
+                "<a>": lambda p: rest in p.attributes,
+                "<c>": lambda p: p.category == (words[1:] or [""])[0],
+                "<q>": lambda p: p.query == rest,
+            }[head]
+            return tuple(p.asin for p in self.products if keep(p))
         return self.search_engine.search(query)
 
 

@@ -6,7 +6,14 @@ from collections import Counter
 
 import pytest
 from agentrl_envs.webshop.catalog import generate_catalog, load_catalog
-from agentrl_envs.webshop.goals import DEV_FRACTION, TEST_FRACTION, goal_tasks
+from agentrl_envs.webshop.goals import (
+    DEV_FRACTION,
+    FRAMES,
+    OPENINGS,
+    TEST_FRACTION,
+    goal_tasks,
+    lead_sentence,
+)
 from agentrl_envs.webshop.reward import fuzzy_match, normalize_color, options_collide, product_fields
 from agentrl_envs.webshop.taxonomy import PRODUCT_TYPES
 
@@ -111,7 +118,29 @@ def test_goals_follow_webshop_rules(shop):
         assert g.price_upper > product.price
         if g.price_upper < 1e6:
             assert g.instruction_text.endswith(f", and price lower than {g.price_upper:.2f} dollars")
-    assert len({g.instruction_text.split(" ")[0:2].__str__() for g in goals}) >= 5  # paraphrase variety
+
+
+def test_instructions_are_varied_and_name_every_attribute(shop):
+    # each test goal's lead is one of the 20 openings x 6 frames, with all its attributes and noun
+    used = Counter()
+    for task in shop.tasks.split("test"):
+        g = shop.goals[task.id]
+        noun = next(t.noun.lower() for t in PRODUCT_TYPES if t.query == g.query)
+        leads = [
+            (o, f)
+            for o, f in itertools.product(OPENINGS, FRAMES)
+            if g.instruction_text.startswith(lead_sentence(o, f, g.attributes, noun) + (" with" if g.goal_options else ""))
+        ]
+        assert len(leads) == 1, g.instruction_text
+        used[leads[0]] += 1
+        assert all(a in g.instruction_text for a in g.attributes) and noun in g.instruction_text
+    assert len(OPENINGS) * len(FRAMES) == 120
+    assert len({o for o, _ in used}) == 20 and len({f for _, f in used}) == 6 and len(used) > 90
+    assert max(used.values()) < 0.03 * sum(used.values())  # no phrasing dominates (was 1 in 8)
+    assert lead_sentence("i need", FRAMES[2], ["gluten free"], "cookies") == "i need cookies that are gluten free"
+    assert lead_sentence("i need", FRAMES[2], ["sulfate free", "vegan"], "dress") == (
+        "i need dress that is sulfate free and vegan"
+    )
 
 
 def test_splits_are_fixed_by_goal_id(shop):

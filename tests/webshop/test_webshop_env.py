@@ -60,6 +60,45 @@ def test_index_page_and_search_results(env):
     assert info["state_key"] == "index" and "search[<your query>]" in obs
 
 
+def _results(env, action):
+    obs, _, _, _, info = env.step(action)
+    asins = [c.upper() for c in env.page.clickables if c.startswith("b0")]
+    total = int(obs.split("(Total results: ")[1].split(")")[0])
+    return total, asins, info
+
+
+def test_webshops_debug_queries_filter_the_catalog(env):
+    products = env.shop.products
+    env.reset(seed=3)
+    total, asins, _ = _results(env, "search[<c> food]")
+    assert total == sum(p.category == "food" for p in products) == 200
+    assert all(env.shop.by_asin[a].category == "food" for a in asins) and len(asins) == 10
+    for query, keep in (
+        ("<q> cookies", lambda p: p.query == "cookies"),
+        ("<a> gluten free", lambda p: "gluten free" in p.attributes),
+    ):
+        env.step("click[back to search]")
+        total, asins, _ = _results(env, f"search[{query}]")
+        expected = [p.asin for p in products if keep(p)]
+        assert total == len(expected) > 10 and asins == expected[:10], query
+    env.step("click[back to search]")
+    assert _results(env, "search[<a> no such attribute]")[0] == 0  # WebShop raises KeyError; an empty page here
+
+
+def test_random_debug_query_is_seeded_and_stable_across_pages(env):
+    def first_two_pages(seed):
+        env.reset(seed=seed)
+        total, page1, info = _results(env, "search[<r>]")
+        assert total == 50 and info["state_key"].startswith("results|<r>|1|")
+        _, page2, _ = _results(env, "click[next >]")
+        return page1, page2
+
+    a1, a2 = first_two_pages(5)
+    assert len(set(a1 + a2)) == 20  # one sample of 50, paged (WebShop would redraw on every page)
+    assert first_two_pages(5) == (a1, a2)
+    assert first_two_pages(6)[0] != a1
+
+
 def test_item_page_options_sub_pages_and_prev(env):
     task_id = first_goal_with_options(env)
     env.reset(seed=0, options={"task_id": task_id})
