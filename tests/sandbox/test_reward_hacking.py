@@ -194,3 +194,31 @@ async def test_seccomp_and_namespaces_refuse_privileged_calls(backend):
             pids = procs.descendants(sb.proc.pid)
             assert pids and {os.stat(f"/proc/{pid}").st_uid for pid in pids} == {sb.uid}
             assert sb.uid != 0 and sb.info()["seccomp"] is True
+
+
+async def test_own_server_refuses_the_code_and_hides_its_token(pool):
+    """The kernel can reach its own server's socket, but cannot drive it: no token, none to steal."""
+    async with pool.sandbox(timeout=120) as sb:
+        code = (
+            "import os, socket\n"
+            "s = socket.socket(socket.AF_UNIX)\n"
+            "s.connect('/run/agentrl/sandbox.sock')\n"
+            "s.sendall(b'GET /health HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n')\n"
+            "reply = s.recv(200).split(b'\\r\\n')[0].decode()\n"
+            "server = os.getppid()\n"
+            "out = [reply, os.path.exists('/run/agentrl/token')]\n"
+            "for name in ('environ', 'mem'):\n"
+            "    try:\n"
+            "        open(f'/proc/{server}/{name}', 'rb').read(1)\n"
+            "        out.append('read')\n"
+            "    except OSError as e:\n"
+            "        out.append(type(e).__name__)\n"
+            "out"
+        )
+        result = await run(sb, code)
+        assert eval(result.result) == [
+            "HTTP/1.1 401 Unauthorized",
+            False,
+            "PermissionError",
+            "PermissionError",
+        ]
