@@ -18,6 +18,7 @@ import asyncio
 import datetime
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -98,12 +99,13 @@ def scripted_episode_fn(settings: EvalSettings) -> EpisodeFn:
 
 def load_finished(out_dir: Path) -> list[Trajectory]:
     """The episodes on disk. A last line cut short by a kill or a full disk is dropped (with a
-    warning) and removed from the file, so the next append starts on a clean line; a bad line
-    anywhere else is real corruption and raises, naming it."""
+    warning) and cut off the file, so the next append starts on a clean line; a bad line anywhere
+    else is real corruption and raises, naming it."""
     path = out_dir / EPISODES_FILE
     if not path.exists():
         return []
-    lines = path.read_text(encoding="utf-8").split("\n")
+    data = path.read_bytes()
+    lines = data.split(b"\n")
     records, last = [], max((i for i, line in enumerate(lines) if line.strip()), default=-1)
     for i, line in enumerate(lines):
         if not line.strip():
@@ -115,8 +117,15 @@ def load_finished(out_dir: Path) -> list[Trajectory]:
                 raise ValueError(f"{path}:{i + 1}: not a valid Trajectory: {exc}") from exc
             log.warning("%s: dropped a partial last line (%d bytes, an interrupted write); its episode runs again",
                         path, len(line))
-            write_jsonl(path, records)
+            os.truncate(path, len(data) - len(b"\n".join(lines[i:])))
     return records
+
+
+def _rewrite(path: Path, records: list[Trajectory]) -> None:
+    """Replace the file's records atomically (a kill leaves the old file or the new one)."""
+    tmp = path.with_name(path.name + ".tmp")
+    write_jsonl(tmp, records)
+    os.replace(tmp, path)
 
 
 def _check_settings(out_dir: Path, settings: EvalSettings) -> None:
@@ -175,7 +184,7 @@ async def evaluate(
         if (task_id, sample) not in done
     ]
     if len(kept) != len(finished):  # drop the infra failures we are about to retry
-        write_jsonl(out_dir / EPISODES_FILE, kept)
+        _rewrite(out_dir / EPISODES_FILE, kept)
 
     queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
     for item in todo:
