@@ -137,11 +137,14 @@ async def test_another_sandbox_cannot_be_reached_or_driven(pool):
         assert os.stat(os.path.dirname(path)).st_mode & 0o077 == 0  # its folder too
 
 
-async def test_grading_runs_in_a_fresh_sandbox_untouched_by_the_episode():
+@pytest.mark.parametrize("backend", ["local", pytest.param("docker", marks=pytest.mark.docker)])
+async def test_grading_runs_in_a_fresh_sandbox_untouched_by_the_episode(backend):
     """HumanEval: planted files and monkeypatches in the episode's kernel do not reach grading."""
     import agentrl
 
-    env = agentrl.make("agentrl/HumanEval-v0", backend="local", pool_size=1, pool_max=4)
+    if backend == "docker" and docker_skip_reason():
+        pytest.skip(docker_skip_reason())
+    env = agentrl.make("agentrl/HumanEval-v0", backend=backend, pool_size=1, pool_max=4)
     try:
         await env.areset(seed=0)
         entry = env.task.data["entry_point"]
