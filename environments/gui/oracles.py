@@ -10,6 +10,7 @@ tiers present the same task in the same form.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 
@@ -96,35 +97,44 @@ def _drag_box(utterance: str, roots: list[Node], history: list[str], seen: list[
     return drag(x, y, x + 15 - dx, y + 15 - dy)
 
 
-_NUMBER = re.compile(r'\] text "(-?\d+)"')
+def shown_value(page: str, handle_id: int) -> int:
+    """The number shown after slider handle ``handle_id`` in a rendered page."""
+    after = page.split(f"[{handle_id}] group", 1)[1]
+    return int(re.search(r'\] text "(-?\d+)"', after).group(1))
 
 
-@oracle("use-slider")
-def _use_slider(utterance: str, roots: list[Node], history: list[str], seen: list[str]) -> str:
-    # Learn the range with Home and End (the value is shown next to the slider), click the
-    # track where the wanted value lies, fix pixel rounding with the arrow keys, submit.
-    wanted = int(re.search(r"Select (-?\d+) with", utterance).group(1))
-    track = one(roots, "slider")
-    handle = track.children[0]
-    (value,) = (int(n.name) for n in nodes(roots, "text") if re.fullmatch(r"-?\d+", n.name))
-    if value == wanted:
-        return click(one(roots, "button", "Submit").id)
-    home, end = press("Home", handle.id), press("End", handle.id)
-    for key in (home, end):
-        if key not in history:
-            return key
-    low, high = (int(_NUMBER.search(seen[history.index(key) + 1]).group(1)) for key in (home, end))
-    if not any(a.startswith("click_at") for a in history):
-        left, top, width, height = track.box
-        fraction = (wanted - low) / (high - low)
-        vertical = height > width
-        x = left + width // 2 if vertical else min(left + round(fraction * width), left + width - 1)
-        y = min(top + round((1 - fraction) * height), top + height - 1) if vertical else top + height // 2
-        hx, hy, hw, hh = handle.box
-        if hx <= x < hx + hw and hy <= y < hy + hh:  # a press on the handle would not jump
-            return home if value == high else end
-        return click_at(x, y)
-    return press("ArrowUp" if value < wanted else "ArrowDown", handle.id)
+@oracle("use-slider", "use-slider-2")
+def _use_sliders(utterance: str, roots: list[Node], history: list[str], seen: list[str]) -> str:
+    # Per slider, in order: learn its range with Home and End (the value is shown next to it),
+    # click the track where the wanted value lies (unless it is within 1), then arrow keys.
+    combination = re.search(r"combination (\[[-\d,\s]*\])", utterance)
+    single = re.search(r"Select (-?\d+) with", utterance)
+    wanted = json.loads(combination.group(1)) if combination else [int(single.group(1))]
+    for track, goal in zip(nodes(roots, "slider"), wanted, strict=True):
+        handle = track.children[0]
+        value = shown_value(seen[-1], handle.id)
+        if value == goal:
+            continue
+        home, end = press("Home", handle.id), press("End", handle.id)
+        for key in (home, end):
+            if key not in history:
+                return key
+        low, high = (shown_value(seen[history.index(key) + 1], handle.id) for key in (home, end))
+        clicked = any(a.startswith("click_at") for a in history[history.index(end) + 1 :])
+        if not clicked and abs(goal - value) > 1:
+            left, top, width, height = track.box
+            fraction = (goal - low) / (high - low)
+            vertical = height > width
+            x = left + width // 2 if vertical else min(left + round(fraction * width), left + width - 1)
+            y = min(top + round((1 - fraction) * height), top + height - 1) if vertical else top + height // 2
+            hx, hy, hw, hh = handle.box
+            covered = hx <= x < hx + hw and hy <= y < hy + hh  # a press on the handle would not jump
+            if not covered:
+                return click_at(x, y)
+            if abs(goal - value) > 3:
+                return home if value == high else end
+        return press("ArrowUp" if value < goal else "ArrowDown", handle.id)
+    return click(one(roots, "button", "Submit").id)
 
 
 @oracle("click-button-sequence")

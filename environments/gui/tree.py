@@ -51,7 +51,7 @@ ROLES = (
     "slider",
 )
 # Families whose observation shows element boxes (the pointer / drag tasks).
-LAYOUT_FAMILIES = frozenset({"click-test-2", "drag-box", "use-slider"})
+LAYOUT_FAMILIES = frozenset({"click-test-2", "drag-box", "use-slider", "use-slider-2"})
 
 
 @dataclasses.dataclass

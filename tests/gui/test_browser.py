@@ -159,30 +159,34 @@ async def test_pointer_actions_on_real_pages(browser_pool):
         await env.aclose()
 
 
-async def test_use_slider_sim_matches_the_real_widget(browser_pool):
-    # The same gestures on the real jQuery UI slider and on the Python one set up with the
-    # page's range, orientation and length: the same value and handle box after every action.
+async def test_sliders_sim_matches_the_real_widget(browser_pool):
+    # The same gestures on the real jQuery UI sliders and on the Python ones set up with the
+    # page's ranges, orientation and length: the same values and handle boxes after every action.
     import numpy as np
     from agentrl_envs.gui.actions import parse_action
-    from agentrl_envs.gui.sim.families import UseSlider
+    from agentrl_envs.gui.sim.families import UseSlider, UseSlider2
 
-    read = "var s = $('#slider'); return [s.slider('option', 'min'), s.slider('option', 'max'), " \
-           "s.slider('option', 'orientation'), s.slider('value')];"
+    read = "return $('.ui-slider').map(function () { var s = $(this); return [[s.slider('option', 'min'), " \
+           "s.slider('option', 'max'), s.slider('option', 'orientation'), s.slider('value')]]; }).get();"
     rng = np.random.default_rng(0)
-    env = MiniWoBEnv(pool=browser_pool, families=["use-slider"])
+    env = MiniWoBEnv(pool=browser_pool, families=["use-slider", "use-slider-2"])
     try:
-        for index in range(4):
-            await env.areset(options={"task_id": f"use-slider/{index:04d}"})
-            low, high, orientation, value = await env.browser.arun(lambda d: d.execute_script(read))
-            track = next(n for root in env.roots for n in root.walk() if n.role == "slider")
-            sim = UseSlider(np.random.default_rng(0))
-            sim.low, sim.high, sim.vertical = low, high, orientation == "vertical"
-            sim.length = track.box[3] if sim.vertical else track.box[2]
-            sim.set_value(value)
-            assert sim.track.box == track.box
+        for task_id in ["use-slider/0000", "use-slider/0001", "use-slider/0002", "use-slider/0003",
+                        "use-slider-2/0000", "use-slider-2/0001"]:
+            await env.areset(options={"task_id": task_id})
+            real = await env.browser.arun(lambda d: d.execute_script(read))
+            tracks = [n for root in env.roots for n in root.walk() if n.role == "slider"]
+            sim = (UseSlider if len(real) == 1 else UseSlider2)(np.random.default_rng(0))
+            for slider, (low, high, orientation, value) in zip(sim.sliders, real, strict=True):
+                slider.low, slider.high, slider.vertical, slider.value = low, high, orientation == "vertical", value
+            if len(real) == 1:
+                sim.length = tracks[0].box[3] if sim.slider.vertical else tracks[0].box[2]
+            sim.layout()
+            assert [s.track.box for s in sim.sliders] == [t.box for t in tracks]
             for _ in range(6):
-                left, top, width, height = sim.track.box
-                hx, hy = sim.handle.box[:2]
+                slider = sim.sliders[int(rng.integers(len(sim.sliders)))]
+                left, top, width, height = slider.track.box
+                hx, hy = slider.handle.box[:2]
                 u = rng.random()
                 if u < 0.4:
                     action = f"click_at({rng.integers(left - 2, left + width + 2)}, {rng.integers(top - 2, top + height + 2)})"
@@ -190,12 +194,13 @@ async def test_use_slider_sim_matches_the_real_widget(browser_pool):
                     action = (f"drag({hx + rng.integers(0, 14)}, {hy + rng.integers(0, 14)}, "
                               f"{rng.integers(0, 160)}, {rng.integers(50, 200)})")
                 else:
-                    action = f'press({sim.handle.id}, "{rng.choice(["Home", "End", "PageUp", "ArrowLeft"])}")'
+                    action = f'press({slider.handle.id}, "{rng.choice(["Home", "End", "PageUp", "ArrowLeft"])}")'
                 await env.astep(action)
-                real = (await env.browser.arun(lambda d: d.execute_script(read)))[3]
+                values = [v[3] for v in await env.browser.arun(lambda d: d.execute_script(read))]
                 parsed = parse_action(action)
-                sim.apply(parsed, sim.handle if parsed.target is not None else None)
-                handle = next(n for root in env.roots for n in root.walk() if n.role == "group")
-                assert (real, handle.box) == (sim.value, sim.handle.box), (index, action)
+                sim.apply(parsed, slider.handle if parsed.target is not None else None)
+                handles = [n.box for root in env.roots for n in root.walk() if n.role == "group"]
+                assert (values, handles) == ([s.value for s in sim.sliders], [s.handle.box for s in sim.sliders]), (
+                    task_id, action)
     finally:
         await env.aclose()

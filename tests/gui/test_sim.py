@@ -259,7 +259,7 @@ def test_click_button_sequence_and_dialog_rewards():
 
 
 NEW_FAMILIES = {"click-test-2": 0.6, "click-button-sequence": 0.35, "click-dialog-2": 0.4, "drag-box": 0.15,
-                "use-slider": 0.15}
+                "use-slider": 0.15, "use-slider-2": 0.05}
 
 
 @pytest.mark.parametrize("family", sorted(NEW_FAMILIES))
@@ -275,9 +275,14 @@ async def test_random_agent_per_new_family(family):
 def slider_page(low: int, high: int, vertical: bool, length: int, value: int):
     """A use-slider page with the given range, orientation, outer track length and value."""
     page = FAMILIES["use-slider"](np.random.default_rng(0))
-    page.low, page.high, page.vertical, page.length = low, high, vertical, length
-    page.set_value(value)
+    page.slider.low, page.slider.high, page.slider.vertical, page.length = low, high, vertical, length
+    set_value(page, value)
     return page
+
+
+def set_value(page, value: int) -> None:
+    page.slider.value = value
+    page.layout()
 
 
 def test_use_slider_pointer_and_keys_by_hand():
@@ -291,7 +296,7 @@ def test_use_slider_pointer_and_keys_by_hand():
     def act(text):
         action = parse_action(text)
         page.apply(action, page.handle if action.target is not None else None)
-        return page.value
+        return page.slider.value
 
     # A press on the track: value = low + (x - left) / width * 100, halves rounded up.
     act(f'press({page.handle.id}, "End")')  # park the handle at the far end, out of the way
@@ -323,13 +328,13 @@ def test_use_slider_vertical_and_wrapping_layout():
     assert (left, top, width, height) == (10, 60, 10, 102)
     page.apply(parse_action('press(2, "Home")'), page.handle)  # handle to the bottom
     page.apply(parse_action(f"click_at(15, {top + 25})"), None)
-    assert page.value == 48  # 10 + (1 - 25/102) * 50 = 47.75
+    assert page.slider.value == 48  # 10 + (1 - 25/102) * 50 = 47.75
     # Horizontal, longest track (116 px): "100" no longer fits after it (measured in Chromium:
     # the value wraps under it and the track moves up from y 64 to y 60, Submit down to 93).
     page = slider_page(0, 100, False, 116, 50)
-    page.set_value(50)
+    set_value(page, 50)
     assert page.track.box[1] == 64 and page.shown.box[:2] == [134, 65] and page.submit.box[1] == 81
-    page.set_value(100)
+    set_value(page, 100)
     assert page.track.box[1] == 60 and page.shown.box[:2] == [15, 77] and page.submit.box[1] == 93
     assert page.handle.box == [119, 58, 14, 14]  # the browser's box for this page at 100
 
@@ -393,3 +398,23 @@ def test_keyboard_activates_the_focused_control():
     assert f"[{first}] checkbox" in obs and "checked=true focused" in obs
     obs, *_ = env.step('press("Enter")')  # Enter does not toggle a checkbox
     assert "checked=true focused" in obs
+
+
+def test_use_slider_2_by_hand():
+    # Three sliders 0-20 on 140 px tracks at y 60, 81, 102: a press at x maps to
+    # (x - 10) / 140 * 20, so x = 10 + 7 v gives v exactly; Submit: +1 iff all three match.
+    env = GuiSimEnv(families=["use-slider-2"])
+    obs, _ = env.reset(options={"task_id": "use-slider-2/0004"})
+    wanted = [int(v) for v in re.search(r"combination \[(.*)\]", obs).group(1).split(",")]
+    tracks = [[int(v) for v in box.split(",")] for box in re.findall(r"slider box=\[([\d,]+)\]", obs)]
+    assert tracks == [[10, 60 + 21 * i, 140, 10] for i in range(3)]
+    for i, v in enumerate(wanted):
+        handle = env.page.sliders[i].handle.box
+        x = 10 + 7 * v
+        if handle[0] <= x < handle[0] + 14:  # on the handle a press keeps the value: use keys
+            env.step(f'press({env.page.sliders[i].handle.id}, "{"End" if v > 10 else "Home"}")')
+        obs, *_ = env.step(f"click_at({x}, {65 + 21 * i})")
+    assert [s.value for s in env.page.sliders] == wanted
+    assert re.findall(r'\] text "(\d+)"', obs) == [str(v) for v in wanted]
+    (submit,) = ids(obs, "button")
+    assert env.step(f"click({submit})")[1] == 1.0

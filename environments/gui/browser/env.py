@@ -39,6 +39,7 @@ PAGES = {
     "click-dialog": "click-dialog.html",
     "drag-box": "drag-box.html",
     "use-slider": "use-slider.html",
+    "use-slider-2": "use-slider-2.html",
     "click-dialog-2": "click-dialog-2.html",
     "click-tab": "click-tab.html",
     "click-checkboxes": "click-checkboxes.html",

@@ -9,6 +9,7 @@ shared oracles in :mod:`agentrl_envs.gui.oracles` solve both tiers. Instances co
 
 from __future__ import annotations
 
+import json
 import math
 import string
 
@@ -334,41 +335,24 @@ class DragBox(_Page):
             self.end(1.0 if 0 < dx < 30 and 0 < dy < 30 else -1.0)
 
 
-class UseSlider(_Page):
-    """MiniWoB use-slider: a jQuery UI 1.12 slider, reproduced to the pixel.
+class JQuerySlider:
+    """One jQuery UI 1.12 slider (step 1), reproduced to the pixel from its source.
 
-    The track is ``size`` (50-114) px long inside a 1 px border and 10 px thick; its handle is
-    a 14 px square centred on the value's position (``p`` of the track's inner length, ``p``
-    the value's fraction of the range). The value is shown after the track, on the same line
-    unless it no longer fits (then it wraps and the line moves up; the geometry here is the
-    one measured on the real page in Chromium). A press on the track jumps to the value under the pointer;
-    a press on the handle keeps the value and a drag then moves it with the pointer (offset by
-    where the handle was grabbed); a focused handle takes Home / End / PageUp / PageDown (a
-    fifth of the range) / arrows (1). Pointer to value: fraction = pixel from the track's
-    start / its outer length, clamped to [0, 1], reversed when vertical, rounded half up.
+    ``track`` is the slider's element (its ``box`` set by the page's layout), ``handle`` the
+    14 px square inside it, centred on the value's position: ``p`` of the track's inner length
+    (outer minus the 1 px borders), ``p`` the value's fraction of the range. A press on the
+    track jumps to the value under the pointer; a press on the handle keeps the value and a
+    drag then moves it with the pointer, offset by where the handle was grabbed; the focused
+    handle takes Home / End / PageUp / PageDown (a fifth of the range) / arrows (1). Pointer to
+    value: pixel from the track's start / its outer length, clamped to [0, 1], reversed when
+    vertical, rounded half up.
     """
 
-    family = "use-slider"
-    LEFT = 10
-
-    def build(self) -> None:
-        self.low = self.sample([-100, 0, 10, 100])
-        self.high = self.low + self.sample([5, 10, 50, 100])
-        self.vertical = self.sample(["horizontal", "vertical"]) == "vertical"
-        self.value = self.randi(self.low, self.high + 1)
-        self.length = self.randi(50, 115) + 2  # outer length: the style's plus the border
-        self.target = self.randi(self.low, self.high + 1)
-        self.track = self.node("slider")
-        self.handle = self.node("group")
-        self.track.children = [self.handle]
-        self.shown = self.node("text")
-        self.submit = self.node("button", "Submit")
-        self.roots = [self.track, self.shown, self.submit]
+    def __init__(self, track: Node, handle: Node, low: int, high: int, vertical: bool, value: int):
+        self.track, self.handle = track, handle
+        self.low, self.high, self.vertical, self.value = low, high, vertical, value
         self.grab: tuple[float, float] | None = None  # jQuery UI's _clickOffset while pressed
-        self.set_value(self.value)
-        self.utterance = f"Select {self.target} with the slider and hit Submit."
 
-    # -------------------------------------------------------------- geometry
     def handle_corner(self) -> tuple[float, float]:
         left, top, width, height = self.track.box
         p = (self.value - self.low) / (self.high - self.low)
@@ -376,25 +360,15 @@ class UseSlider(_Page):
             return left - 2, top + (height - 2) * (1 - p) - 7
         return left + (width - 2) * p - 5, top - 2
 
-    def set_value(self, value: float) -> None:
-        """Set the value and lay the page out again (the shown value's width can wrap it)."""
-        self.value = int(value)
-        self.shown.name = text = str(self.value)
-        text_width = 6.367 * len(text.lstrip("-")) + 3.6 * text.startswith("-")  # Arial digits, minus
-        after = self.LEFT + (10 if self.vertical else self.length) + 8.19  # a space and a 5 px margin
-        if self.vertical:
-            self.track.box = [self.LEFT, 60, 10, self.length]
-            shown, submit_top = [after, 60 + self.length - 9], 60 + self.length + 7
-        elif after + text_width > 150:  # past the area's right edge: the value wraps
-            self.track.box = [self.LEFT, 60, self.length, 10]
-            shown, submit_top = [15, 77], 93
-        else:
-            self.track.box = [self.LEFT, 64, self.length, 10]
-            shown, submit_top = [after, 65], 81
-        self.shown.box = [_round(shown[0]), shown[1], _round(text_width), 11]
-        self.submit.box = [10, submit_top, 101, 31]
+    def place_handle(self) -> None:
         x, y = self.handle_corner()
         self.handle.box = [_round(x), _round(y), 14, 14]
+
+    def on_handle(self, x: int, y: int) -> bool:
+        # Chromium hits an element whose box overlaps the pixel at (x, y): its enclosing
+        # whole-pixel box (the handle's corner is fractional), measured against the real page.
+        hx, hy = self.handle_corner()
+        return hx - 1 < x < hx + 14 and hy - 1 < y < hy + 14
 
     def value_at(self, x: float, y: float) -> int:
         left, top, width, height = self.track.box
@@ -410,61 +384,150 @@ class UseSlider(_Page):
         rest = math.fmod(value - self.low, 1)  # _trimAlignValue with step 1
         return int(value - rest + (1 if 2 * rest >= 1 else 0))
 
-    def on_handle(self, x: int, y: int) -> bool:
-        # Chromium hits an element whose box overlaps the pixel at (x, y): its enclosing
-        # whole-pixel box (the handle's corner is fractional), measured against the real page.
-        hx, hy = self.handle_corner()
-        return hx - 1 < x < hx + 14 and hy - 1 < y < hy + 14
+    def gesture(self, x1: int, y1: int, end: tuple[int, int] | None) -> None:
+        """Mouse down at (x1, y1) (``_mouseCapture``), moved to ``end`` if given, released."""
+        self.grab = None
+        if self.on_handle(x1, y1):
+            hx, hy = self.handle_corner()
+            self.grab = (x1 - hx - 6, y1 - hy - 8)  # offset from the handle's centre, borders included
+        else:
+            self.value = self.value_at(x1, y1)
+        if end is not None and end != (x1, y1):
+            self.value = self.value_at(*end)
+        self.grab = None
+
+    def key(self, key: str) -> None:
+        span, value = self.high - self.low, self.value
+        moves = {"Home": self.low, "End": self.high, "PageUp": value + span / 5, "PageDown": value - span / 5,
+                 "ArrowUp": value + 1, "ArrowRight": value + 1, "ArrowDown": value - 1, "ArrowLeft": value - 1}
+        if key in moves:
+            self.value = min(max(round(moves[key]), self.low), self.high)
+
+
+class _SliderPage(_Page):
+    """A page of jQuery UI sliders: pointer gestures and keys go to the slider they hit."""
+
+    sliders: list[JQuerySlider]
+
+    def layout(self) -> None:
+        """Place every box and shown value for the sliders' current values."""
+        raise NotImplementedError
 
     def hit(self, x: int, y: int) -> Node | None:
-        if self.on_handle(x, y):
-            return self.handle
-        return super().hit(x, y)
+        handle = next((s.handle for s in self.sliders if s.on_handle(x, y)), None)
+        return handle or super().hit(x, y)
 
-    # -------------------------------------------------------------- pointer and keys
-    def press(self, x: int, y: int) -> None:
-        """Mouse down at (x, y) on the slider (jQuery UI ``_mouseCapture``)."""
-        self.grab = None
-        if self.on_handle(x, y):
-            hx, hy = self.handle_corner()
-            self.grab = (x - hx - 6, y - hy - 8)  # offset from the handle's centre, borders included
-        else:
-            self.set_value(self.value_at(x, y))
-        self.focus(self.handle)
+    def apply(self, action: Action, node: Node | None) -> None:
+        slider = next((s for s in self.sliders if node in (s.track, s.handle)), None)
+        if action.name == "click" and slider is not None:
+            # WebDriver clicks an element at the floor of its centre.
+            left, top, width, height = node.box
+            action = Action("click_at", coords=(left + width // 2, top + height // 2))
+        if action.name in ("click_at", "drag"):
+            x1, y1 = action.coords[:2]
+            under = self.hit(x1, y1)
+            slider = next((s for s in self.sliders if under in (s.track, s.handle)), None)
+            if slider is not None:
+                slider.gesture(x1, y1, tuple(action.coords[2:]) if action.name == "drag" else None)
+                self.focus(slider.handle)
+                self.layout()
+                return
+        super().apply(action, node)
 
     def focus(self, node: Node | None) -> None:
-        if node is self.handle:  # the handle has tabindex 0
+        if any(node is s.handle for s in self.sliders):  # handles have tabindex 0
             for other in self.all_nodes():
                 other.focused = other is node
         else:
             super().focus(node)
 
-    def apply(self, action, node) -> None:
-        if action.name == "click" and node in (self.track, self.handle):
-            # WebDriver clicks an element at the floor of its centre.
-            left, top, width, height = node.box
-            action = Action("click_at", coords=(left + width // 2, top + height // 2))
-        if action.name in ("click_at", "drag") and self.hit(*action.coords[:2]) in (self.track, self.handle):
-            x1, y1 = action.coords[:2]
-            self.press(x1, y1)
-            if action.name == "drag" and action.coords[2:] != (x1, y1):
-                self.set_value(self.value_at(*action.coords[2:]))
-            self.grab = None
-            return
-        super().apply(action, node)
-
     def on_key(self, node: Node | None, key: str) -> None:
-        if node is not self.handle:
-            return
-        span, value = self.high - self.low, self.value
-        moves = {"Home": self.low, "End": self.high, "PageUp": value + span / 5, "PageDown": value - span / 5,
-                 "ArrowUp": value + 1, "ArrowRight": value + 1, "ArrowDown": value - 1, "ArrowLeft": value - 1}
-        if key in moves:
-            self.set_value(min(max(round(moves[key]), self.low), self.high))
+        for slider in self.sliders:
+            if node is slider.handle:
+                slider.key(key)
+                self.layout()
+
+    def new_slider(self, low: int, high: int, vertical: bool, value: int) -> JQuerySlider:
+        track, handle = self.node("slider"), self.node("group")
+        track.children = [handle]
+        return JQuerySlider(track, handle, low, high, vertical, value)
+
+
+class UseSlider(_SliderPage):
+    """MiniWoB use-slider: one slider, horizontal or vertical, range and length drawn per task.
+
+    The track is ``style`` (50-114) px long plus its border and 10 px thick. The value is shown
+    after the track, on the same line unless it no longer fits (then it wraps and the line moves
+    up); the geometry is the one measured on the real page in Chromium.
+    """
+
+    family = "use-slider"
+    LEFT = 10
+
+    def build(self) -> None:
+        low = self.sample([-100, 0, 10, 100])
+        high = low + self.sample([5, 10, 50, 100])
+        vertical = self.sample(["horizontal", "vertical"]) == "vertical"
+        value = self.randi(low, high + 1)
+        self.length = self.randi(50, 115) + 2  # outer length: the style's plus the border
+        self.target = self.randi(low, high + 1)
+        self.slider = self.new_slider(low, high, vertical, value)
+        self.sliders = [self.slider]
+        self.track, self.handle = self.slider.track, self.slider.handle
+        self.shown = self.node("text")
+        self.submit = self.node("button", "Submit")
+        self.roots = [self.track, self.shown, self.submit]
+        self.layout()
+        self.utterance = f"Select {self.target} with the slider and hit Submit."
+
+    def layout(self) -> None:
+        vertical = self.slider.vertical
+        self.shown.name = text = str(self.slider.value)
+        text_width = 6.367 * len(text.lstrip("-")) + 3.6 * text.startswith("-")  # Arial digits, minus
+        after = self.LEFT + (10 if vertical else self.length) + 8.19  # a space and a 5 px margin
+        if vertical:
+            self.track.box = [self.LEFT, 60, 10, self.length]
+            shown, submit_top = [after, 60 + self.length - 9], 60 + self.length + 7
+        elif after + text_width > 150:  # past the area's right edge: the value wraps
+            self.track.box = [self.LEFT, 60, self.length, 10]
+            shown, submit_top = [15, 77], 93
+        else:
+            self.track.box = [self.LEFT, 64, self.length, 10]
+            shown, submit_top = [after, 65], 81
+        self.shown.box = [_round(shown[0]), shown[1], _round(text_width), 11]
+        self.submit.box = [10, submit_top, 101, 31]
+        self.slider.place_handle()
 
     def on_click(self, node: Node) -> None:
         if node is self.submit:
-            self.end(1.0 if self.value == self.target else -1.0)
+            self.end(1.0 if self.slider.value == self.target else -1.0)
+
+
+class UseSlider2(_SliderPage):
+    """MiniWoB use-slider-2: three full-width horizontal sliders 0-20, each value shown in a
+    line below it; +1 iff Submit is pressed with the combination asked for."""
+
+    family = "use-slider-2"
+
+    def build(self) -> None:
+        self.sliders = [self.new_slider(0, 20, False, self.randi(0, 21)) for _ in range(3)]
+        self.target = [self.randi(0, 21) for _ in range(3)]
+        self.shown = [self.node("text") for _ in self.sliders]
+        self.submit = self.node("button", "Submit", box=[10, 128, 101, 31])
+        self.roots = [node for pair in zip((s.track for s in self.sliders), self.shown, strict=True) for node in pair]
+        self.roots.append(self.submit)
+        self.layout()
+        self.utterance = f"Set the sliders to the combination {json.dumps(self.target, separators=(',', ':'))} and submit."
+
+    def layout(self) -> None:
+        for i, (slider, shown) in enumerate(zip(self.sliders, self.shown, strict=True)):
+            slider.track.box = [10, 60 + 21 * i, 140, 10]
+            shown.name, shown.box = str(slider.value), [10, 70 + 21 * i, 140, 11]
+            slider.place_handle()
+
+    def on_click(self, node: Node) -> None:
+        if node is self.submit:
+            self.end(1.0 if [s.value for s in self.sliders] == self.target else -1.0)
 
 
 def _round(x: float) -> int:
@@ -476,5 +539,5 @@ FAMILIES: dict[str, type[SimPage]] = {
     cls.family: cls
     for cls in (ClickButton, ClickLink, ClickCheckboxes, ClickOption, ClickTab, ClickCollapsible, EnterText,
                 EnterPassword, LoginUser, ChooseList, FocusText2, ClickTest2, ClickButtonSequence, ClickDialog2,
-                DragBox, UseSlider)
+                DragBox, UseSlider, UseSlider2)
 }
