@@ -30,8 +30,16 @@ import re
 from typing import ClassVar, Literal
 
 import numpy as np
-from agentrl_envs.search.questions import SOURCES, Question, build_task_set
-from agentrl_envs.search.retrieval import Hit, Retriever, ashared_retriever, render_hits
+from agentrl_envs.search.corpus import load_corpus
+from agentrl_envs.search.questions import (
+    SOURCES,
+    Question,
+    build_task_set,
+    check_sources,
+    load_corpus_file,
+    load_question_file,
+)
+from agentrl_envs.search.retrieval import BM25Retriever, Hit, Retriever, ashared_retriever, render_hits
 from agentrl_envs.search.scoring import exact_match, f1_score, format_reward, substring_match, well_formed
 from pydantic import Field
 
@@ -59,6 +67,12 @@ class SearchConfig(EnvConfig):
         ge=0.0,
         le=1.0,
         description="Hash split of generated questions (wiki-identify sends 1/20 of it to test).",
+    )
+    tasks: str | None = Field(
+        default=None, description="JSONL file of your own questions (see questions.QuestionLine); replaces sources."
+    )
+    corpus: str | None = Field(
+        default=None, description="JSONL file of your own documents (questions.DocumentLine); needs tasks."
     )
     max_doc_chars: int | None = Field(default=None, ge=20, description="Cut each rendered document to this.")
     retriever_url: str | None = Field(
@@ -116,6 +130,14 @@ class SearchEnv(TextEnv):
         unknown = set(self.config.sources) - set(SOURCES)
         if unknown:
             raise EnvOptionError(f"sources: unknown {sorted(unknown)}; choose from {', '.join(SOURCES)}")
+        c = self.config
+        check_sources(c.tasks, c.corpus)
+        if c.corpus is not None and (c.retriever_url or c.retrieval != "bm25"):
+            raise EnvOptionError("corpus: your own corpus is searched with the in-process BM25 retriever only")
+        self._corpus = load_corpus_file(c.corpus) if c.corpus else None
+        self._file_tasks = (
+            load_question_file(c.tasks, c.test_fraction, self._corpus or load_corpus()) if c.tasks else None
+        )
         self._retriever = retriever
         self._question: Question | None = None
         self.retrieved: list[str] = []
@@ -124,6 +146,8 @@ class SearchEnv(TextEnv):
 
     # ------------------------------------------------------------------ tasks and state
     def build_tasks(self) -> TaskSet:
+        if self._file_tasks is not None:
+            return self._file_tasks
         return build_task_set(tuple(self.config.sources), self.config.test_fraction)
 
     @property
@@ -139,6 +163,8 @@ class SearchEnv(TextEnv):
                 from agentrl_envs.search.service import RemoteRetriever
 
                 self._retriever = RemoteRetriever.shared(self.config.retriever_url)
+            elif self._corpus is not None:
+                self._retriever = await asyncio.to_thread(BM25Retriever.build, self._corpus)
             elif self.config.retrieval != "bm25":
                 from agentrl_envs.search.dense import shared_dense_retriever
 

@@ -28,10 +28,12 @@ import json
 import os
 from collections import Counter
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from agentrl.env import Task, TaskSet
+from agentrl.env import EnvOptionError, Task, TaskSet
+from agentrl.env.taskfile import field_error, read_jsonl
 from agentrl.env.tasks import hash_split
 
 HANDWRITTEN_FILE = Path(__file__).parent / "data" / "handwritten.jsonl"
@@ -55,7 +57,7 @@ class Question(BaseModel):
     id: str
     question: str
     answers: list[str] = Field(min_length=1)
-    chain: list[Hop] = Field(min_length=1)
+    chain: list[Hop]  # empty only for a user's question without a gold chain
     kind: str
 
     @property
@@ -146,3 +148,78 @@ def build_task_set(sources: tuple[str, ...], test_fraction: float) -> TaskSet:
             split = "test" if source == "handwritten" else hash_split(q.id, fraction)
             tasks.append(Task(id=q.id, split=split, data=q.model_dump()))
     return TaskSet(tasks)
+
+
+# ---------------------------------------------------------------------- your own tasks and corpus
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class QuestionLine(BaseModel):
+    """One line of a ``tasks=PATH`` file: a question and its gold answers.
+
+    ``{"question": "Who founded Acme?", "answers": ["Ada Lovelace"]}`` is enough. Optional:
+    ``id`` (default ``"<file stem>/<line>"``), ``chain`` — the gold documents in reading order,
+    each ``{"doc_id": ..., "query": ...}`` with a query that finds it (the oracle searches them;
+    without a chain it answers at once) — ``kind`` (a family name for per-family reports,
+    default ``"custom"``) and ``split`` (default: a hash of the id, as for the bundled questions).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: Text
+    answers: list[Text] = Field(min_length=1)
+    id: Text | None = None
+    chain: list[Hop] = []
+    kind: Text = "custom"
+    split: Literal["train", "dev", "test"] | None = None
+
+
+class DocumentLine(BaseModel):
+    """One line of a ``corpus=PATH`` file: ``{"id": ..., "title": ..., "text": ...}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Text
+    title: Text
+    text: str
+
+
+def load_corpus_file(path: str):
+    """The documents of a ``corpus=PATH`` JSONL file (they replace the bundled corpus)."""
+    from agentrl_envs.search.corpus import Corpus, Document
+
+    docs: dict[str, Document] = {}
+    for line in read_jsonl(path, DocumentLine, what="corpus"):
+        doc = line.item
+        if doc.id in docs:
+            raise field_error(line.where, "id", f"document {doc.id!r} is listed twice")
+        docs[doc.id] = Document(id=doc.id, title=doc.title, text=doc.text, source="user")
+    return Corpus(list(docs.values()))
+
+
+def load_question_file(path: str, test_fraction: float, corpus) -> TaskSet:
+    """The questions of a ``tasks=PATH`` file; chains are checked against ``corpus``."""
+    stem = Path(path).stem
+    tasks: dict[str, Task] = {}
+    for line in read_jsonl(path, QuestionLine):
+        item = line.item
+        for i, hop in enumerate(item.chain):
+            if hop.doc_id not in corpus:
+                raise field_error(line.where, f"chain.{i}.doc_id", f"no document {hop.doc_id!r} in the corpus")
+        question = Question(
+            id=item.id or f"{stem}/{line.number}",
+            question=item.question,
+            answers=item.answers,
+            chain=item.chain,
+            kind=item.kind,
+        )
+        if question.id in tasks:
+            raise field_error(line.where, "id", f"question {question.id!r} is listed twice")
+        split = item.split or hash_split(question.id, test_fraction)
+        tasks[question.id] = Task(id=question.id, split=split, data=question.model_dump())
+    return TaskSet(tasks.values())
+
+
+def check_sources(tasks: str | None, corpus: str | None) -> None:
+    if corpus is not None and tasks is None:
+        raise EnvOptionError("corpus: needs tasks=PATH too (the bundled questions are about the bundled corpus)")

@@ -1,0 +1,59 @@
+"""Reading a user's ``tasks=PATH`` file: JSON Lines, one object per line, validated by pydantic.
+
+:func:`read_jsonl` returns each non-blank line as a validated model together with its place
+(``"tasks file t.jsonl, line 3"``) and number, so an env's own checks (an unknown document, a product that
+does not exist) name the line too. Every problem is an :class:`~agentrl.env.EnvOptionError`
+with one line of text naming the file, the line and the field — never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Generic, NamedTuple, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from agentrl.env.base import EnvOptionError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Line(NamedTuple, Generic[M]):
+    number: int  # 1-based line number in the file
+    where: str  # "tasks file PATH, line N", to start an error message with
+    item: M
+
+
+def read_jsonl(path: str, model: type[M], what: str = "tasks") -> list[Line[M]]:
+    """Every non-blank line of ``path`` validated as ``model``; ``what`` names the option in errors."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EnvOptionError(f"{what}: cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    items = []
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        where = f"{what} file {path}, line {number}"
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise EnvOptionError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(data, dict):
+            raise EnvOptionError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        try:
+            items.append(Line(number, where, model.model_validate(data)))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"])
+            message = err["msg"].removeprefix("Value error, ")
+            raise EnvOptionError(f"{where}: field {field!r}: {message}" if field else f"{where}: {message}") from None
+    if not items:
+        raise EnvOptionError(f"{what} file {path}: empty (one JSON object per line)")
+    return items
+
+
+def field_error(where: str, field: str, message: str) -> EnvOptionError:
+    """The error for a line that parsed but names something the env does not have."""
+    return EnvOptionError(f"{where}: field {field!r}: {message}")
