@@ -53,7 +53,9 @@ def load_policy(
                 engine_kwargs["gpu_memory_utilization"] = gpu_memory_utilization
             return VLLMPolicy(str(model), engine_kwargs=engine_kwargs)
         except ImportError as exc:
-            raise PolicyLoadError(f"the vllm policy needs vLLM on a CUDA machine (pip install 'agentrl[vllm]'): {exc}") from None
+            raise PolicyLoadError(
+                f"the vllm policy needs vLLM on a CUDA machine (pip install 'agentrl[vllm]'): {exc}"
+            ) from None
     if kind in ("openai", "openai-chat"):
         from agentrl.policy.openai import OpenAIChatPolicy, OpenAIPolicy
 

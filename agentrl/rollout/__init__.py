@@ -13,8 +13,17 @@ _EXPORTS = {
     **dict.fromkeys(("Group", "GroupSpec", "RolloutEngine", "group_specs"), "agentrl.rollout.engine"),
     **dict.fromkeys(
         (
-            "Actor", "ActorSession", "ChatActor", "ChatPolicy", "ScriptedActor", "TokenActor", "play", "play_turns",
-            "run_actor", "run_chat_episode", "run_episode",
+            "Actor",
+            "ActorSession",
+            "ChatActor",
+            "ChatPolicy",
+            "ScriptedActor",
+            "TokenActor",
+            "play",
+            "play_turns",
+            "run_actor",
+            "run_chat_episode",
+            "run_episode",
         ),
         "agentrl.rollout.episode",
     ),
@@ -23,4 +32,24 @@ _EXPORTS = {
 }
 __getattr__ = lazy_attributes(__name__, _EXPORTS)
 
-__all__ = sorted([*_EXPORTS, "RolloutConfig", "TreeConfig"])
+__all__ = [  # noqa: RUF022 - grouped: the light configs, then the lazy exports
+    "RolloutConfig",
+    "TreeConfig",
+    "Actor",
+    "ActorSession",
+    "ChatActor",
+    "ChatPolicy",
+    "Group",
+    "GroupSpec",
+    "RolloutBatch",
+    "RolloutEngine",
+    "ScriptedActor",
+    "TokenActor",
+    "TreeBuilder",
+    "group_specs",
+    "play",
+    "play_turns",
+    "run_actor",
+    "run_chat_episode",
+    "run_episode",
+]

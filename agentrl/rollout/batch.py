@@ -90,7 +90,11 @@ class RolloutBatch:
 
     @classmethod
     def from_members(
-        cls, members: Sequence[Trajectory | RolloutTree], *, groups: Sequence[Group] = (), keep_text: bool = False
+        cls,
+        members: Sequence[Trajectory | RolloutTree],
+        *,
+        groups: Sequence[Group] = (),
+        keep_text: bool = False,
     ) -> RolloutBatch:
         """The batch of trajectories and/or trees (chains become one-path trees when mixed)."""
         is_trees = not all(isinstance(m, Trajectory) for m in members)
@@ -110,7 +114,9 @@ class RolloutBatch:
                 leaf_rows += [row_of[leaf.node_id] for leaf in tree.leaves]
                 leaf_status += [leaf.status for leaf in tree.leaves]
                 offset += len(tree.nodes)
-            status = [leaf_status[i] for i in np.argsort(np.asarray(leaf_rows, dtype=np.int64), kind="stable")]
+            status = [
+                leaf_status[i] for i in np.argsort(np.asarray(leaf_rows, dtype=np.int64), kind="stable")
+            ]
             dropped = sum(1 for t in forest if not t.nodes)
         rows, token_row, token_pos = _layout(records, steps.parent)
         return cls(
@@ -132,7 +138,11 @@ class RolloutBatch:
     def sample_rows(self) -> list[TokenRow]:
         """The token rows with every policy token trained once and zero advantage (SFT
         demonstrations; the entropy forward)."""
-        return self._rows(np.ones(self.token_row.size, np.int64), np.zeros(self.token_row.size), np.zeros(self.token_row.size))
+        return self._rows(
+            np.ones(self.token_row.size, np.int64),
+            np.zeros(self.token_row.size),
+            np.zeros(self.token_row.size),
+        )
 
     def with_token_entropy(self, entropy: np.ndarray) -> RolloutBatch:
         """Attach per-token entropies as returned by ``Learner.token_entropies(self.sample_rows())``
@@ -163,16 +173,25 @@ class RolloutBatch:
                 own = w.copy()
                 child = steps.parent >= 0
                 np.subtract.at(own, steps.parent[child], w[child])
-                w_pos, w_neg = _subtree_sum(steps, np.maximum(own, 0.0)), _subtree_sum(steps, np.minimum(own, 0.0))
+                w_pos, w_neg = (
+                    _subtree_sum(steps, np.maximum(own, 0.0)),
+                    _subtree_sum(steps, np.minimum(own, 0.0)),
+                )
             per = np.maximum(copies, 1)
             n = np.repeat(copies, steps.n_tokens)
             pos = np.repeat(w_pos / per, steps.n_tokens)
             neg = np.repeat(w_neg / per, steps.n_tokens)
-        return dataclasses.replace(self, tokens=self._rows(n, np.where(n > 0, pos, 0.0), np.where(n > 0, neg, 0.0)))
+        return dataclasses.replace(
+            self, tokens=self._rows(n, np.where(n > 0, pos, 0.0), np.where(n > 0, neg, 0.0))
+        )
 
     def _rows(self, mask: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> list[TokenRow]:
-        rows = [dataclasses.replace(r, mask=list(r.mask), advantage=list(r.advantage), advantage_neg=list(r.advantage_neg))
-                for r in self.tokens]
+        rows = [
+            dataclasses.replace(
+                r, mask=list(r.mask), advantage=list(r.advantage), advantage_neg=list(r.advantage_neg)
+            )
+            for r in self.tokens
+        ]
         for k, (ri, p) in enumerate(zip(self.token_row.tolist(), self.token_pos.tolist())):
             row = rows[ri]
             row.mask[p], row.advantage[p], row.advantage_neg[p] = int(mask[k]), float(pos[k]), float(neg[k])

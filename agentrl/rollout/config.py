@@ -26,12 +26,20 @@ class RolloutConfig(BaseModel):
 
     group_size: int = Field(default=8, ge=1, description="Episodes per task (G).")
     max_concurrency: int = Field(default=32, ge=1, description="Episodes in flight at once.")
-    episode_timeout_s: float | None = Field(default=600.0, gt=0, description="Deadline per attempt (None: none).")
-    max_attempts: int = Field(default=3, ge=1, description="Attempts per episode before it stays infra_error.")
-    max_context_tokens: int | None = Field(default=None, ge=2, description="Context cap (None: the policy's).")
+    episode_timeout_s: float | None = Field(
+        default=600.0, gt=0, description="Deadline per attempt (None: none)."
+    )
+    max_attempts: int = Field(
+        default=3, ge=1, description="Attempts per episode before it stays infra_error."
+    )
+    max_context_tokens: int | None = Field(
+        default=None, ge=2, description="Context cap (None: the policy's)."
+    )
     max_staleness: int | None = Field(default=None, ge=0, description="Bound for stream() (None: unbounded).")
     sampling: SamplingParams = Field(default_factory=SamplingParams)
-    seed: int = Field(default=0, description="Seeds the episode seeds, sampling seeds and tree expansion choices.")
+    seed: int = Field(
+        default=0, description="Seeds the episode seeds, sampling seeds and tree expansion choices."
+    )
     strict: bool = Field(
         default=True,
         description="A non-infra exception (a bug) fails the run with its traceback; False: it is logged and "

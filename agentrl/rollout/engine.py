@@ -74,7 +74,10 @@ def group_specs(num_groups: int, seed: int = 0, task_ids: Iterable[str] | None =
     tasks = list(task_ids) if task_ids is not None else []
     if tasks and len(tasks) < num_groups:
         raise ValueError(f"{num_groups} groups but only {len(tasks)} task ids")
-    return [GroupSpec(seed=rng.randrange(2**31 - 1), task_id=tasks[i] if tasks else None) for i in range(num_groups)]
+    return [
+        GroupSpec(seed=rng.randrange(2**31 - 1), task_id=tasks[i] if tasks else None)
+        for i in range(num_groups)
+    ]
 
 
 class RolloutEngine:
@@ -147,7 +150,9 @@ class RolloutEngine:
         c = self.config
         rng = random.Random(f"{c.seed}:{spec.seed}")
         builders = [
-            TreeBuilder(self, spec, tree, random.Random(rng.random()), derive_seed(c.seed, spec.seed, "tree", t))
+            TreeBuilder(
+                self, spec, tree, random.Random(rng.random()), derive_seed(c.seed, spec.seed, "tree", t)
+            )
             for t in range(tree.num_trees)
         ]
         trees = await asyncio.gather(*(b.grow() for b in builders))
@@ -159,7 +164,9 @@ class RolloutEngine:
     async def run(self, specs: list[GroupSpec] | int) -> list[Group]:
         """Roll out every group (``specs`` or a number of groups) and return them in order."""
         specs = group_specs(specs, self.config.seed) if isinstance(specs, int) else specs
-        self._bar = tqdm(total=len(specs) * self.config.group_size, desc="episodes", unit="ep", disable=not self.progress)
+        self._bar = tqdm(
+            total=len(specs) * self.config.group_size, desc="episodes", unit="ep", disable=not self.progress
+        )
         try:
             return list(await asyncio.gather(*(self.run_group(s) for s in specs)))
         finally:
@@ -170,7 +177,9 @@ class RolloutEngine:
         """Tree rollouts for every group (see :mod:`agentrl.rollout.tree`), in order."""
         tree = tree or TreeConfig()
         specs = group_specs(specs, self.config.seed) if isinstance(specs, int) else specs
-        self._bar = tqdm(total=len(specs) * tree.num_trees, desc="trees", unit="tree", disable=not self.progress)
+        self._bar = tqdm(
+            total=len(specs) * tree.num_trees, desc="trees", unit="tree", disable=not self.progress
+        )
         try:
             return list(await asyncio.gather(*(self.run_tree_group(s, tree) for s in specs)))
         finally:
@@ -194,7 +203,11 @@ class RolloutEngine:
         running: set[asyncio.Task] = set()
         try:
             while True:
-                while not exhausted and len(running) < max_groups and self._may_admit(started, start_version, groups_per_step):
+                while (
+                    not exhausted
+                    and len(running) < max_groups
+                    and self._may_admit(started, start_version, groups_per_step)
+                ):
                     spec = next(pending, None)
                     if spec is None:
                         exhausted = True

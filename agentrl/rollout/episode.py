@@ -134,7 +134,11 @@ class TokenActor:
     """A token policy through a chat renderer: the steps carry exact ids and behaviour logprobs."""
 
     def __init__(
-        self, policy: Policy, renderer: ChatRenderer, sampling: SamplingParams, max_context_tokens: int | None = None
+        self,
+        policy: Policy,
+        renderer: ChatRenderer,
+        sampling: SamplingParams,
+        max_context_tokens: int | None = None,
     ):
         self.policy = policy
         self.renderer = renderer
@@ -161,7 +165,9 @@ class _TokenSession:
         prompt = conversation.prompt_ids()
         try:
             budget = generation_budget(len(prompt), sampling, actor.max_context_tokens)
-            completion = await actor.policy.generate(prompt, sampling.model_copy(update={"max_tokens": budget}))
+            completion = await actor.policy.generate(
+                prompt, sampling.model_copy(update={"max_tokens": budget})
+            )
         except ContextOverflowError:
             return Turn(None, "context_overflow")
         if not completion.token_ids:
@@ -197,7 +203,9 @@ class ChatPolicy(Protocol):
 
     policy_version: int
 
-    async def chat(self, messages: list[dict], sampling: SamplingParams, tools: list[dict] | None = None) -> Completion: ...
+    async def chat(
+        self, messages: list[dict], sampling: SamplingParams, tools: list[dict] | None = None
+    ) -> Completion: ...
 
 
 class ChatActor:
@@ -209,7 +217,9 @@ class ChatActor:
 
     def begin(self, env: TextEnv, observation: str) -> _ChatSession:
         system = env.system_prompt()
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": observation}]
+        messages = ([{"role": "system", "content": system}] if system else []) + [
+            {"role": "user", "content": observation}
+        ]
         return _ChatSession(self, messages, [t.to_openai() for t in env.tools] or None)
 
 
@@ -221,7 +231,9 @@ class _ChatSession:
         self._last_action = ""
 
     async def act(self, seed: int | None) -> Turn:
-        sampling = self.actor.sampling if seed is None else self.actor.sampling.model_copy(update={"seed": seed})
+        sampling = (
+            self.actor.sampling if seed is None else self.actor.sampling.model_copy(update={"seed": seed})
+        )
         completion = await self.actor.policy.chat(self.messages, sampling, self.tools)
         self._last_action = completion.text or ""
         step = StepRecord(
@@ -234,7 +246,10 @@ class _ChatSession:
         return Turn(step, "length" if completion.finish_reason == "length" else None)
 
     def observe(self, observation: str) -> None:
-        self.messages += [{"role": "assistant", "content": self._last_action}, {"role": "user", "content": observation}]
+        self.messages += [
+            {"role": "assistant", "content": self._last_action},
+            {"role": "user", "content": observation},
+        ]
 
     def fork(self, env: TextEnv) -> _ChatSession:
         return _ChatSession(self.actor, list(self.messages), self.tools)
@@ -303,7 +318,11 @@ async def play_turns(
         if turn.truncation is not None:
             return Ending("truncated", turn.truncation)
         observation, reward, terminated, truncated, info = await env.astep(step.action)
-        step.reward, step.tool_calls, step.valid_action = float(reward), info["tool_calls"], info["valid_action"]
+        step.reward, step.tool_calls, step.valid_action = (
+            float(reward),
+            info["tool_calls"],
+            info["valid_action"],
+        )
         if info.get("error"):
             step.info["error"] = info["error"]
         if terminated or truncated:
@@ -332,7 +351,11 @@ async def play(env: TextEnv, actor: Actor, trajectory: Trajectory, *, seed: int 
         )
     finally:
         trajectory.info["segment_breaks"] = session.segment_breaks
-    trajectory.status, trajectory.truncation, trajectory.success = ending.status, ending.truncation, ending.success
+    trajectory.status, trajectory.truncation, trajectory.success = (
+        ending.status,
+        ending.truncation,
+        ending.success,
+    )
     return trajectory
 
 
@@ -351,7 +374,9 @@ def classify(exc: BaseException, strict: bool, what: str = "episode") -> str:
     if not isinstance(exc, InfraError):
         if strict:
             raise exc
-        log.error("%s failed with an unexpected error (masked: strict is off):\n%s", what, traceback.format_exc())
+        log.error(
+            "%s failed with an unexpected error (masked: strict is off):\n%s", what, traceback.format_exc()
+        )
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -380,10 +405,13 @@ async def run_actor(
             env = await make_env(env_factory)
             trajectory.env_id = env.spec.id if env.spec is not None else type(env).__name__
             await play(env, actor, trajectory, seed=sampling_seed)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - classified: infra recorded, a bug re-raised under strict
         trajectory.status, trajectory.success = "infra_error", False
         if deadline.expired():
-            trajectory.truncation, trajectory.error = "timeout", f"TimeoutError: episode deadline of {timeout_s}s passed"
+            trajectory.truncation, trajectory.error = (
+                "timeout",
+                f"TimeoutError: episode deadline of {timeout_s}s passed",
+            )
         else:
             trajectory.truncation, trajectory.error = None, classify(exc, strict)
     finally:
@@ -430,6 +458,11 @@ async def run_chat_episode(
 ) -> Trajectory:
     """:func:`run_actor` with a :class:`ChatActor` (text-only steps)."""
     return await run_actor(
-        env_factory, ChatActor(policy, sampling), seed=seed, task_id=task_id, sampling_seed=sampling.seed,
-        timeout_s=timeout_s, strict=strict,
+        env_factory,
+        ChatActor(policy, sampling),
+        seed=seed,
+        task_id=task_id,
+        sampling_seed=sampling.seed,
+        timeout_s=timeout_s,
+        strict=strict,
     )

@@ -41,7 +41,15 @@ from typing import TYPE_CHECKING
 
 from agentrl.env.base import TextEnv
 from agentrl.rollout.config import TreeConfig
-from agentrl.rollout.episode import ActorSession, Ending, classify, close_env, derive_seed, make_env, play_turns
+from agentrl.rollout.episode import (
+    ActorSession,
+    Ending,
+    classify,
+    close_env,
+    derive_seed,
+    make_env,
+    play_turns,
+)
 from agentrl.types import RolloutTree, StepRecord, TreeLeaf, TreeNode
 
 if TYPE_CHECKING:
@@ -73,7 +81,9 @@ class TreeBuilder:
     """Grows one tree for ``spec`` with the engine's env factory and actor; ``seed`` is the
     tree's sampling seed, ``rng`` draws the expansion points."""
 
-    def __init__(self, engine: RolloutEngine, spec: GroupSpec, config: TreeConfig, rng: random.Random, seed: int):
+    def __init__(
+        self, engine: RolloutEngine, spec: GroupSpec, config: TreeConfig, rng: random.Random, seed: int
+    ):
         self.engine = engine
         self.spec = spec
         self.config = config
@@ -109,13 +119,19 @@ class TreeBuilder:
         try:
             async with engine._slots, deadline:
                 await self._branch(branch, cursor)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - classified: infra recorded, a bug re-raised under strict
             timed_out = deadline.expired()
-            error = "TimeoutError: branch deadline passed" if timed_out else classify(exc, engine.config.strict, "tree branch")
+            error = (
+                "TimeoutError: branch deadline passed"
+                if timed_out
+                else classify(exc, engine.config.strict, "tree branch")
+            )
             self.tree.info.setdefault("errors", []).append(error)
             if cursor.node is not None and not cursor.ended:
                 self.tree.leaves.append(
-                    TreeLeaf(node_id=cursor.node, status="infra_error", truncation="timeout" if timed_out else None)
+                    TreeLeaf(
+                        node_id=cursor.node, status="infra_error", truncation="timeout" if timed_out else None
+                    )
                 )
 
     async def _branch(self, branch: int, cursor: _Cursor) -> None:
@@ -134,7 +150,12 @@ class TreeBuilder:
                 self.tree.task_id = info["task_id"]
                 session, state_key, depth = self.actor.begin(env, observation), info["state_key"], 0
             else:
-                session, observation, state_key, depth = snap.session.fork(env), snap.observation, snap.state_key, snap.depth
+                session, observation, state_key, depth = (
+                    snap.session.fork(env),
+                    snap.observation,
+                    snap.state_key,
+                    snap.depth,
+                )
             breaks = session.segment_breaks
 
             def record(step: StepRecord) -> None:
@@ -145,12 +166,20 @@ class TreeBuilder:
             async def branch_point(step: StepRecord, observation: str, state_key: str | None) -> None:
                 fork = await env.afork()
                 self.counts["forks"] += 1
-                self.snapshots[cursor.node] = _Snapshot(fork, session.fork(fork), observation, state_key, step.index + 1)
+                self.snapshots[cursor.node] = _Snapshot(
+                    fork, session.fork(fork), observation, state_key, step.index + 1
+                )
 
             try:
                 ending = await play_turns(
-                    env, session, observation, state_key, depth=depth, seed=derive_seed(self.seed, branch),
-                    record=record, branch_point=branch_point,
+                    env,
+                    session,
+                    observation,
+                    state_key,
+                    depth=depth,
+                    seed=derive_seed(self.seed, branch),
+                    record=record,
+                    branch_point=branch_point,
                 )
             finally:
                 self.counts["segment_breaks"] += session.segment_breaks - breaks
@@ -165,7 +194,10 @@ class TreeBuilder:
         reward = sum(n.step.reward for n in self.tree.path_to(cursor.node))
         self.tree.leaves.append(
             TreeLeaf(
-                node_id=cursor.node, final_reward=reward, success=ending.success, status=ending.status,
+                node_id=cursor.node,
+                final_reward=reward,
+                success=ending.success,
+                status=ending.status,
                 truncation=ending.truncation,
             )
         )
@@ -179,6 +211,6 @@ class TreeBuilder:
 
     def _over_budget(self) -> bool:
         c, spent = self.config, self._spent()
-        return (c.max_generated_tokens is not None and spent["generated_tokens"] >= c.max_generated_tokens) or (
-            c.max_tool_calls is not None and spent["tool_calls"] >= c.max_tool_calls
-        )
+        return (
+            c.max_generated_tokens is not None and spent["generated_tokens"] >= c.max_generated_tokens
+        ) or (c.max_tool_calls is not None and spent["tool_calls"] >= c.max_tool_calls)

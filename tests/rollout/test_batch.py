@@ -10,21 +10,30 @@ from agentrl.rollout.batch import RolloutBatch
 from agentrl.train.config import PolicyLossConfig
 from agentrl.train.loss import loss_weights, policy_loss, token_logprobs_and_entropy
 from agentrl.train.rows import collate
-from agentrl.types import RolloutTree, StepRecord, TreeLeaf, TreeNode, Trajectory
+from agentrl.types import RolloutTree, StepRecord, Trajectory, TreeLeaf, TreeNode
 
 
 def step(i, prompt, completion, version=0):
     return StepRecord(
-        index=i, observation="o", action="a", prompt_token_ids=prompt, completion_token_ids=completion,
-        logprobs=[-0.1 * (k + 1) for k in range(len(completion))], policy_version=version,
+        index=i,
+        observation="o",
+        action="a",
+        prompt_token_ids=prompt,
+        completion_token_ids=completion,
+        logprobs=[-0.1 * (k + 1) for k in range(len(completion))],
+        policy_version=version,
     )
 
 
 def test_a_chain_whose_contexts_extend_is_one_row():
-    traj = Trajectory(task_id="t", final_reward=1.0, steps=[step(0, [1, 2], [3, 4]), step(1, [1, 2, 3, 4, 5], [6], version=1)])
+    traj = Trajectory(
+        task_id="t",
+        final_reward=1.0,
+        steps=[step(0, [1, 2], [3, 4]), step(1, [1, 2, 3, 4, 5], [6], version=1)],
+    )
     other = Trajectory(task_id="t", final_reward=0.0, steps=[step(0, [1, 2], [7])])
     batch = RolloutBatch.from_members([traj, other])
-    (row, row2) = batch.sample_rows()
+    (row, _) = batch.sample_rows()
     assert row.input_ids == [1, 2, 3, 4, 5, 6] and row.mask == [0, 0, 1, 1, 0, 1]
     assert row.old_logp == pytest.approx([0, 0, -0.1, -0.2, 0, -0.1]) and row.policy_version == 0
     # GRPO over R = (1, 0): A = ±1/√2 on every policy token, positive part on the winner only.
@@ -49,7 +58,11 @@ def test_infra_failed_episodes_get_no_loss_and_are_counted():
     rows = batch.with_advantages(Pipeline("grpo")(batch.steps)).tokens
     assert rows[1].mask == [0, 0, 0, 0]
     metrics = batch.metrics(1.0)
-    assert (metrics["rollout/episodes"], metrics["rollout/infra_errors"], metrics["rollout/reward"]) == (3, 2, 1.0)
+    assert (metrics["rollout/episodes"], metrics["rollout/infra_errors"], metrics["rollout/reward"]) == (
+        3,
+        2,
+        1.0,
+    )
 
 
 def small_tree():
@@ -99,7 +112,9 @@ def random_tree(rng, tree_id, group="g"):
     nodes, context = [], [1, 2]
     for i in range(3):  # the first chain
         completion = ids(int(rng.integers(2, 5)))
-        nodes.append(TreeNode(node_id=i, parent_id=i - 1 if i else None, step=step(i, list(context), completion)))
+        nodes.append(
+            TreeNode(node_id=i, parent_id=i - 1 if i else None, step=step(i, list(context), completion))
+        )
         context = context + completion + ids(2)
     for parent in (0, 1):
         p = nodes[parent].step
@@ -119,11 +134,19 @@ def gradient(model, rows, config):
     weights = loss_weights(batch.mask, "token-mean")[:, 1:]
     ref = (0.8 * logp).detach()  # any per-token reference: the KL term is weighted by the copies
     loss, _ = policy_loss(
-        logp, batch.old_logp[:, 1:], batch.advantage[:, 1:], weights, config, ref_logp=ref, entropy=entropy,
+        logp,
+        batch.old_logp[:, 1:],
+        batch.advantage[:, 1:],
+        weights,
+        config,
+        ref_logp=ref,
+        entropy=entropy,
         advantages_neg=batch.advantage_neg[:, 1:],
     )
     loss.backward()
-    return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]), float(loss.detach())
+    return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]), float(
+        loss.detach()
+    )
 
 
 @pytest.mark.parametrize("estimator", ["tree_grpo", "tree_intra"])
@@ -142,7 +165,9 @@ def test_deduplicated_tree_gradient_equals_the_materialised_paths_gradient(estim
     paths = RolloutBatch.from_members([p for t in trees for p in t.paths()])
     path_rows = paths.with_advantages(Pipeline(estimator)(paths.steps)).tokens
     assert len(path_rows) == 6 and len(dedup_rows) == 6  # one row per branch vs one per leaf
-    assert sum(sum(r.mask) for r in dedup_rows) == sum(sum(r.mask) for r in path_rows)  # D, the duplicated count
+    assert sum(sum(r.mask) for r in dedup_rows) == sum(
+        sum(r.mask) for r in path_rows
+    )  # D, the duplicated count
     assert sum(len(r) for r in dedup_rows) == sum(len(r) for r in path_rows)  # same forward here…
     assert dedup.metrics(1.0)["tree/tokens_saved"] > 0  # …but shared prefixes are trained once
 

@@ -127,8 +127,12 @@ async def test_a_failing_branch_is_an_infra_error_leaf(policy, renderer):
                 raise SandboxUnavailable("snapshot store unreachable")
             return await super().afork()
 
-    engine = RolloutEngine(lambda: ForkFails(max_invalid_actions=3), policy, renderer, RolloutConfig(sampling=SHORT_TURNS))
-    [group] = await engine.run_trees([GroupSpec(seed=5)], TreeConfig(num_trees=1, rounds=1, expansions_per_round=1))
+    engine = RolloutEngine(
+        lambda: ForkFails(max_invalid_actions=3), policy, renderer, RolloutConfig(sampling=SHORT_TURNS)
+    )
+    [group] = await engine.run_trees(
+        [GroupSpec(seed=5)], TreeConfig(num_trees=1, rounds=1, expansions_per_round=1)
+    )
     [tree] = group.members
     assert [leaf.status for leaf in tree.leaves] == ["truncated", "infra_error"]
     assert tree.info["errors"] == ["SandboxUnavailable: snapshot store unreachable"]

@@ -34,7 +34,9 @@ def maze(**options):
 
 async def test_recorded_tokens_are_exactly_what_the_policy_saw(policy, renderer, model):
     recorder = RecordingPolicy(policy)
-    traj = await run_episode(maze(max_invalid_actions=3), recorder, renderer, SHORT_TURNS, seed=11, strict=True)
+    traj = await run_episode(
+        maze(max_invalid_actions=3), recorder, renderer, SHORT_TURNS, seed=11, strict=True
+    )
     assert (traj.status, traj.truncation) == ("truncated", "invalid_actions")
     assert traj.num_turns == 3 == len(recorder.calls)
     for step, (prompt, completion) in zip(traj.steps, recorder.calls):
@@ -64,7 +66,9 @@ async def test_recorded_tokens_are_exactly_what_the_policy_saw(policy, renderer,
 
 
 async def test_max_turns_truncation(policy, renderer):
-    traj = await run_episode(maze(max_turns=2, max_invalid_actions=None), policy, renderer, SHORT_TURNS, seed=1)
+    traj = await run_episode(
+        maze(max_turns=2, max_invalid_actions=None), policy, renderer, SHORT_TURNS, seed=1
+    )
     assert (traj.status, traj.truncation, traj.num_turns) == ("truncated", "max_turns", 2)
 
 

@@ -47,7 +47,9 @@ class SeedLogPolicy:
 
 
 async def test_every_actor_gets_the_same_per_turn_seeds_and_endings(policy, renderer):
-    maze = lambda: MazeEnv(max_invalid_actions=3)  # noqa: E731
+    def maze():
+        return MazeEnv(max_invalid_actions=3)
+
     chat = SeedLog()
     traj = await run_actor(maze, ChatActor(chat, SamplingParams()), seed=4, sampling_seed=77)
     assert chat.seeds == [turn_seed(77, t) for t in range(3)]
@@ -98,7 +100,9 @@ def tree_shape(tree):
     )
 
 
-async def test_tree_siblings_sample_differently_and_the_same_config_grows_the_same_tree(model, tokenizer, renderer):
+async def test_tree_siblings_sample_differently_and_the_same_config_grows_the_same_tree(
+    model, tokenizer, renderer
+):
     from agentrl.policy import HFPolicy
 
     # Two invalid moves end an episode: node 0 is the only expandable node, so both rounds branch
@@ -122,8 +126,12 @@ async def test_tree_siblings_sample_differently_and_the_same_config_grows_the_sa
 
 
 async def test_a_tree_branch_records_step_errors_and_default_truncation(policy, renderer):
-    engine = RolloutEngine(lambda: MazeEnv(max_invalid_actions=2), policy, renderer, RolloutConfig(sampling=SHORT_TURNS))
-    [group] = await engine.run_trees([GroupSpec(seed=5)], TreeConfig(num_trees=1, rounds=1, expansions_per_round=1))
+    engine = RolloutEngine(
+        lambda: MazeEnv(max_invalid_actions=2), policy, renderer, RolloutConfig(sampling=SHORT_TURNS)
+    )
+    [group] = await engine.run_trees(
+        [GroupSpec(seed=5)], TreeConfig(num_trees=1, rounds=1, expansions_per_round=1)
+    )
     [tree] = group.members
     assert all(n.step.info.get("error") for n in tree.nodes if not n.step.valid_action)
     assert all(leaf.truncation in ("invalid_actions", "length") for leaf in tree.leaves)
@@ -141,4 +149,3 @@ async def test_a_bug_in_a_tree_branch_fails_the_run_unless_not_strict(policy, re
     engine.config = config.model_copy(update={"strict": False})
     [group] = await engine.run_trees([GroupSpec(seed=5)], TreeConfig(num_trees=1))
     assert group.members[0].info["errors"][0].startswith("KeyError")
-

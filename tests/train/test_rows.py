@@ -8,7 +8,11 @@ from agentrl.types import StepRecord, Trajectory
 
 def step(i, prompt, completion):
     return StepRecord(
-        index=i, observation="o", action="a", prompt_token_ids=prompt, completion_token_ids=completion,
+        index=i,
+        observation="o",
+        action="a",
+        prompt_token_ids=prompt,
+        completion_token_ids=completion,
         logprobs=[-0.1] * len(completion),
     )
 

@@ -36,9 +36,7 @@ def test_the_example_tree_config_loads():
 
 @pytest.mark.slow
 def test_train_on_a_tree_yaml_trains_on_trees(tmp_path):
-    config = load_config(
-        "examples/tree_grpo_maze.yaml", overrides=[*SMALL, f"output_dir={tmp_path / 'run'}"]
-    )
+    config = load_config("examples/tree_grpo_maze.yaml", overrides=[*SMALL, f"output_dir={tmp_path / 'run'}"])
     summary = Trainer(config, progress=False, log=lambda *_: None).run()
     assert summary["steps"] == 1
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
