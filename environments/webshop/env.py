@@ -26,6 +26,7 @@ import copy
 import dataclasses
 
 import numpy as np
+from agentrl_envs.webshop.goals import load_goal_file
 from agentrl_envs.webshop.pages import BUY, NEXT, Page, PageState, apply_action, build_page
 from agentrl_envs.webshop.reward import RewardBreakdown, compute_reward
 from agentrl_envs.webshop.shop import Shop, shared_shop
@@ -76,6 +77,9 @@ class WebShopConfig(EnvConfig):
         default=1000, ge=40, description="Catalog size (5 categories x 8 product types)."
     )
     catalog_seed: int = Field(default=0, description="Seed of the synthetic catalog and its goals.")
+    tasks: str | None = Field(
+        default=None, description="JSONL file of your own goals over the catalog (see goals.GoalLine)."
+    )
     shared_index: bool = Field(
         default=True,
         description="Share one catalog and index per process (False: build a private copy per instance, "
@@ -90,6 +94,7 @@ class WebShopEnv(TextEnv):
     def __init__(self, render_mode: str | None = None, **options):
         super().__init__(render_mode=render_mode, **options)
         self._shop: Shop | None = None
+        self._file_goals = load_goal_file(self.config.tasks, self.shop.by_asin) if self.config.tasks else None
         self.state = PageState()
         self.page: Page | None = None
         self.result: RewardBreakdown | None = None
@@ -114,11 +119,12 @@ class WebShopEnv(TextEnv):
         super().close()
 
     def build_tasks(self) -> TaskSet:
-        return self.shop.tasks
+        return self._file_goals[1] if self._file_goals else self.shop.tasks
 
     @property
     def goal(self):
-        return self.shop.goals[self._require_task().id]
+        goals = self._file_goals[0] if self._file_goals else self.shop.goals
+        return goals[self._require_task().id]
 
     # ----------------------------------------------------------------- episode
     def _reset(self, task: Task) -> str:

@@ -23,12 +23,16 @@ from __future__ import annotations
 import hashlib
 import itertools
 import random
+from pathlib import Path
+from typing import Annotated, Literal
 
 from agentrl_envs.webshop.catalog import Product
 from agentrl_envs.webshop.taxonomy import PRODUCT_TYPES
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from agentrl.env import TaskSet
+from agentrl.env import Task, TaskSet
+from agentrl.env.taskfile import field_error, read_jsonl
+from agentrl.env.tasks import hash_split
 
 PRICE_RANGE = [10.0 * i for i in range(1, 100)]
 NO_PRICE_CAP = 1_000_000.0
@@ -105,6 +109,11 @@ def price_clause(price: float, rng: random.Random) -> tuple[float, str]:
     return upper, f", and price lower than {upper:.2f} dollars"
 
 
+def option_text(goal_options: dict[str, str]) -> str:
+    text = ", and ".join(f"{n}: {v}" for n, v in goal_options.items())
+    return f" with {text}" if text else ""
+
+
 def product_goals(product: Product, seed: int = 0) -> list[Goal]:
     """Every goal WebShop's rules derive from ``product`` (one per option combination)."""
     rng = random.Random(f"goals/{seed}/{product.asin}")  # str seeds hash deterministically (SHA-512)
@@ -119,8 +128,6 @@ def product_goals(product: Product, seed: int = 0) -> list[Goal]:
         goal_id = f"{product.asin}:{'|'.join(combination)}"
         pick = int(hashlib.sha256(f"lead/{seed}/{goal_id}".encode()).hexdigest(), 16)
         opening, frame = OPENINGS[pick % len(OPENINGS)], FRAMES[pick // len(OPENINGS) % len(FRAMES)]
-        option_text = ", and ".join(f"{n}: {v}" for n, v in goal_options.items())
-        option_text = f" with {option_text}" if option_text else ""
         goals.append(
             Goal(
                 goal_id=goal_id,
@@ -130,7 +137,9 @@ def product_goals(product: Product, seed: int = 0) -> list[Goal]:
                 name=product.title,
                 name_nouns=product.name_nouns,
                 product_category=product.product_category,
-                instruction_text=lead_sentence(opening, frame, attributes, noun) + option_text + price_text,
+                instruction_text=lead_sentence(opening, frame, attributes, noun)
+                + option_text(goal_options)
+                + price_text,
                 attributes=attributes,
                 goal_options=goal_options,
                 price_upper=price_upper,
@@ -147,3 +156,72 @@ def goal_tasks(goals: list[Goal]) -> TaskSet:
     """Tasks keyed by goal id, split 80/10/10 by hashing the id."""
     items = ((g.goal_id, {"instruction": g.instruction_text, "asin": g.asin}) for g in goals)
     return TaskSet.from_items(items, test_fraction=TEST_FRACTION, dev_fraction=DEV_FRACTION)
+
+
+# ---------------------------------------------------------------------- your own goals
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class GoalLine(BaseModel):
+    """One line of a ``tasks=PATH`` file: a goal over a catalog product.
+
+    ``{"asin": "B0…", "attributes": ["gluten free"], "goal_options": {"flavor name": "lemon"}}``
+    asks for that product with those attributes and option values. Optional: ``price_upper`` (the
+    price cap, default none), ``instruction`` (default: built like the bundled goals' text, with
+    the option and price clauses), ``id`` (default ``"<file stem>/<line>"``) and ``split``
+    (default: a hash of the id).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    asin: Text
+    attributes: list[Text] = Field(min_length=1)
+    goal_options: dict[str, Text] = {}
+    price_upper: float | None = Field(default=None, gt=0)
+    instruction: Text | None = None
+    id: Text | None = None
+    split: Literal["train", "dev", "test"] | None = None
+
+
+def load_goal_file(path: str, by_asin: dict[str, Product]) -> tuple[dict[str, Goal], TaskSet]:
+    """The goals of a ``tasks=PATH`` file (checked against the catalog ``by_asin``) and their tasks."""
+    stem = Path(path).stem
+    goals: dict[str, Goal] = {}
+    splits: dict[str, str] = {}
+    for line in read_jsonl(path, GoalLine):
+        item = line.item
+        product = by_asin.get(item.asin.upper())
+        if product is None:
+            raise field_error(line.where, "asin", f"no product {item.asin!r} in the catalog")
+        for name, value in item.goal_options.items():
+            if name not in product.options:
+                offered = ", ".join(product.options) or "none"
+                raise field_error(line.where, f"goal_options.{name}", f"{product.asin} has no option {name!r} (it has: {offered})")
+            if value not in product.options[name]:
+                values = ", ".join(product.options[name])
+                raise field_error(line.where, f"goal_options.{name}", f"{value!r} is not offered (choose from: {values})")
+        price_upper = item.price_upper or NO_PRICE_CAP
+        price_text = f", and price lower than {price_upper:.2f} dollars" if item.price_upper else ""
+        noun = _NOUN_BY_QUERY[product.query].noun.lower()
+        goal_id = item.id or f"{stem}/{line.number}"
+        if goal_id in goals:
+            raise field_error(line.where, "id", f"goal {goal_id!r} is listed twice")
+        goals[goal_id] = Goal(
+            goal_id=goal_id,
+            asin=product.asin,
+            category=product.category,
+            query=product.query,
+            name=product.title,
+            name_nouns=product.name_nouns,
+            product_category=product.product_category,
+            instruction_text=item.instruction
+            or lead_sentence(OPENINGS[0], FRAMES[0], item.attributes, noun) + option_text(item.goal_options) + price_text,
+            attributes=item.attributes,
+            goal_options=item.goal_options,
+            price_upper=price_upper,
+        )
+        splits[goal_id] = item.split or hash_split(goal_id, TEST_FRACTION, DEV_FRACTION)
+    return goals, TaskSet(
+        Task(id=g.goal_id, split=splits[g.goal_id], data={"instruction": g.instruction_text, "asin": g.asin})
+        for g in goals.values()
+    )
