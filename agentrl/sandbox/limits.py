@@ -16,11 +16,12 @@ class Limits(BaseModel):
     ``cpus``                  (not applied)                             ``nano_cpus``
     ``cpu_time_s``            RLIMIT_CPU per process                    RLIMIT_CPU per process
     ``file_size_mb``          RLIMIT_FSIZE                              RLIMIT_FSIZE
-    ``pids``                  pids cgroup where writable, else          ``pids_limit``
-                              RLIMIT_NPROC (not enforced for root)
-    ``disk_mb``               (not applied; RLIMIT_FSIZE per file)      tmpfs size of /work and /tmp
-    ``network``               False: own network namespace where the    ``network_mode="none"`` unless True
-                              OS allows it (see ``Sandbox.info``)
+    ``pids``                  pids cgroup where writable, and           ``pids_limit``
+                              RLIMIT_NPROC (its own uid under root)
+    ``disk_mb``               tmpfs size of /tmp (RLIMIT_FSIZE per      tmpfs size of /work and /tmp
+                              file in /work)
+    ``network``               False: own network namespace, loopback    ``network_mode="none"`` unless True
+                              only
     ========================  =======================================  =====================================
     """
 
