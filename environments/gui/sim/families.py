@@ -340,7 +340,8 @@ class JQuerySlider:
 
     ``track`` is the slider's element (its ``box`` set by the page's layout), ``handle`` the
     14 px square inside it, centred on the value's position: ``p`` of the track's inner length
-    (outer minus the 1 px borders), ``p`` the value's fraction of the range. A press on the
+    (outer minus the 1 px borders), ``p`` the value's fraction of the range, truncated to
+    Chromium's 1/64 px layout unit (which decides values at half-way pixels). A press on the
     track jumps to the value under the pointer; a press on the handle keeps the value and a
     drag then moves it with the pointer, offset by where the handle was grabbed; the focused
     handle takes Home / End / PageUp / PageDown (a fifth of the range) / arrows (1). Pointer to
@@ -355,10 +356,10 @@ class JQuerySlider:
 
     def handle_corner(self) -> tuple[float, float]:
         left, top, width, height = self.track.box
-        p = (self.value - self.low) / (self.high - self.low)
-        if self.vertical:
-            return left - 2, top + (height - 2) * (1 - p) - 7
-        return left + (width - 2) * p - 5, top - 2
+        percent = (self.value - self.low) / (self.high - self.low) * 100  # jQuery's style: left / bottom %
+        if self.vertical:  # 1 px border, bottom at percent of the inner height, -6 px margin, 14 px tall
+            return left - 2, top + 1 + (height - 2) - _layout_unit(percent * (height - 2) / 100) - 8
+        return left + 1 + _layout_unit(percent * (width - 2) / 100) - 6, top - 2
 
     def place_handle(self) -> None:
         x, y = self.handle_corner()
@@ -528,6 +529,11 @@ class UseSlider2(_SliderPage):
     def on_click(self, node: Node) -> None:
         if node is self.submit:
             self.end(1.0 if [s.value for s in self.sliders] == self.target else -1.0)
+
+
+def _layout_unit(x: float) -> float:
+    """A length as Chromium lays it out: truncated to its 1/64 px LayoutUnit."""
+    return math.trunc(x * 64) / 64
 
 
 def _round(x: float) -> int:
