@@ -136,6 +136,7 @@ def boxes(obs: str, role: str) -> dict[str, list[int]]:
             for name, box in re.findall(rf'\] {role} "([^"]*)" box=\[([\d,]+)\]', obs)}
 
 
+@pytest.mark.slow
 async def test_pointer_actions_on_real_pages(browser_pool):
     env = MiniWoBEnv(pool=browser_pool, families=["drag-box", "click-test-2"])
     try:
@@ -159,6 +160,7 @@ async def test_pointer_actions_on_real_pages(browser_pool):
         await env.aclose()
 
 
+@pytest.mark.slow
 async def test_sliders_sim_matches_the_real_widget(browser_pool):
     # The same gestures on the real jQuery UI sliders and on the Python ones set up with the
     # page's ranges, orientation and length: the same values and handle boxes after every action.
