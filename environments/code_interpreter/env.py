@@ -41,6 +41,7 @@ State machine (one episode)::
 from __future__ import annotations
 
 import hashlib
+import secrets
 from typing import Any
 
 import numpy as np
@@ -307,19 +308,23 @@ class HumanEvalEnv(CodeInterpreterEnv):
     async def grade(self, answer: str) -> StepOutcome:
         """Run the hidden tests in a *fresh* sandbox's isolated interpreter (see :mod:`.humaneval`)."""
         program = humaneval.grading_program(self.task.data, humaneval.submission_code(answer))
+        token = secrets.token_hex(16)
         await self._release()  # grade where the agent's code never ran
         pool = await self.pool()
         try:
             result = await on_pool_loop(
-                run_program(pool, program, self.config.grade_timeout, self.config.acquire_timeout)
+                run_program(pool, program, self.config.grade_timeout, self.config.acquire_timeout, stdin=token)
             )
         except CodeCrashed:  # the submission took the grading sandbox down: it fails
             result = None
-        passed = result is not None and result.returncode == 0 and not result.timed_out
+        exited_ok = result is not None and result.returncode == 0 and not result.timed_out
+        passed = exited_ok and humaneval.completed(result.stdout, token)
         if passed:
             verdict = "passed"
         elif result is None:
             verdict = "failed: the submission crashed the grading sandbox"
+        elif exited_ok:
+            verdict = "failed: the program ended before the tests finished"
         elif result.timed_out:
             verdict = f"timed out after {self.config.grade_timeout:g} s"
         else:
@@ -348,7 +353,9 @@ class HumanEvalEnv(CodeInterpreterEnv):
 _interpreters: dict[int, str] = {}
 
 
-async def run_program(pool: SandboxPool, program: str, timeout: float, acquire_timeout: float):
+async def run_program(
+    pool: SandboxPool, program: str, timeout: float, acquire_timeout: float, stdin: str | None = None
+):
     """Run ``program`` with ``python -I -c`` in a freshly reset sandbox of ``pool`` (on its loop).
 
     The interpreter path is asked from the sandbox's kernel once per pool (before any untrusted
@@ -359,4 +366,4 @@ async def run_program(pool: SandboxPool, program: str, timeout: float, acquire_t
         if python is None:
             probe = await sandbox.run_code("import sys; print(sys.executable, end='')", timeout=30)
             python = _interpreters[id(pool)] = probe.stdout
-        return await sandbox.exec([python, "-I", "-c", program], timeout=timeout)
+        return await sandbox.exec([python, "-I", "-c", program], timeout=timeout, stdin=stdin)

@@ -10,7 +10,13 @@ imports) or only the body that continues the prompt, as in the benchmark's own c
 Then the hidden ``test`` and ``check(<entry_point>)``. The program runs *inside the sandbox* in a
 fresh isolated interpreter (``python -I``: no working directory or user site on ``sys.path``),
 never in the episode's kernel, whose state the agent controls, and never in the host process.
-It passes iff that interpreter exits with status 0 within the time limit (HumanEval's "passed").
+
+It passes iff that interpreter exits with status 0 within the time limit *and* its last line of
+output is a one-time token that the grader sends on stdin, which the program reads before the
+submission runs and prints only after ``check`` returned — positive evidence that the tests ran
+to the end, so a submission that ends the interpreter early with status 0 (``os._exit(0)``,
+``sys.exit()``, ``quit()``) fails instead of passing. (Code in the same interpreter could still dig
+the token out of the closure; the token only stops exits that skip the tests.)
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ from __future__ import annotations
 import re
 
 from agentrl.env.parsing import ActionError
+
+# First line of every grading program: read the token now, print it after check() returned.
+_TOKEN_READER = "_agentrl_done = (lambda t: lambda: print('\\n' + t, flush=True))(__import__('sys').stdin.readline().strip())\n"
 
 MAX_SUBMISSION_CHARS = 20_000
 _FENCE = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
@@ -41,7 +50,13 @@ def grading_program(data: dict, code: str) -> str:
         head = f"{prompt.rstrip()}\n    pass\n\n\n{code}"
     else:
         head = prompt + code
-    return f"{head}\n\n\n{data['test']}\n\ncheck({entry})\n"
+    return f"{_TOKEN_READER}{head}\n\n\n{data['test']}\n\ncheck({entry})\n_agentrl_done()\n"
+
+
+def completed(stdout: str, token: str) -> bool:
+    """True if the program's last output line is ``token`` (the tests ran to the end)."""
+    lines = stdout.rstrip("\n").splitlines()
+    return bool(lines) and lines[-1] == token
 
 
 def canonical_submission(data: dict) -> str:

@@ -159,3 +159,20 @@ async def test_unreadable_actions_are_invalid_actions(action):
         assert obs.startswith("Error: ") and ("lone surrogate U+D800" in obs or "nested too deeply" in obs)
     finally:
         await env.aclose()
+
+
+@pytest.mark.parametrize("exit_code", ["import os\nos._exit(0)", "import sys\nsys.exit(0)", "quit()"])
+async def test_a_submission_that_exits_early_with_status_0_fails(exit_code):
+    """Status 0 alone is no proof: the tests must have run to the end (the grader's token)."""
+    env = agentrl.make("agentrl/HumanEval-v0", backend="local")
+    try:
+        await env.areset(seed=0)
+        obs, reward, terminated, _, info = await env.astep(f"<answer>```python\n{exit_code}\n```</answer>")
+        assert (reward, terminated, info["success"]) == (0.0, True, False)
+        assert obs == "Hidden tests failed: the program ended before the tests finished."
+        # The same task with the canonical solution passes through the same grader.
+        await env.areset(seed=0)
+        obs, reward, *_ = await env.astep(f"<answer>```python\n{env.task.data['prompt']}{env.task.data['canonical_solution']}```</answer>")
+        assert (obs, reward) == ("All hidden tests passed.", 1.0)
+    finally:
+        await env.aclose()

@@ -106,9 +106,10 @@ def test_humaneval_program_accepts_full_function_or_body():
     data = tasks.get("HumanEval/0").data
     body = data["canonical_solution"]
     full = canonical_submission(data)
-    assert grading_program(data, body).startswith(data["prompt"] + body)
+    first, rest = grading_program(data, body).split("\n", 1)
+    assert first.startswith("_agentrl_done = ") and rest.startswith(data["prompt"] + body)
     program = grading_program(data, full)
-    assert "    pass\n" in program and program.endswith("check(has_close_elements)\n")
+    assert "    pass\n" in program and program.endswith("check(has_close_elements)\n_agentrl_done()\n")
     compile(program, "<program>", "exec")
     assert submission_code("```python\ndef f():\n    return 1\n```") == "def f():\n    return 1\n"
     with pytest.raises(ActionError, match="no code"):
