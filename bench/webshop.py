@@ -150,6 +150,7 @@ def main() -> None:
 
     del shop  # each throughput run starts from a process without a shop, and builds what it needs
     gc.collect()
+    asyncio.run(oracle_throughput(1, 1, shared=False))  # warm-up: the episode loop's first-call imports
     print(f"oracle episodes/s ({episodes} episodes, env and shop construction included):")
     for c in (1, 8, 32):
         shared = asyncio.run(oracle_throughput(c, episodes, shared=True))
