@@ -91,6 +91,7 @@ def build_tiny_model(
     num_heads: int = 4,
     intermediate_size: int = 256,
     max_position_embeddings: int = 4096,
+    initializer_range: float = 0.02,
     seed: int = 0,
 ) -> LlamaForCausalLM:
     """A randomly initialised Llama causal LM sized for ``tokenizer`` (float32, eval mode)."""
@@ -102,6 +103,7 @@ def build_tiny_model(
         num_attention_heads=num_heads,
         num_key_value_heads=max(1, num_heads // 2),
         max_position_embeddings=max_position_embeddings,
+        initializer_range=initializer_range,
         tie_word_embeddings=True,
         bos_token_id=None,
         eos_token_id=tokenizer.eos_token_id,

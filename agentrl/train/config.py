@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from agentrl.cluster.config import ClusterConfig
 from agentrl.rollout.config import TreeConfig
 
 Aggregation = Literal["token-mean", "seq-mean"]
@@ -89,6 +90,7 @@ class TinyModelSpec(Section):
     num_heads: int = Field(default=4, ge=1)
     intermediate_size: int = Field(default=128, ge=8)
     vocab_size: int = Field(default=512, ge=300, description="Byte-level BPE vocabulary trained at start-up.")
+    initializer_range: float = Field(default=0.02, gt=0.0, description="Std of the normal weight init.")
 
 
 class ModelSection(Section):
@@ -179,6 +181,9 @@ class SFTSection(Section):
     steps: int = Field(
         default=48, ge=1, description="Optimizer steps (batches of batch_rows), whatever the rows per episode."
     )
+    demonstrator: Literal["oracle", "random"] = Field(
+        default="oracle", description="Imitate the env's oracle, or its random valid actions (teaches the format only)."
+    )
     batch_rows: int = Field(default=32, ge=1, description="Sequences per optimizer step.")
     lr: float = Field(default=3e-3, gt=0.0)
 
@@ -188,6 +193,7 @@ class EvalSection(Section):
     episodes: int = Field(default=64, ge=1)
     split: Literal["train", "dev", "test"] = "train"
     temperature: float = Field(default=1.0, ge=0.0, description="Sampling temperature of evaluation episodes.")
+    greedy: bool = Field(default=True, description="Also evaluate greedily (temperature 0): eval/greedy_success.")
 
 
 class CheckpointSection(Section):
@@ -216,6 +222,9 @@ class TrainConfig(Section):
     eval: EvalSection = EvalSection()
     checkpoint: CheckpointSection = CheckpointSection()
     tensorboard: bool = True
+    cluster: ClusterConfig = Field(
+        default_factory=ClusterConfig, description="Where rollouts run: one process (address null) or a Ray cluster."
+    )
 
     @model_validator(mode="after")
     def _rollouts_fit_the_estimator(self) -> TrainConfig:

@@ -78,28 +78,45 @@ def _plain(value: Any) -> Any:
 
 
 def plot_learning_curves(records: list[dict[str, Any]], path: str | Path, title: str = "") -> Path:
-    """Success and reward of rollouts, and evaluation success, against the RL step (a PNG)."""
+    """Three panels against the RL step: success (rollouts; sampled and greedy evaluation with
+    95% Wilson intervals), reward, and policy entropy — each on its own axis (a PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for key, label, ax in (
-        ("rollout/success", "rollout success", axes[0]),
-        ("eval/success", "eval success", axes[0]),
-        ("rollout/reward", "rollout reward", axes[1]),
-        ("train/entropy", "entropy", axes[1]),
-    ):
+    def series(key: str) -> tuple[list[float], list[float]]:
         points = [(r["step"], r[key]) for r in records if r.get(key) is not None]
-        if points:
-            xs, ys = zip(*points)
-            ax.plot(xs, ys, marker="o" if key.startswith("eval") else None, markersize=3, label=label)
-    axes[0].set_ylim(-0.02, 1.02)
-    for ax in axes:
+        return ([p[0] for p in points], [p[1] for p in points]) if points else ([], [])
+
+    fig, (success, reward, entropy) = plt.subplots(1, 3, figsize=(13, 3.6))
+    xs, ys = series("rollout/success")
+    success.plot(xs, ys, color="0.6", lw=1, label="rollout (train batch)")
+    for prefix, label, color in (("eval/", "eval, sampled", "C0"), ("eval/greedy_", "eval, greedy", "C3")):
+        rows = [r for r in records if r.get(f"{prefix}success") is not None]
+        if not rows:
+            continue
+        steps = [r["step"] for r in rows]
+        rates = [r[f"{prefix}success"] for r in rows]
+        n = rows[-1].get(f"{prefix}episodes")
+        success.plot(steps, rates, marker="o", markersize=3, color=color, label=label + (f" (n={n:.0f})" if n else ""))
+        if all(r.get(f"{prefix}episodes") for r in rows):
+            from agentrl.eval.metrics import wilson_interval
+
+            n_ok = [int(r[f"{prefix}episodes"]) for r in rows]
+            low, high = zip(*(wilson_interval(round(p * k), k) for p, k in zip(rates, n_ok)))
+            success.fill_between(steps, low, high, color=color, alpha=0.15, lw=0)
+    success.set_ylim(-0.02, 1.02)
+    success.set_title("success (bands: 95% interval)", fontsize=9)
+    for ax, key, label in ((reward, "rollout/reward", "rollout reward"), (entropy, "train/entropy", "entropy (nats/token)")):
+        xs, ys = series(key)
+        ax.plot(xs, ys, color="C2" if ax is reward else "C4")
+        ax.set_title(label, fontsize=9)
+    for ax in (success, reward, entropy):
         ax.set_xlabel("RL step")
         ax.grid(alpha=0.3)
-        ax.legend(loc="best", fontsize=8)
+    if any(series(k)[0] for k in ("rollout/success", "eval/success", "eval/greedy_success")):
+        success.legend(loc="best", fontsize=7)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

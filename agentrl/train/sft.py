@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 import torch
@@ -27,13 +28,24 @@ from agentrl.rollout.episode import TokenActor, finalize, play
 from agentrl.train.learner import Learner
 from agentrl.types import Trajectory
 
+Demonstrator = Literal["oracle", "random"]
+
 
 class OraclePolicy:
-    """A :class:`~agentrl.policy.base.Policy` that answers with ``env.oracle_action()``."""
+    """A :class:`~agentrl.policy.base.Policy` that answers with ``env.oracle_action()``.
 
-    def __init__(self, env: TextEnv, renderer: ChatRenderer):
+    ``demonstrator="random"`` answers with ``env.random_action(rng)`` instead (seeded by
+    ``seed``): a warm start that teaches the action format but not which action pays, so that
+    RL, not imitation, has to find the answer (the bandit checks in tests/train/test_learning.py).
+    """
+
+    def __init__(self, env: TextEnv, renderer: ChatRenderer, demonstrator: Demonstrator = "oracle", seed: int = 0):
         self.env = env
         self.renderer = renderer
+        self.demonstrator = demonstrator
+        # Not default_rng(seed): the env draws its task from that same stream, which would make the
+        # "random" action a function of the task (measured: the wrong door in every room).
+        self.rng = np.random.default_rng((seed, 1))
 
     @property
     def policy_version(self) -> int:
@@ -44,12 +56,14 @@ class OraclePolicy:
         return None
 
     async def generate(self, prompt_token_ids: list[int], sampling: SamplingParams) -> Completion:
-        ids = self.renderer.encode(self.env.oracle_action()) + list(self.renderer.stop_token_ids[:1])
+        action = self.env.oracle_action() if self.demonstrator == "oracle" else self.env.random_action(self.rng)
+        ids = self.renderer.encode(action) + list(self.renderer.stop_token_ids[:1])
         return Completion(token_ids=ids, logprobs=[0.0] * len(ids), finish_reason="stop")
 
 
 async def oracle_demonstrations(
-    env_factory: Callable[[], TextEnv], renderer: ChatRenderer, episodes: int, seed: int, max_tokens: int = 64
+    env_factory: Callable[[], TextEnv], renderer: ChatRenderer, episodes: int, seed: int, max_tokens: int = 64,
+    demonstrator: Demonstrator = "oracle",
 ) -> list[Trajectory]:
     """``episodes`` oracle episodes (seeds ``seed``, ``seed + 1``, …) recorded as RL would record them."""
     out = []
@@ -57,7 +71,7 @@ async def oracle_demonstrations(
         env = env_factory()
         try:
             trajectory = Trajectory(task_id="", seed=seed + i)
-            actor = TokenActor(OraclePolicy(env, renderer), renderer, SamplingParams(max_tokens=max_tokens))
+            actor = TokenActor(OraclePolicy(env, renderer, demonstrator, seed + i), renderer, SamplingParams(max_tokens=max_tokens))
             await play(env, actor, trajectory)
             out.append(finalize(trajectory))
         finally:
@@ -102,6 +116,7 @@ def run_sft(
     batch_rows: int,
     lr: float,
     seed: int,
+    demonstrator: Demonstrator = "oracle",
     on_step: Callable[[int, float], None] | None = None,
 ) -> list[float]:
     """Warm-start ``learner.model`` with ``steps`` optimizer steps of token-mean NLL on oracle
@@ -111,7 +126,7 @@ def run_sft(
     episode in full-context mode, so a pass count would give full context a third of the steps.
     The learner's RL optimizer is left untouched (its moments start fresh for RL).
     """
-    demos = asyncio.run(oracle_demonstrations(env_factory, renderer, episodes, seed))
+    demos = asyncio.run(oracle_demonstrations(env_factory, renderer, episodes, seed, demonstrator=demonstrator))
     rows = demonstration_rows(demos)
     params = [p for p in learner.model.parameters() if p.requires_grad]
     rl_optimizer = learner.optimizer

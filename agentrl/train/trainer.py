@@ -146,15 +146,19 @@ class Trainer:
             ),
         )
         e = config.eval
-        eval_sampling = sampling.model_copy(update={"temperature": e.temperature})
-        self.eval_engine = RolloutEngine(
-            self.env_factory(e.split),
-            self.policy,
-            self.renderer,
-            RolloutConfig(
-                group_size=1, max_concurrency=r.concurrency, sampling=eval_sampling, seed=EVAL_SEED, strict=r.strict
-            ),
-        )
+        # Sampled evaluation ("eval/…", at eval.temperature) and, with eval.greedy, greedy ("eval/greedy_…").
+        self.eval_engines = {
+            prefix: RolloutEngine(
+                self.env_factory(e.split),
+                self.policy,
+                self.renderer,
+                RolloutConfig(
+                    group_size=1, max_concurrency=r.concurrency, seed=EVAL_SEED, strict=r.strict,
+                    sampling=sampling.model_copy(update={"temperature": temperature}),
+                ),
+            )
+            for prefix, temperature in (("eval/", e.temperature), ("eval/greedy_", 0.0))[: 1 + e.greedy]
+        }
         self.pipeline = Pipeline(
             config.algo.estimator,
             config.algo.config,
@@ -168,6 +172,13 @@ class Trainer:
         self.checkpointer = Checkpointer(self.out / "checkpoints", keep=config.checkpoint.keep)
         self.step = 0
         self.sft_losses: list[float] = []
+        self.cluster = None
+        if config.cluster.address is not None:  # episodes on Ray env workers (agentrl/cluster/README.md)
+            from agentrl.cluster.ray_rollout import RayRollouts
+
+            self.cluster = RayRollouts.for_trainer(config, self.model, self.tokenizer, self.renderer, self.policy)
+            self.engine = self.cluster.engine(self.engine, "train")
+            self.eval_engines = {k: self.cluster.engine(v, config.eval.split) for k, v in self.eval_engines.items()}
 
     # ------------------------------------------------------------------ parts
     def env_factory(self, split: str):
@@ -191,15 +202,18 @@ class Trainer:
 
     async def evaluate(self) -> dict[str, float]:
         """Success on fixed evaluation episodes (same seeds every time)."""
-        self._reseed_sampler(-1)
-        groups = await self.eval_engine.run(self.config.eval.episodes)
-        trajectories = [g.members[0] for g in groups]
-        ok = [t for t in trajectories if t.learnable]
-        return {
-            "eval/success": float(np.mean([t.success for t in ok])) if ok else 0.0,
-            "eval/reward": float(np.mean([t.final_reward for t in ok])) if ok else 0.0,
-            "eval/turns": float(np.mean([t.num_turns for t in ok])) if ok else 0.0,
-        }
+        record: dict[str, float] = {}
+        for prefix, engine in self.eval_engines.items():
+            self._reseed_sampler(-1)
+            groups = await engine.run(self.config.eval.episodes)
+            ok = [g.members[0] for g in groups if g.members[0].learnable]
+            record |= {
+                f"{prefix}success": float(np.mean([t.success for t in ok])) if ok else 0.0,
+                f"{prefix}reward": float(np.mean([t.final_reward for t in ok])) if ok else 0.0,
+                f"{prefix}turns": float(np.mean([t.num_turns for t in ok])) if ok else 0.0,
+                f"{prefix}episodes": float(len(ok)),  # scored episodes: the n of the success interval
+            }
+        return record
 
     @property
     def needs(self) -> frozenset[str]:
@@ -234,7 +248,9 @@ class Trainer:
 
     async def sync_weights(self, version: int | None = None) -> None:
         """Make the sampler serve the trained weights (a version bump in-process, a push to vLLM)."""
-        await self.policy.sync_weights(self.model, version)
+        version = await self.policy.sync_weights(self.model, version)
+        if self.cluster is not None:
+            await self.cluster.push_weights(self.model, version)
 
     # ------------------------------------------------------------------ checkpoints
     def save(self) -> None:
@@ -287,6 +303,8 @@ class Trainer:
         finally:
             metrics.close()
             await self.policy.aclose()
+            if self.cluster is not None:
+                self.cluster.close()
         evals = [r for r in records if "eval/success" in r]
         return {
             "steps": self.step,
@@ -299,7 +317,7 @@ class Trainer:
     async def _warm_start(self, metrics: MetricsLog) -> None:
         s = self.config.sft
         if s.episodes > 0:
-            self.log(f"SFT warm start: {s.episodes} oracle episodes, {s.steps} optimizer steps")
+            self.log(f"SFT warm start: {s.episodes} {s.demonstrator} episodes, {s.steps} optimizer steps")
             env_factory = self.env_factory("train")
             self.sft_losses = await asyncio.to_thread(
                 run_sft,
@@ -311,6 +329,7 @@ class Trainer:
                 batch_rows=s.batch_rows,
                 lr=s.lr,
                 seed=self.config.seed,
+                demonstrator=s.demonstrator,
                 on_step=lambda i, loss: (i + 1) % 8 or self.log(f"  SFT step {i + 1}: loss {loss:.4f}"),
             )
             await self.sync_weights()
