@@ -23,6 +23,7 @@ from agentrl.cliutils import (
     writable_dir,
 )
 from agentrl.env import AGENTS, aplay_episode, make_agent
+from agentrl.env import cli as env_cli
 from agentrl.env.registry import env_sources, plugin_errors
 from agentrl.eval.cli import eval_group
 from agentrl.policy import cli as policy_cli
@@ -139,6 +140,7 @@ main.add_command(eval_group)
 main.add_command(sandbox_cli.sandbox)
 main.add_command(train_cli.train)
 main.add_command(policy_cli.serve)
+main.add_command(env_cli.env)
 
 
 if __name__ == "__main__":

@@ -108,12 +108,19 @@ def plugin_errors() -> dict[str, str]:
     return dict(_plugin_errors)
 
 
-def make(id: str, **kwargs: Any) -> TextEnv:
+def make(id: str, remote: str | None = None, **kwargs: Any) -> TextEnv:
     """Build a registered environment; ``kwargs`` override its registered options.
+
+    ``remote="ws://HOST:PORT"`` connects to an ``agentrl env serve`` server of ``id`` instead
+    (a :class:`~agentrl.env.remote.RemoteEnv`; ``kwargs`` are then its options, e.g. ``token``).
 
     Unlike ``gymnasium.make`` this returns the env itself, not wrapped, so the async methods,
     ``fork()`` and the oracle stay reachable. Unknown ids raise an error listing close matches.
     """
+    if remote is not None:
+        from agentrl.env.remote import RemoteEnv
+
+        return RemoteEnv(remote, id, **kwargs)
     load_plugins()
     spec = gymnasium.registry.get(id)
     if spec is None:

@@ -1,0 +1,397 @@
+"""Envs that live in another process: :class:`RemoteEnv` (an ``agentrl env serve`` server) and
+:class:`OpenEnvEnv` (an OpenEnv environment server).
+
+Both are full :class:`~agentrl.env.base.TextEnv` s: sync and async, tools and instructions (from
+the server's ``/spec``), ``fork()``, ``state_key`` and the usual ``info`` keys. A server that is
+gone, refuses the connection, is busy, or does not answer within ``timeout_s`` raises a
+:class:`RemoteEnvError` — an :class:`~agentrl.errors.InfraError`, so the rollout engine masks
+the episode and retries it; it is never scored.
+
+Every connection lives on one background I/O event loop shared by the process (a daemon
+thread), so an env may be used from any event loop — the sync API, then ``asyncio.run`` of the
+next episode — and its session stays open; a caller's cancellation reaches the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+from gymnasium.envs.registration import EnvSpec
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agentrl.env.base import EnvConfig, EnvOptionError, StepOutcome, TextEnv
+from agentrl.env.protocol import EnvSpecData, ResetData
+from agentrl.env.tasks import SPLITS, Task, TaskSet
+from agentrl.errors import InfraError
+from agentrl.types import ToolSpec
+
+T = TypeVar("T")
+
+
+class RemoteEnvError(InfraError):
+    """The env server is gone, unreachable, or failed on the host side; ``code`` is the server's
+    error code when it answered with one."""
+
+    def __init__(self, message: str, code: str | None = None):
+        super().__init__(message)
+        self.code = code
+
+
+class RemoteEnvBusy(RemoteEnvError):
+    """The env server is at its session cap; retry later."""
+
+
+class RemoteEnvTimeout(RemoteEnvError):
+    """The env server did not answer within ``timeout_s``."""
+
+
+def http_base(url: str) -> str:
+    """``ws://host:port/ws`` or ``http://host:port`` → ``http://host:port`` (wss → https)."""
+    parts = urlsplit(url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+    if scheme not in ("http", "https") or not parts.netloc:
+        raise EnvOptionError(f"url: expected ws://HOST:PORT or http://HOST:PORT, got {url!r}")
+    path = parts.path.removesuffix("/ws").rstrip("/")
+    return urlunsplit((scheme, parts.netloc, path, "", ""))
+
+
+def _raise_error_frame(data: dict[str, Any]) -> None:
+    code, message = data.get("code"), str(data.get("message", data))
+    if code == "OPTION_ERROR":
+        raise EnvOptionError(message)
+    if code == "USAGE_ERROR":
+        raise RuntimeError(message)
+    if code == "CAPACITY_REACHED":
+        raise RemoteEnvBusy(message, code)
+    if code == "EXECUTION_ERROR":  # the served env raised: a bug there, not to be masked
+        raise RuntimeError(f"the served env failed: {message}")
+    raise RemoteEnvError(f"env server error {code}: {message}", code)
+
+
+_io_loop: asyncio.AbstractEventLoop | None = None
+_io_lock = threading.Lock()
+
+
+def _io() -> asyncio.AbstractEventLoop:
+    """The process's background I/O loop (started on first use) that owns every connection."""
+    global _io_loop
+    with _io_lock:
+        if _io_loop is None:
+            _io_loop = asyncio.new_event_loop()
+            threading.Thread(target=_io_loop.run_forever, daemon=True, name="agentrl-remote-io").start()
+    return _io_loop
+
+
+async def on_io(coro: Coroutine[Any, Any, T]) -> T:
+    """Await ``coro`` run on the I/O loop, from any event loop."""
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, _io()))
+
+
+def on_io_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on the I/O loop and wait for it (the sync API)."""
+    return asyncio.run_coroutine_threadsafe(coro, _io()).result()
+
+
+class _Link:
+    """One WebSocket to a server, used only on the I/O loop, with typed failures."""
+
+    def __init__(self, base: str, token: str | None, timeout_s: float, connect_timeout_s: float):
+        self.ws_url = base.replace("http", "ws", 1) + "/ws"
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.timeout_s, self.connect_timeout_s = timeout_s, connect_timeout_s
+        self._http: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+
+    def connected(self) -> bool:
+        return self._ws is not None and not self._ws.closed
+
+    async def connect(self, query: dict[str, str]) -> None:
+        await self.drop()
+        self._http = aiohttp.ClientSession(headers=self.headers)
+        try:
+            self._ws = await asyncio.wait_for(
+                self._http.ws_connect(self.ws_url, params=query, max_msg_size=0), self.connect_timeout_s
+            )
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            await self.drop()
+            raise RemoteEnvError(f"cannot reach the env server at {self.ws_url}: {exc or type(exc).__name__}") from exc
+
+    async def request(self, frame: dict[str, Any]) -> dict[str, Any]:
+        """Send one frame, return the reply frame; an ``error`` reply raises (see the module doc)."""
+        if not self.connected():
+            raise RemoteEnvError(f"the connection to the env server at {self.ws_url} is closed")
+        assert self._ws is not None
+        try:
+            await self._ws.send_str(json.dumps(frame, ensure_ascii=False))
+            message = await asyncio.wait_for(self._ws.receive(), self.timeout_s)
+        except TimeoutError:
+            await self.drop()
+            raise RemoteEnvTimeout(f"the env server at {self.ws_url} did not answer in {self.timeout_s:g} s") from None
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            await self.drop()
+            raise RemoteEnvError(f"lost the env server at {self.ws_url}: {exc}") from exc
+        if message.type != aiohttp.WSMsgType.TEXT:
+            await self.drop()
+            raise RemoteEnvError(f"the env server at {self.ws_url} closed the connection")
+        reply = json.loads(message.data)
+        if reply.get("type") == "error":
+            if reply.get("data", {}).get("code") in ("CAPACITY_REACHED", "EXPIRED", "SESSION_ERROR"):
+                await self.drop()
+            _raise_error_frame(reply.get("data", {}))
+        return reply
+
+    async def close(self) -> None:
+        """Say ``close`` (the server releases the session), then drop the connection."""
+        if self.connected():
+            try:
+                await self._ws.send_str(json.dumps({"type": "close"}))  # type: ignore[union-attr]
+            except (aiohttp.ClientError, ConnectionError):
+                pass  # the server is gone already: nothing left to release
+        await self.drop()
+
+    async def drop(self) -> None:
+        ws, http, self._ws, self._http = self._ws, self._http, None, None
+        if ws is not None:
+            await ws.close()
+        if http is not None:
+            await http.close()
+
+
+def fetch_spec(base: str, token: str | None, timeout_s: float) -> EnvSpecData:
+    """The server's ``GET /spec`` (instructions and tools), fetched synchronously."""
+    request = urllib.request.Request(base + "/spec", headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return EnvSpecData.model_validate_json(response.read())
+    except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            raise EnvOptionError(f"token: the env server at {base} refused the bearer token") from None
+        raise RemoteEnvError(f"the env server at {base} answered /spec with HTTP {exc.code}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise RemoteEnvError(f"cannot reach the env server at {base}: {exc}") from exc
+
+
+class RemoteConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(description="The server, ws://HOST:PORT (or http://HOST:PORT).")
+    env_id: str | None = Field(default=None, description="Expected env id; a server serving another env is an error.")
+    token: str | None = Field(default=None, description="Bearer token, if the server requires one.")
+    timeout_s: float = Field(default=120.0, gt=0, description="Longest wait for one answer.")
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    session_id: str | None = Field(default=None, description="Attach to this server-side session (set by fork).")
+
+
+class RemoteEnv(TextEnv):
+    """A client of an ``agentrl env serve`` server; the env itself runs there."""
+
+    __abstract_env__ = True  # no hooks: reset/step/fork are answered by the server
+    Config = RemoteConfig  # type: ignore[assignment]
+
+    def __init__(self, url: str, env_id: str | None = None, **options: Any):
+        super().__init__(url=url, env_id=env_id, **options)
+        config: RemoteConfig = self.config  # type: ignore[assignment]
+        base = http_base(config.url)
+        spec = fetch_spec(base, config.token, config.connect_timeout_s)
+        if env_id is not None and spec.env_id != env_id:
+            raise EnvOptionError(f"env_id: the server at {base} serves {spec.env_id!r}, not {env_id!r}")
+        self.instructions = spec.instructions
+        self.tools: list[ToolSpec] = spec.tools
+        self.spec = EnvSpec(id=spec.env_id, entry_point="agentrl.env.remote:RemoteEnv", kwargs=config.model_dump())
+        self._link = _Link(base, config.token, config.timeout_s, config.connect_timeout_s)
+        self._session_id = config.session_id
+        self._started = False
+        self._state_key: str | None = None
+        self._task_id: str | None = None
+
+    def build_tasks(self) -> TaskSet:
+        raise NotImplementedError("a RemoteEnv's tasks live on the server; pick one with options={'task_id': ...}")
+
+    def state_key(self) -> str | None:
+        return self._state_key
+
+    @property
+    def session_id(self) -> str | None:
+        return self._session_id
+
+    # ----------------------------------------------------------------- the contract
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict]:
+        observation, _, _, _, info = self._take(on_io_sync(self._request(self._reset_frame(seed, options))))
+        return observation, info
+
+    async def areset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict]:
+        observation, _, _, _, info = self._take(await on_io(self._request(self._reset_frame(seed, options))))
+        return observation, info
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict]:
+        return self._take(on_io_sync(self._request(self._step_frame(action))))
+
+    async def astep(self, action: str) -> tuple[str, float, bool, bool, dict]:
+        return self._take(await on_io(self._request(self._step_frame(action))))
+
+    def fork(self) -> RemoteEnv:
+        return self._twin(on_io_sync(self._request(self._fork_frame())))
+
+    async def afork(self) -> RemoteEnv:
+        return self._twin(await on_io(self._request(self._fork_frame())))
+
+    async def state(self) -> dict[str, Any]:
+        """The server's view of the session: ``episode_id``, ``step_count``, ``task_id``, ``state_key``, ``done``."""
+        return (await on_io(self._request({"type": "state"})))["data"]
+
+    async def aclose(self) -> None:
+        await on_io(self._link.close())
+        self._session_id = None  # a later reset opens a new session
+
+    def close(self) -> None:
+        on_io_sync(self._link.close())
+        self._session_id = None
+        super().close()
+
+    # ----------------------------------------------------------------- internals
+    @staticmethod
+    def _reset_frame(seed: int | None, options: dict[str, Any] | None) -> dict[str, Any]:
+        try:
+            data = ResetData(seed=seed, **(options or {}))
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            raise EnvOptionError(f"reset: {'.'.join(map(str, error['loc']))}: {error['msg']}") from None
+        return {"type": "reset", "data": data.model_dump(exclude_none=True)}
+
+    def _step_frame(self, action: str) -> dict[str, Any]:
+        if not self._started:
+            raise RuntimeError("call reset() before step()")
+        if self._done:
+            raise RuntimeError("the episode is over; call reset() to start a new one")
+        if not isinstance(action, str):
+            raise TypeError(f"actions are text; got {type(action).__name__}")
+        return {"type": "step", "data": {"text": action}}
+
+    def _fork_frame(self) -> dict[str, Any]:
+        if not self._started:
+            raise RuntimeError("call reset() before using the episode")
+        return {"type": "fork"}
+
+    def _twin(self, reply: dict[str, Any]) -> RemoteEnv:
+        twin = RemoteEnv(**{**self.config.model_dump(), "session_id": reply["data"]["session_id"]})
+        twin._started, twin._done, twin._turn = True, self._done, self._turn
+        twin._state_key, twin._task_id, twin._last_observation = self._state_key, self._task_id, self._last_observation
+        return twin
+
+    async def _request(self, frame: dict[str, Any]) -> dict[str, Any]:
+        """On the I/O loop: (re)connect to this env's session if needed, then one request."""
+        if not self._link.connected():
+            await self._link.connect({"session_id": self._session_id} if self._session_id else {})
+            if self._session_id is None:
+                self._session_id = (await self._link.request({"type": "spec"}))["data"]["session_id"]
+        return await self._link.request(frame)
+
+    def _take(self, reply: dict[str, Any]) -> tuple[str, float, bool, bool, dict]:
+        data = reply["data"]
+        observation = data["observation"]
+        info = observation["info"]
+        self._state_key, self._task_id = info.get("state_key"), info.get("task_id")
+        self._turn = int(info.get("turn", 0))
+        self._done = bool(data["done"])
+        self._last_observation = observation["text"]
+        self._started = True
+        return observation["text"], float(data["reward"]), observation["terminated"], observation["truncated"], info
+
+
+class OpenEnvConfig(EnvConfig):
+    url: str = Field(description="The OpenEnv server, http://HOST:PORT or ws://HOST:PORT.")
+    action_field: str | None = Field(
+        default=None,
+        description="Put the action text in this field of the action (e.g. 'message'); "
+        "None: the action text is the action's JSON object.",
+    )
+    observation_field: str | None = Field(
+        default=None, description="Show this field of the observation; None: the observation as JSON."
+    )
+    instructions: str = Field(default="", description="System prompt for the agent (OpenEnv servers have none).")
+    token: str | None = None
+    timeout_s: float = Field(default=120.0, gt=0)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class OpenEnvEnv(TextEnv):
+    """A text env over an OpenEnv environment server (its ``/ws`` reset/step/state protocol).
+
+    An episode is one OpenEnv session. The action text becomes the OpenEnv action (see
+    ``action_field``); an action the server's schema refuses is an invalid action (scored, the
+    episode goes on). ``success`` is an episode that ended with a positive reward. OpenEnv has
+    no tasks: each split holds one task, and ``reset(seed=...)`` is passed on. ``fork()``
+    replays the episode on a new session (exact for deterministic servers).
+    """
+
+    Config = OpenEnvConfig
+
+    def __init__(self, **options: Any):
+        super().__init__(**options)
+        config: OpenEnvConfig = self.config  # type: ignore[assignment]
+        self.instructions = config.instructions
+        self._link = _Link(http_base(config.url), config.token, config.timeout_s, config.connect_timeout_s)
+
+    def build_tasks(self) -> TaskSet:
+        return TaskSet(Task(id=f"openenv-{split}", split=split) for split in SPLITS)
+
+    async def _areset(self, task: Task) -> str:
+        reply = await on_io(self._open_session(self._episode_seed))
+        return self._render(reply["data"])
+
+    async def _astep(self, action: str) -> StepOutcome:
+        config: OpenEnvConfig = self.config  # type: ignore[assignment]
+        if config.action_field is not None:
+            payload: Any = {config.action_field: action}
+        else:
+            try:
+                payload = json.loads(action)
+            except json.JSONDecodeError as exc:
+                return StepOutcome(f"Error: the action is not JSON ({exc.msg}).", valid_action=False, error=exc.msg)
+            if not isinstance(payload, dict):
+                message = "the action must be a JSON object"
+                return StepOutcome(f"Error: {message}.", valid_action=False, error=message)
+        try:
+            reply = await on_io(self._link.request({"type": "step", "data": payload}))
+        except RemoteEnvError as exc:
+            if exc.code != "VALIDATION_ERROR":
+                raise
+            return StepOutcome(f"Error: the action does not fit the env's action schema: {exc}", valid_action=False,
+                               error=str(exc))
+        data = reply["data"]
+        reward, done = float(data.get("reward") or 0.0), bool(data.get("done"))
+        return StepOutcome(self._render(data), reward=reward, terminated=done, success=done and reward > 0,
+                           info={"openenv_metadata": data.get("metadata") or {}})
+
+    def _render(self, data: dict[str, Any]) -> str:
+        field = self.config.observation_field  # type: ignore[attr-defined]
+        observation = dict(data.get("observation") or {})
+        observation.pop("metadata", None)
+        if field is not None:
+            return str(observation.get(field, ""))
+        return json.dumps(observation, ensure_ascii=False, sort_keys=True)
+
+    async def state(self) -> dict[str, Any]:
+        """OpenEnv's ``state`` of the current session (``episode_id``, ``step_count``, ...)."""
+        return (await on_io(self._link.request({"type": "state"})))["data"]
+
+    async def _open_session(self, seed: int | None) -> dict[str, Any]:
+        """On the I/O loop: a new OpenEnv session (a new connection) and its first observation."""
+        await self._link.close()
+        await self._link.connect({})
+        return await self._link.request({"type": "reset", "data": {"seed": seed}})
+
+    async def aclose(self) -> None:
+        await on_io(self._link.close())
+
+    def close(self) -> None:
+        on_io_sync(self._link.close())
+        super().close()
