@@ -45,6 +45,14 @@ IMAGE_MIMES = ("image/png", "image/jpeg")
 CHUNK = 1 << 16
 
 
+def _valid_unicode(reply: Any) -> Any:
+    """``reply`` with every lone surrogate replaced by U+FFFD. User code can put one in any string
+    (``raise ValueError(chr(0xD800))``, a ``__repr__``); JSON escapes it on the way here, but it
+    cannot be encoded as UTF-8, so the ExecResult could not be sent (HTTP 500)."""
+    text = json.dumps(reply, ensure_ascii=False).encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return json.loads(text)
+
+
 class KernelDied(Exception):
     """The shell process exited while we waited for it."""
 
@@ -166,7 +174,7 @@ class KernelSession:
                 self._reply_parts = [lines.pop()]
                 for line in lines:
                     try:
-                        self._replies.put_nowait(json.loads(line))
+                        self._replies.put_nowait(_valid_unicode(json.loads(line)) if b"\\u" in line else json.loads(line))
                     except ValueError:  # user code wrote junk into the reply pipe: not a reply
                         pass
             else:

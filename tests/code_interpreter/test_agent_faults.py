@@ -176,3 +176,25 @@ async def test_a_submission_that_exits_early_with_status_0_fails(exit_code):
         assert (obs, reward) == ("All hidden tests passed.", 1.0)
     finally:
         await env.aclose()
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "raise ValueError(chr(0xD800))",
+        "class A:\n    def __repr__(self):\n        return chr(0xDFFF)\nA()",
+        "from IPython.display import display\ndisplay({'text/plain': chr(0xD800)}, raw=True)",
+    ],
+    ids=["exception_message", "repr", "display"],
+)
+async def test_code_whose_output_holds_a_lone_surrogate_is_an_observation(backend, code):
+    env = math_env(backend)
+    try:
+        await env.areset(seed=0)
+        obs, reward, terminated, truncated, info = await env.astep(cell(code))
+        assert info["valid_action"] and not terminated and "\ud800" not in obs and "\udfff" not in obs
+        assert ("ValueError: \ufffd" in obs) or ("Out: \ufffd" in obs) or ("[displayed: text/plain]" in obs)
+        obs, *_ = await env.astep(cell("print(6 * 7)"))
+        assert obs == "<interpreter>\n42\n</interpreter>"
+    finally:
+        await env.aclose()
