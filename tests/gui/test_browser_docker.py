@@ -61,7 +61,8 @@ def docker_pool():
 
 async def test_oracle_solves_families_inside_the_container(docker_pool):
     env = MiniWoBEnv(
-        pool=docker_pool, families=["login-user", "click-checkboxes", "choose-list", "email-inbox-delete"],
+        pool=docker_pool, families=["login-user", "click-checkboxes", "choose-list", "email-inbox-delete", "drag-box",
+                                    "use-slider"],
         instances_per_family=1,
     )  # fmt: skip
     try:
