@@ -20,10 +20,11 @@ import sys
 import time
 
 # Qwen2.5-0.5B's shape (config.json of Qwen/Qwen2.5-0.5B-Instruct).
-QWEN25_05B = dict(
-    vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
-    num_key_value_heads=2, max_position_embeddings=32768, rope_theta=1000000.0, tie_word_embeddings=True,
-)
+QWEN25_05B = {
+    "vocab_size": 151936, "hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24,
+    "num_attention_heads": 14, "num_key_value_heads": 2, "max_position_embeddings": 32768,
+    "rope_theta": 1000000.0, "tie_word_embeddings": True,
+}
 
 
 def build(name: str | None, device):
