@@ -43,6 +43,15 @@ log = logging.getLogger(__name__)
 LABEL = "agentrl.sandbox"
 SOCKET_MOUNT = "/run/agentrl"
 SANDBOX_UID = "1000:1000"
+
+
+def container_ids() -> tuple[int, int]:
+    """The uid:gid a container runs as: 1000 for a root host (so nothing in it is root), else the
+    host user's own ids (so the owner-only socket folder stays reachable from both sides)."""
+    if os.geteuid() == 0:
+        uid, gid = map(int, SANDBOX_UID.split(":"))
+        return uid, gid
+    return os.geteuid(), os.getegid()
 MB = 1024 * 1024
 
 _cleanup_lock = threading.Lock()
@@ -139,7 +148,7 @@ class DockerSandbox(ServerSandbox):
 
         self._client = client = client_with_image(self.image, "agentrl sandbox build")
         lim = self.limits
-        uid, gid = map(int, SANDBOX_UID.split(":")) if os.geteuid() == 0 else (os.geteuid(), os.getegid())
+        uid, gid = container_ids()
         self.sockdir = Path(tempfile.mkdtemp(prefix="agentrl-docker-"))  # mode 0700
         token = self.sockdir / "token"
         token.write_text(self.token)

@@ -77,6 +77,9 @@ async def test_oracle_solves_families_inside_the_container(docker_pool):
         assert host["NetworkMode"] == "none" and host["ReadonlyRootfs"] and host["CapDrop"] == ["ALL"]
         assert attrs["Config"]["User"] == "1000:1000"
         assert attrs["Config"]["Labels"]["agentrl.kind"] == "browser"
+        # The chromedriver socket and its folder are the owner's only (no other host user drives it).
+        sock = os.path.join(browser._sockdir, "chromedriver.sock")
+        assert os.stat(browser._sockdir).st_mode & 0o077 == 0 and os.stat(sock).st_mode & 0o077 == 0
         pages = [m for m in attrs["Mounts"] if m["Destination"] == HTML_MOUNT]
         assert len(pages) == 1 and pages[0]["RW"] is False
         # The only network interface Chromium has is the container's own loopback.

@@ -123,18 +123,19 @@ class DockerBrowser(Browser):
         from agentrl_envs.gui.browser.page import miniwob_html_dir
         from selenium import webdriver
 
-        from agentrl.sandbox.docker import SANDBOX_UID, client_with_image, owner_labels
+        from agentrl.sandbox.docker import client_with_image, container_ids, owner_labels
 
         c = self.config
         try:
             client = client_with_image(c.image, "agentrl sandbox build --variant browser")
         except SandboxUnavailable as exc:
             raise BrowserUnavailable(str(exc)) from None
-        self._sockdir = tempfile.mkdtemp(prefix="agentrl-browser-")
-        os.chmod(self._sockdir, 0o777)  # socat runs as uid 1000
+        uid, gid = container_ids()
+        self._sockdir = tempfile.mkdtemp(prefix="agentrl-browser-")  # mode 0700
+        os.chown(self._sockdir, uid, gid)  # socat's uid; a no-op for a non-root host user
         sock = os.path.join(self._sockdir, SOCKET_NAME)
         script = (
-            f"socat UNIX-LISTEN:{SOCKET_MOUNT}/{SOCKET_NAME},fork,mode=0666 TCP:127.0.0.1:{DRIVER_PORT} & "
+            f"socat UNIX-LISTEN:{SOCKET_MOUNT}/{SOCKET_NAME},fork,mode=0600 TCP:127.0.0.1:{DRIVER_PORT} & "
             f"exec chromedriver --port={DRIVER_PORT}"
         )
         try:
@@ -154,7 +155,7 @@ class DockerBrowser(Browser):
                     os.path.dirname(miniwob_html_dir()): {"bind": HTML_MOUNT, "mode": "ro"},
                 },
                 environment={"HOME": "/tmp"},
-                user=SANDBOX_UID,
+                user=f"{uid}:{gid}",
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
                 labels={**owner_labels(), KIND_LABEL: "browser"},
