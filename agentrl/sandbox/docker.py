@@ -52,6 +52,8 @@ def container_ids() -> tuple[int, int]:
         uid, gid = map(int, SANDBOX_UID.split(":"))
         return uid, gid
     return os.geteuid(), os.getegid()
+
+
 MB = 1024 * 1024
 
 _cleanup_lock = threading.Lock()
