@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import tempfile
+import weakref
 from pathlib import Path
 
 from agentrl.sandbox import isolation
@@ -42,6 +43,8 @@ class LocalSandbox(ServerSandbox):
         self.uid = isolation.sandbox_uid()
         self.venv: Path | None = None
         self.seccomp = False
+        self._pgid: list[int] = []  # the server's process group, once started
+        self._cleanup: weakref.finalize | None = None
 
     async def start(self) -> LocalSandbox:
         # building the venv (once per machine) is not part of the start-up deadline
@@ -50,8 +53,10 @@ class LocalSandbox(ServerSandbox):
 
     async def _launch(self) -> Path:
         self.root = root = Path(tempfile.mkdtemp(prefix="agentrl-sandbox-"))
-        isolation.prepare_root(root, self.uid, self.token)
         self.cgroup = CGroup.create(self.limits)
+        # runs once: from _terminate, or at interpreter exit / garbage collection if never closed
+        self._cleanup = weakref.finalize(self, _cleanup, self._pgid, self.cgroup, root)
+        isolation.prepare_root(root, self.uid, self.token)
         program = isolation.seccomp_program()
         self.seccomp = program is not None
         seccomp_r = None
@@ -82,6 +87,7 @@ class LocalSandbox(ServerSandbox):
                     pass_fds=[seccomp_r] if seccomp_r is not None else [],
                     preexec_fn=preexec(self.limits, self.uid, self.cgroup),
                 )
+            self._pgid.append(self.proc.pid)
         finally:
             if seccomp_r is not None:
                 os.close(seccomp_r)
@@ -124,7 +130,21 @@ class LocalSandbox(ServerSandbox):
                 pass
             if proc.returncode is None:
                 await proc.wait()
-        if self.cgroup is not None:
-            await asyncio.to_thread(self.cgroup.remove)
-        if self.root is not None:
-            shutil.rmtree(self.root, ignore_errors=True)
+            self._pgid.clear()  # reaped: its id may be reused
+        if self._cleanup is not None:
+            try:
+                await asyncio.to_thread(self._cleanup)
+            except RuntimeError:  # interpreter exit: the executors are shut down, clean up inline
+                self._cleanup()
+
+
+def _cleanup(pgid: list[int], cgroup: CGroup | None, root: Path) -> None:
+    """Kill the server's process group and cgroup, remove the sandbox folder (blocking)."""
+    for pid in pgid:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    if cgroup is not None:
+        cgroup.remove()
+    shutil.rmtree(root, ignore_errors=True)
