@@ -117,19 +117,9 @@ class RolloutEngine:
         seed, the member index and the attempt, so a rollout is reproducible whatever the batching
         (same config → same tokens) while members of a group still explore differently."""
         c = self.config
-        actor = self.actor()
         for attempt in range(1, c.max_attempts + 1):
             async with self._slots:
-                trajectory = await run_actor(
-                    self.env_factory,
-                    actor,
-                    seed=spec.seed,
-                    task_id=spec.task_id,
-                    group_id=spec.group_id,
-                    sampling_seed=derive_seed(c.seed, spec.seed, member, attempt),
-                    timeout_s=c.episode_timeout_s,
-                    strict=c.strict,
-                )
+                trajectory = await self.run_attempt(spec, member, attempt)
             self.stats["attempts"] += 1
             trajectory.info["attempts"] = attempt
             if trajectory.status != "infra_error":
@@ -140,6 +130,19 @@ class RolloutEngine:
         if self._bar is not None:
             self._bar.update(1)
         return trajectory
+
+    def attempt_args(self, spec: GroupSpec, member: int, attempt: int) -> dict:
+        """:func:`run_actor`'s keyword arguments for one attempt of one group member."""
+        c = self.config
+        return {
+            "seed": spec.seed, "task_id": spec.task_id, "group_id": spec.group_id,
+            "sampling_seed": derive_seed(c.seed, spec.seed, member, attempt), "timeout_s": c.episode_timeout_s,
+            "strict": c.strict,
+        }
+
+    async def run_attempt(self, spec: GroupSpec, member: int, attempt: int) -> Trajectory:
+        """One attempt in this process (a cluster engine runs it on an env worker instead)."""
+        return await run_actor(self.env_factory, self.actor(), **self.attempt_args(spec, member, attempt))
 
     async def run_group(self, spec: GroupSpec) -> Group:
         members = await asyncio.gather(*(self.run_episode(spec, i) for i in range(self.config.group_size)))

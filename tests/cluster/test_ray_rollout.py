@@ -1,0 +1,149 @@
+"""Rollouts on a real two-node Ray cluster started on this machine (``ray.cluster_utils.Cluster``):
+the same tokens and losses as one process, a killed env worker survived, bad input caught early."""
+
+import asyncio
+import os
+import socket
+
+import pytest
+
+ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'agentrl[ray]')")
+
+from click.testing import CliRunner
+from ray.cluster_utils import Cluster
+
+from agentrl.cli import main
+from agentrl.cluster import ClusterConfig
+from agentrl.cluster.ray_rollout import ClusterError, connect, place
+from agentrl.rollout import group_specs
+from agentrl.train.config import load_config
+from agentrl.train.trainer import Trainer
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two raylets (1 CPU each, small object stores) on loopback; torn down after the module."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # Ray's switch for binding to 127.0.0.1
+    store = 80 * 1024**2
+    c = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 1, "object_store_memory": store, "include_dashboard": False},
+    )
+    try:
+        c.add_node(num_cpus=1, object_store_memory=store)
+        c.wait_for_nodes()
+        yield c
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        c.shutdown()
+        os.environ.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
+
+
+def on_cluster(cluster, **changes) -> list[str]:
+    settings = {"address": cluster.address, "env_worker_cpus": 0.5, "sampler_cpus": 0.5, **changes}
+    return [f"cluster.{k}={v}" for k, v in settings.items()]
+
+
+def make_trainer(tmp_path, overrides):
+    config = load_config(overrides=[f"output_dir={tmp_path}", "sft.episodes=0", "model.device=cpu", *overrides])
+    return Trainer(config, progress=False, log=lambda *_: None)
+
+
+def train_steps(trainer, steps: int):
+    """``steps`` RL steps (rollout → advantages → update → weight sync): tokens, versions, records."""
+
+    async def run():
+        out = []
+        for step in range(1, steps + 1):
+            batch, _ = await trainer.rollout(step)
+            trajectories = [t for g in batch.groups for t in g.members]
+            record = trainer.update(batch)
+            await trainer.sync_weights()
+            out.append(
+                {
+                    "tokens": [[s.completion_token_ids for s in t.steps] for t in trajectories],
+                    "versions": {s.policy_version for t in trajectories for s in t.steps},
+                    "workers": {t.info.get("env_worker") for t in trajectories},
+                    "record": record,
+                }
+            )
+        await trainer.policy.aclose()
+        return out
+
+    try:
+        return asyncio.run(run())
+    finally:
+        if trainer.cluster is not None:
+            trainer.cluster.close()
+
+
+def test_default_config_on_two_env_workers_matches_one_process(cluster, tmp_path):
+    local = train_steps(make_trainer(tmp_path / "local", []), steps=2)
+    remote = train_steps(make_trainer(tmp_path / "ray", on_cluster(cluster)), steps=2)
+    assert not ray.is_initialized()  # the trainer disconnected; the cluster itself stays up
+    for step, (a, b) in enumerate(zip(local, remote), start=1):
+        assert len(a["tokens"]) == 4 * 8  # the default: 4 groups of 8 maze episodes
+        assert b["tokens"] == a["tokens"]  # token for token, step 2 sampled with the pushed weights
+        assert a["versions"] == b["versions"] == {step - 1}  # every token records its policy version
+        assert a["workers"] == {None} and b["workers"] == {0, 1}  # both env workers played episodes
+        for key in ("train/loss", "adv/mean", "adv/abs_mean", "adv/nonzero_frac", "train/trained_tokens"):
+            assert b["record"][key] == pytest.approx(a["record"][key], rel=1e-5, abs=1e-7), key
+
+
+def test_a_killed_env_worker_loses_and_duplicates_no_episode(cluster, tmp_path):
+    overrides = ["rollout.group_size=4", "rollout.max_tokens=8", "env.options.max_turns=4"]
+    trainer = make_trainer(tmp_path, [*overrides, *on_cluster(cluster, episodes_per_worker=4)])
+    engine, pool = trainer.engine, trainer.cluster
+    specs = group_specs(3, seed=11)
+
+    async def run():
+        rollout = asyncio.ensure_future(engine.run(specs))
+        while pool.load[0] == 0:  # worker 0 has attempts in flight
+            await asyncio.sleep(0.005)
+        in_flight = pool.load[0]
+        ray.kill(pool.workers[0])
+        return in_flight, await rollout
+
+    try:
+        in_flight, groups = asyncio.run(run())
+    finally:
+        pool.close()
+    members = [t for g in groups for t in g.members]
+    assert [len(g.members) for g in groups] == [4, 4, 4]  # none lost
+    assert len({t.id for t in members}) == 12  # none duplicated
+    assert all(t.group_id == g.group_id and t.seed == g.spec.seed for g in groups for t in g.members)
+    assert all(t.status != "infra_error" for t in members)  # each retry succeeded on worker 1
+    retried = [t for t in members if t.info["attempts"] > 1]
+    assert 1 <= len(retried) <= in_flight + 4 and all(t.info["env_worker"] == 1 for t in retried)
+    assert engine.stats["infra_errors"] == engine.stats["retries"] == sum(t.info["attempts"] - 1 for t in members)
+    assert engine.stats["attempts"] == 12 + engine.stats["infra_errors"]
+    assert pool.alive == [False, True] and pool.stats["workers_lost"] == 1
+
+
+def test_too_few_cpus_and_an_unplaceable_bundle_are_named(cluster):
+    assert connect(ClusterConfig(address=cluster.address)) is True
+    try:
+        with pytest.raises(ClusterError, match=r"needs 5 CPUs \(4 env workers x 1 \+ sampler 1\) but the cluster has 2"):
+            place(ClusterConfig(address=cluster.address, env_workers=4))
+        unplaceable = ClusterConfig(
+            address=cluster.address, env_workers=1, env_worker_cpus=1.5, sampler_cpus=0.5, placement_timeout_s=2
+        )
+        with pytest.raises(ClusterError, match=r"could not be placed within 2s .* a bundle must fit on one node"):
+            place(unplaceable)
+    finally:
+        ray.shutdown()
+
+
+def test_an_address_that_does_not_answer_is_one_line_before_any_work(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = CliRunner().invoke(
+        main, ["train", "--set", f"cluster.address=127.0.0.1:{port}", "--set", f"output_dir={tmp_path}"]
+    )
+    assert result.exit_code != 0
+    assert f"cluster.address 127.0.0.1:{port}: nothing answers there" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "metrics.jsonl").exists()
