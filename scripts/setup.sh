@@ -9,4 +9,4 @@ PYTHON=${PYTHON:-python3}
 # Pin torch to the CPU build: an unpinned torch pulls a multi-GB CUDA build on a CPU machine.
 # On a GPU machine set TORCH_SPEC (e.g. TORCH_SPEC=torch) to take the CUDA build instead.
 .venv/bin/python -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
-.venv/bin/python -m pip install -q -e ".[dev,tasks,gui,lora,interop]"
+.venv/bin/python -m pip install -q -e ".[dev,tasks,gui,lora,interop,ray]"
