@@ -16,6 +16,7 @@ Any object with ``search_batch(queries, k)`` and ``asearch_batch(queries, k)`` i
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import tempfile
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Protocol
 
 from agentrl_envs.search.corpus import Corpus, Document, cache_dir, load_corpus
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,9 +65,11 @@ class BM25Retriever:
 
         start = time.perf_counter()
         tokenizer = _tokenizer()
-        ids = tokenizer.tokenize([d.contents for d in corpus.documents], show_progress=False, return_as="ids")
+        # As a Tokenized (ids + the word -> id vocabulary), so the saved vocabulary has string keys:
+        # bm25s writes it with orjson when that is installed, and orjson rejects integer keys.
+        tokens = tokenizer.tokenize([d.contents for d in corpus.documents], show_progress=False, return_as="tuple")
         index = bm25s.BM25()
-        index.index(ids, show_progress=False)
+        index.index(tokens, show_progress=False)
         return cls(corpus, index, tokenizer, build_seconds=time.perf_counter() - start)
 
     def save(self, directory: Path) -> None:
@@ -93,13 +98,17 @@ class BM25Retriever:
             except (OSError, ValueError):  # a damaged cache is rebuilt, never fatal
                 shutil.rmtree(directory, ignore_errors=True)
         retriever = cls.build(corpus)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".bm25-", dir=directory.parent))
-        retriever.save(staging)
+        staging = None
         try:
+            directory.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".bm25-", dir=directory.parent))
+            retriever.save(staging)
             os.rename(staging, directory)  # atomic: a concurrent builder either wins or we do
-        except OSError:
-            shutil.rmtree(staging, ignore_errors=True)
+        except (OSError, TypeError, ValueError) as exc:  # the cache is an optimisation, never fatal
+            if not directory.is_dir():
+                log.warning("could not cache the BM25 index at %s: %s", directory, exc)
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
         return retriever
 
     def search(self, query: str, k: int = 3) -> list[Hit]:
