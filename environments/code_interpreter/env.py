@@ -55,7 +55,15 @@ from agentrl_envs.code_interpreter.tasks import MATH_FAMILIES, humaneval_tasks, 
 from pydantic import Field
 
 from agentrl.env import ActionError, EnvConfig, StepOutcome, Task, TaskSet, TextEnv
-from agentrl.sandbox import BackendName, CodeCrashed, ExecResult, SandboxCrashed, SandboxPool, SandboxTimeout, ServerSandbox
+from agentrl.sandbox import (
+    BackendName,
+    CodeCrashed,
+    ExecResult,
+    SandboxCrashed,
+    SandboxPool,
+    SandboxTimeout,
+    ServerSandbox,
+)
 
 MAX_CAPTURE = 64 * 1024  # characters the sandbox sends back per cell; the observation keeps far fewer
 

@@ -156,7 +156,7 @@ async def test_unreadable_actions_are_invalid_actions(action):
     env = math_env("local")
     try:
         await env.areset(seed=0)
-        obs, reward, terminated, truncated, info = await env.astep(action)
+        obs, _reward, terminated, truncated, info = await env.astep(action)
         assert (terminated, truncated, info["valid_action"]) == (False, False, False)
         assert obs.startswith("Error: ") and ("lone surrogate U+D800" in obs or "nested too deeply" in obs)
     finally:
@@ -193,7 +193,7 @@ async def test_code_whose_output_holds_a_lone_surrogate_is_an_observation(backen
     env = math_env(backend)
     try:
         await env.areset(seed=0)
-        obs, reward, terminated, truncated, info = await env.astep(cell(code))
+        obs, _reward, terminated, _truncated, info = await env.astep(cell(code))
         assert info["valid_action"] and not terminated and "\ud800" not in obs and "\udfff" not in obs
         assert ("ValueError: \ufffd" in obs) or ("Out: \ufffd" in obs) or ("[displayed: text/plain]" in obs)
         obs, *_ = await env.astep(cell("print(6 * 7)"))

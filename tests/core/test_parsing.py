@@ -168,7 +168,7 @@ def test_no_action_text_makes_step_raise(cheap_envs, parts):
     for env_id, env in cheap_envs.items():
         if env.done:
             env.reset(seed=0)
-        obs, reward, terminated, truncated, info = env.step(action)
+        obs, reward, _terminated, _truncated, info = env.step(action)
         assert isinstance(obs, str) and isinstance(reward, float), env_id
         if "\ud800" in action or "\udfff" in action:
             assert not info["valid_action"] and "lone surrogate" in obs, env_id
