@@ -236,8 +236,11 @@ class KernelSession:
     def _finish(self, out: _Collector, reply: dict, start: float, timed_out: bool) -> ExecResult:
         for fd in self._fds[:2]:  # everything the cell wrote is in the pipes by now
             self._read(fd)
-        for kind, content in reply.get("outputs", []):
-            out.add(kind, content)
+        try:
+            for kind, content in reply.get("outputs", []):
+                out.add(kind, content)
+        except (TypeError, ValueError, AttributeError):  # the cell's code wrote a malformed reply
+            out.error = ExecError(name="OutputError", value="the cell produced output the sandbox could not read")
         outcome = "timeout" if timed_out else "error" if out.error else "ok"
         return out.result(outcome, time.perf_counter() - start)
 

@@ -200,3 +200,24 @@ async def test_code_whose_output_holds_a_lone_surrogate_is_an_observation(backen
         assert obs == "<interpreter>\n42\n</interpreter>"
     finally:
         await env.aclose()
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "from IPython.display import display\ndisplay({'image/png': 123}, raw=True)",
+        "import os\nfor fd in range(3, 20):\n    try:\n        os.write(fd, b'{\"outputs\": 5}\\n')\n    except OSError:\n        pass",
+    ],
+    ids=["display_not_text", "forged_reply"],
+)
+async def test_code_whose_output_the_sandbox_cannot_read_is_an_observation(code):
+    env = math_env("local")
+    try:
+        await env.areset(seed=0)
+        obs, _, terminated, _, info = await env.astep(cell(code))
+        assert info["valid_action"] and not terminated
+        assert "OutputError: the cell produced output the sandbox could not read" in obs
+        obs, *_ = await env.astep(cell("print(6 * 7)"))
+        assert info["valid_action"]  # (a forged reply may shift this kernel's replies: the code's own mess)
+    finally:
+        await env.aclose()
