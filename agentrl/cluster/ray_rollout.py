@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
+import os
 import socket
 from typing import Any
 
@@ -173,8 +175,9 @@ def connect(config: ClusterConfig) -> bool:
     if address not in ("local", "auto"):
         _check_answers(address)
     try:
-        if address == "local":
-            ray.init(include_dashboard=False, logging_level=logging.WARNING)
+        if address == "local":  # sized so the placement fits even on a small machine (logical CPUs)
+            cpus = max(os.cpu_count() or 1, math.ceil(config.cpus_needed))
+            ray.init(num_cpus=cpus, include_dashboard=False, logging_level=logging.WARNING)
         else:
             ray.init(address=address, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as exc:

@@ -117,7 +117,7 @@ def test_a_killed_env_worker_loses_and_duplicates_no_episode(cluster, tmp_path):
     assert all(t.group_id == g.group_id and t.seed == g.spec.seed for g in groups for t in g.members)
     assert all(t.status != "infra_error" for t in members)  # each retry succeeded on worker 1
     retried = [t for t in members if t.info["attempts"] > 1]
-    assert 1 <= len(retried) <= in_flight + 4 and all(t.info["env_worker"] == 1 for t in retried)
+    assert in_flight >= 1 and retried and all(t.info["env_worker"] == 1 for t in retried)
     assert engine.stats["infra_errors"] == engine.stats["retries"] == sum(t.info["attempts"] - 1 for t in members)
     assert engine.stats["attempts"] == 12 + engine.stats["infra_errors"]
     assert pool.alive == [False, True] and pool.stats["workers_lost"] == 1
