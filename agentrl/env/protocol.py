@@ -13,6 +13,7 @@ An agentrl action is text: a step's ``data`` is ``{"text": ACTION}``. A served o
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -90,6 +91,17 @@ ErrorCode = Literal[
     "INVALID_JSON", "UNKNOWN_TYPE", "VALIDATION_ERROR", "EXECUTION_ERROR", "CAPACITY_REACHED", "SESSION_ERROR",
     "TOO_LARGE", "RATE_LIMITED", "OPTION_ERROR", "USAGE_ERROR", "INFRA_ERROR", "EXPIRED",
 ]
+
+
+def dumps_frame(frame: dict[str, Any]) -> str:
+    """A frame as JSON text; text that is not valid Unicode (a lone surrogate) travels as a
+    ``\\u`` escape, so the far side sees the same string (and an env refuses it as it would in-process)."""
+    raw = json.dumps(frame, ensure_ascii=False)
+    try:
+        raw.encode()
+    except UnicodeEncodeError:
+        return json.dumps(frame)
+    return raw
 
 
 def error_frame(code: ErrorCode, message: str) -> dict[str, Any]:

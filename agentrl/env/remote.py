@@ -28,7 +28,7 @@ from gymnasium.envs.registration import EnvSpec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentrl.env.base import EnvConfig, EnvOptionError, StepOutcome, TextEnv
-from agentrl.env.protocol import EnvSpecData, ResetData
+from agentrl.env.protocol import EnvSpecData, ResetData, dumps_frame
 from agentrl.env.tasks import SPLITS, Task, TaskSet
 from agentrl.errors import InfraError
 from agentrl.types import ToolSpec
@@ -130,7 +130,7 @@ class _Link:
             raise RemoteEnvError(f"the connection to the env server at {self.ws_url} is closed")
         assert self._ws is not None
         try:
-            await self._ws.send_str(json.dumps(frame, ensure_ascii=False))
+            await self._ws.send_str(dumps_frame(frame))
             message = await asyncio.wait_for(self._ws.receive(), self.timeout_s)
         except TimeoutError:
             await self.drop()

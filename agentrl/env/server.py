@@ -47,6 +47,7 @@ from agentrl.env.protocol import (
     SpecMessage,
     StateMessage,
     StepMessage,
+    dumps_frame,
     error_frame,
     observation_frame,
 )
@@ -223,7 +224,7 @@ class EnvServer:
                 if reply is None:
                     closed_by_client = True
                     break
-                await ws.send_str(json.dumps(reply, ensure_ascii=False))
+                await ws.send_str(dumps_frame(reply))
         finally:
             if closed_by_client:
                 await self._close_session(session)
@@ -362,7 +363,7 @@ class ServerThread:
         self.loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, self.host, self.port)
         self.loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]
+        self.port = self._runner.addresses[0][1]
         self._started.set()
         self.loop.run_forever()
 

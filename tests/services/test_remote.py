@@ -67,6 +67,10 @@ def test_remote_episode_equals_the_in_process_one(calc_server):
     assert steps == 3 and remote.done  # lookup, calculator, answer
     with pytest.raises(RuntimeError, match="episode is over"):
         remote.step("<answer>1</answer>")
+    # text that is not valid Unicode crosses the wire and is refused as it is in-process
+    assert remote.reset(seed=4) == local.reset(seed=4)
+    refused = remote.step("<answer>\ud800</answer>")
+    assert refused == local.step("<answer>\ud800</answer>") and refused[4]["valid_action"] is False
     remote.close()
     assert calc_server.server.sessions == {}
 
