@@ -217,7 +217,7 @@ async def test_code_whose_output_the_sandbox_cannot_read_is_an_observation(code)
         obs, _, terminated, _, info = await env.astep(cell(code))
         assert info["valid_action"] and not terminated
         assert "OutputError: the cell produced output the sandbox could not read" in obs
-        obs, *_ = await env.astep(cell("print(6 * 7)"))
-        assert info["valid_action"]  # (a forged reply may shift this kernel's replies: the code's own mess)
+        *_, info = await env.astep(cell("print(6 * 7)"))  # the episode goes on (a forged reply may
+        assert info["execution"]["outcome"] == "ok"  # shift this kernel's replies: the code's own mess)
     finally:
         await env.aclose()
