@@ -14,7 +14,7 @@ from agentrl_envs.gui.tree import Node, render_tree, state_key
 
 def register() -> None:
     """Entry point of the ``agentrl.envs`` group."""
-    from agentrl_envs.gui.browser.env import PAGES
+    from agentrl_envs.gui.browser.families import PAGES
     from agentrl_envs.gui.sim.families import FAMILIES
 
     import agentrl

@@ -95,7 +95,7 @@ except gymnasium.error.NamespaceNotFound:
 env = gymnasium.make("agentrl:agentrl/Maze-v0")  # Gymnasium's module prefix imports agentrl first
 print(type(env).__name__, env.reset(seed=0)[1]["task_id"] is not None)
 heavy = ["agentrl_envs.search.env", "agentrl_envs.webshop.env", "agentrl_envs.code_interpreter.env",
-         "bm25s", "jupyter_client", "selenium", "rapidfuzz"]
+         "bm25s", "jupyter_client", "selenium", "rapidfuzz", "agentrl.sandbox", "aiohttp"]
 print(",".join(m for m in heavy if m in sys.modules) or "none")
 """
     out = fresh_interpreter(code).split()
