@@ -36,9 +36,9 @@ def build(name: str | None, device):
         torch.manual_seed(0)
         return Qwen2ForCausalLM(Qwen2Config(**QWEN25_05B)).to(device), QWEN25_05B["vocab_size"]
     if name == "smollm2-135m-instruct":
-        from agentrl.policy.models import load_smollm2
+        from agentrl.policy.models import load_named_model
 
-        model, tokenizer = load_smollm2()
+        model, tokenizer = load_named_model(name)
         return model.to(device), len(tokenizer)
     from transformers import AutoModelForCausalLM
 

@@ -94,7 +94,10 @@ class TinyModelSpec(Section):
 
 
 class ModelSection(Section):
-    name: str = Field(default="tiny", description="'tiny' (random init, no download) or a Hugging Face id / local path.")
+    name: str = Field(
+        default="tiny",
+        description="'tiny' (random init, no download), 'smollm2-135m-instruct' (scripts/get_smollm2.sh), a HF id or path.",
+    )
     tiny: TinyModelSpec = TinyModelSpec()
     backend: Literal["hf", "vllm"] = Field(default="hf", description="Sampler: in-process transformers or vLLM.")
     device: Literal["auto", "cpu", "cuda"] = "auto"

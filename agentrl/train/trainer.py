@@ -95,8 +95,11 @@ def build_model(config: TrainConfig, device: torch.device):
     else:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(m.name)
-        model = AutoModelForCausalLM.from_pretrained(m.name, torch_dtype=resolve_dtype(m.dtype, device))
+        from agentrl.policy.models import resolve_model_name
+
+        path = resolve_model_name(m.name)  # a named model (smollm2-135m-instruct) → its cached folder
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=resolve_dtype(m.dtype, device))
     model = model.to(device=device, dtype=resolve_dtype(m.dtype, device)).eval()
     if m.lora is not None:
         model = apply_lora(model, m.lora)
@@ -177,8 +180,8 @@ class Trainer:
             from agentrl.cluster.ray_rollout import RayRollouts
 
             self.cluster = RayRollouts.for_trainer(config, self.model, self.tokenizer, self.renderer, self.policy)
-            self.engine = self.cluster.engine(self.engine, "train")
-            self.eval_engines = {k: self.cluster.engine(v, config.eval.split) for k, v in self.eval_engines.items()}
+            self.engine = self.cluster.engine(self.engine)
+            self.eval_engines = {k: self.cluster.engine(v) for k, v in self.eval_engines.items()}
 
     # ------------------------------------------------------------------ parts
     def env_factory(self, split: str):
