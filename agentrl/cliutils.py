@@ -90,7 +90,7 @@ def env_option(fn):
 
 def not_an_env_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """Refuse ``-o size=3``: ``-o`` used to be an env option in some commands; now it is the output."""
-    if value is not None and _LOOKS_LIKE_OPTION.match(value) and "/" not in value:
+    if value is not None and _LOOKS_LIKE_OPTION.match(value):  # KEY=… even when … is a path
         raise click.BadParameter(
             f"{value!r} looks like an env option; -o is the output, env options are -e KEY=VALUE", ctx, param
         )

@@ -57,9 +57,13 @@ def test_settings_mismatch_on_the_command_line(tmp_path):
     assert again.exit_code == 1 and "(seed: 0 -> 5)" in again.stderr
 
 
-def test_o_is_the_output_and_env_options_are_e(tmp_path):
-    refused = invoke(*MAZE, "-o", "size=3")
-    assert refused.exit_code == 2 and "looks like an env option; -o is the output, env options are -e KEY=VALUE" in refused.stderr
+def test_o_is_the_output_and_env_options_are_e(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for value in ("size=3", "tasks=/data/my_tasks.jsonl"):  # a path value is still an env option
+        refused = invoke(*MAZE, "-o", value)
+        assert refused.exit_code == 2, value
+        assert "looks like an env option; -o is the output, env options are -e KEY=VALUE" in refused.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written under a name like "tasks="
     ok = invoke(*MAZE, "-e", "size=3", "--max-tasks", "1", "-o", str(tmp_path / "new"))
     old = invoke(*MAZE, "--option", "size=3", "--max-tasks", "1", "-O", str(tmp_path / "old"))
     assert ok.exit_code == old.exit_code == 0
