@@ -6,9 +6,9 @@ One server process (a child, 127.0.0.1 only) serves a latency-bound env: each st
 1. **Overhead**: ``--steps`` sequential steps on the in-process env and on a RemoteEnv of the
    same env, at 0 ms delay (pure overhead) and at ``--delay-ms``; p50/p99 of each, printed as
    remote/in-process ratios and as the added microseconds.
-2. **Sessions**: for each level in ``--levels``, that many concurrent sessions each play
-   ``--episode-steps`` steps; success = the episode finished without an error within
-   ``--timeout-s``. The largest level at >= 95% success is reported, with the step p50/p99
+2. **Sessions**: for each level in ``--levels``, that many concurrent sessions (RemoteEnvs
+   built beforehand) each reset and play ``--episode-steps`` steps; success = the episode
+   finished without an error within ``--timeout-s``. The largest level at >= 95% success is reported, with the step p50/p99
    under that load against the env's own delay.
 
 Usage: ``nice python bench/env_server.py [--levels 128,256,512,1024] [--delay-ms 50]``
@@ -132,11 +132,9 @@ async def overhead(steps: int, delay_ms: float) -> None:
         print(" ".join(row))
 
 
-async def session(url: str, steps: int, timeout_s: float, latencies: list[float]) -> bool:
-    env = None
+async def session(env: RemoteEnv, steps: int, timeout_s: float, latencies: list[float]) -> bool:
     try:
         async with asyncio.timeout(timeout_s):
-            env = RemoteEnv(url, ENV_ID, timeout_s=timeout_s)
             await env.areset(seed=0)
             for i in range(steps):
                 start = time.perf_counter()
@@ -146,8 +144,7 @@ async def session(url: str, steps: int, timeout_s: float, latencies: list[float]
     except Exception:  # noqa: BLE001 - a failed session is what this counts
         return False
     finally:
-        if env is not None:
-            await env.aclose()  # closing never raises: a gone server has nothing left to release
+        await env.aclose()  # closing never raises: a gone server has nothing left to release
 
 
 async def sessions(levels: list[int], delay_ms: float, steps: int, timeout_s: float) -> None:
@@ -159,8 +156,10 @@ async def sessions(levels: list[int], delay_ms: float, steps: int, timeout_s: fl
         server = ServerProcess(delay_ms, max(levels))
         try:
             latencies: list[float] = []
+            # built first: the constructor's blocking GET /spec would otherwise stall the timed loop
+            envs = [RemoteEnv(server.url, ENV_ID, timeout_s=timeout_s) for _ in range(level)]
             cpu0, client0, start = server.cpu_s(), time.process_time(), time.perf_counter()
-            ok = await asyncio.gather(*(session(server.url, steps, timeout_s, latencies) for _ in range(level)))
+            ok = await asyncio.gather(*(session(env, steps, timeout_s, latencies) for env in envs))
             wall, cpu, client = time.perf_counter() - start, server.cpu_s() - cpu0, time.process_time() - client0
         finally:
             server.stop()
