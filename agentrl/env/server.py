@@ -186,8 +186,11 @@ class EnvServer:
             cutoff = time.monotonic() - self.idle_timeout_s
             for session in [s for s in self.sessions.values() if s.last_active < cutoff]:
                 if session.ws is not None and not session.ws.closed:
-                    await session.ws.send_json(error_frame("EXPIRED", f"session idle for {self.idle_timeout_s:g} s; closed"))
-                    await session.ws.close()
+                    try:
+                        await session.ws.send_json(error_frame("EXPIRED", f"session idle for {self.idle_timeout_s:g} s; closed"))
+                        await session.ws.close()
+                    except ConnectionError:
+                        pass  # the client is gone too
                 await self._close_session(session)
 
     async def _shutdown(self, app: web.Application) -> None:
@@ -213,6 +216,11 @@ class EnvServer:
             await ws.send_json(error_frame("SESSION_ERROR", str(exc.args[0])))
             await ws.close()
             return ws
+        except Exception as exc:  # the env could not be built: this client is told, the server goes on
+            log.exception("building a session of %s failed", self.env_id)
+            await ws.send_json(error_frame("EXECUTION_ERROR", f"building the env failed: {type(exc).__name__}: {exc}"))
+            await ws.close()
+            return ws
         bucket = TokenBucket(self.rate_limit)
         closed_by_client = False
         try:
@@ -224,7 +232,10 @@ class EnvServer:
                 if reply is None:
                     closed_by_client = True
                     break
-                await ws.send_str(dumps_frame(reply))
+                try:
+                    await ws.send_str(dumps_frame(reply))
+                except ConnectionError:
+                    break  # the client went away mid-request; the session stays, detached
         finally:
             if closed_by_client:
                 await self._close_session(session)
@@ -235,7 +246,12 @@ class EnvServer:
     def _attach(self, session_id: str | None, ws: web.WebSocketResponse) -> Session:
         if session_id is None:
             self._reserve()
-            session = self._add(agentrl.make(self.env_id, **self.options))
+            try:
+                env = agentrl.make(self.env_id, **self.options)
+            except BaseException:
+                self._reserved -= 1
+                raise
+            session = self._add(env)
         else:
             session = self.sessions.get(session_id)
             if session is None:

@@ -47,6 +47,20 @@ class SleepyEnv(TextEnv):
 agentrl.register("tests/Sleepy-v0", SleepyEnv)
 
 
+class FragileEnv(SleepyEnv):
+    """Cannot be built while ``broken`` is set."""
+
+    broken = False
+
+    def __init__(self, **options):
+        if FragileEnv.broken:
+            raise OSError("disk gone")
+        super().__init__(**options)
+
+
+agentrl.register("tests/Fragile-v0", FragileEnv)
+
+
 @pytest.fixture
 def calc_server():
     with ServerThread(EnvServer(CALC)) as thread:
@@ -159,6 +173,19 @@ def test_session_cap_answers_busy_and_frees_on_close():
         assert health == {"status": "healthy", "env_id": CALC, "sessions": 2, "max_sessions": 2}
         second.close()
         third.close()
+
+
+def test_an_env_that_cannot_be_built_is_reported_and_frees_its_slot():
+    with ServerThread(EnvServer("tests/Fragile-v0", max_sessions=1)) as thread:
+        FragileEnv.broken = True
+        try:
+            with pytest.raises(RuntimeError, match="building the env failed: OSError: disk gone"):
+                RemoteEnv(thread.url).reset()
+        finally:
+            FragileEnv.broken = False
+        remote = RemoteEnv(thread.url)
+        assert remote.reset()[0] == "ready"  # the one slot was not leaked
+        remote.close()
 
 
 def test_idle_sessions_expire():
