@@ -44,11 +44,10 @@ try:
 except ImportError:  # pragma: no cover - the config validator says so first
     raise ImportError(RAY_MISSING) from None
 
-import agentrl
 from agentrl.errors import InfraError
 from agentrl.policy.base import Completion, PolicyBackendError, SamplingParams
 from agentrl.rollout.engine import GroupSpec, RolloutEngine
-from agentrl.rollout.episode import TokenActor, finalize, run_actor
+from agentrl.rollout.episode import EnvFactory, TokenActor, finalize, run_actor
 from agentrl.types import Trajectory
 
 log = logging.getLogger(__name__)
@@ -66,8 +65,7 @@ class EnvWorkerLost(InfraError):
 class EpisodeJob:
     """One attempt of one episode, as shipped to an env worker."""
 
-    env_id: str
-    env_options: dict[str, Any]
+    env_factory: EnvFactory  # the engine's own (cloudpickled: a lambda or a class travels too)
     sampling: SamplingParams
     max_context_tokens: int | None
     args: dict[str, Any]  # run_actor's keyword arguments (seeds, task, group, deadline, strict)
@@ -142,9 +140,8 @@ class EnvWorker:
         return ray.get_runtime_context().get_node_id()
 
     async def run(self, job: EpisodeJob) -> Trajectory:
-        env_id, options = job.env_id, job.env_options
         actor = TokenActor(self.policy, self.renderer, job.sampling, job.max_context_tokens)
-        trajectory = await run_actor(lambda: agentrl.make(env_id, **options), actor, **job.args)
+        trajectory = await run_actor(job.env_factory, actor, **job.args)
         trajectory.info["env_worker"] = self.index
         return trajectory
 
@@ -208,10 +205,9 @@ def place(config: ClusterConfig):
 class RayRollouts:
     """One connection, one placement group, one sampler and ``cluster.env_workers`` env workers."""
 
-    def __init__(self, config: ClusterConfig, env_id: str, env_options: dict, model, tokenizer, renderer, *,
-                 max_context_tokens: int | None, max_batch_size: int, seed: int):
+    def __init__(self, config: ClusterConfig, model, tokenizer, renderer, *, max_context_tokens: int | None,
+                 max_batch_size: int, seed: int):
         self.config = config
-        self.env_id, self.env_options = env_id, env_options
         self._owns_connection = connect(config)
         self._group = None
         self.sampler = None
@@ -260,14 +256,14 @@ class RayRollouts:
         if next(model.parameters()).device.type != "cpu":
             raise ClusterError("model.device: the cluster sampler runs on CPU for now (set model.device: cpu)")
         return cls(
-            config.cluster, config.env.id, config.env.options, model, tokenizer, renderer,
-            max_context_tokens=policy.max_context_tokens, max_batch_size=config.model.max_batch_size,
+            config.cluster, model, tokenizer, renderer, max_context_tokens=policy.max_context_tokens, max_batch_size=config.model.max_batch_size,
             seed=config.seed,
         )
 
-    def engine(self, local: RolloutEngine, split: str) -> RayRolloutEngine:
-        """``local``'s engine (same policy, renderer and config) with its episodes on the env workers."""
-        return RayRolloutEngine(self, {**self.env_options, "split": split}, local)
+    def engine(self, local: RolloutEngine) -> RayRolloutEngine:
+        """``local``'s engine (same env factory, policy, renderer and config) with its episodes on
+        the env workers."""
+        return RayRolloutEngine(self, local)
 
     async def push_weights(self, model, version: int) -> None:
         """Make the sampler serve ``model``'s weights as ``version`` (through the object store)."""
@@ -294,8 +290,7 @@ class RayRollouts:
             lost = EnvWorkerLost(f"env worker {i} died: {_first_line(exc)}")
             args = job.args
             trajectory = Trajectory(
-                task_id=args["task_id"] or "", seed=args["seed"], group_id=args["group_id"], env_id=job.env_id,
-                status="infra_error", error=f"EnvWorkerLost: {lost}", info={"env_worker": i},
+                task_id=args["task_id"] or "", seed=args["seed"], group_id=args["group_id"], status="infra_error", error=f"EnvWorkerLost: {lost}", info={"env_worker": i},
             )
             return finalize(trajectory)
         finally:
@@ -317,20 +312,13 @@ class RayRollouts:
 class RayRolloutEngine(RolloutEngine):
     """A :class:`RolloutEngine` whose attempts run on the cluster's env workers."""
 
-    def __init__(self, rollouts: RayRollouts, env_options: dict, local: RolloutEngine):
-        env_id = rollouts.env_id
-        super().__init__(
-            lambda: agentrl.make(env_id, **env_options), local.policy, local.renderer, local.config,
-            progress=local.progress,
-        )
-        self.rollouts, self.env_options = rollouts, env_options
+    def __init__(self, rollouts: RayRollouts, local: RolloutEngine):
+        super().__init__(local.env_factory, local.policy, local.renderer, local.config, progress=local.progress)
+        self.rollouts = rollouts
 
     async def run_attempt(self, spec: GroupSpec, member: int, attempt: int) -> Trajectory:
         c = self.config
-        job = EpisodeJob(
-            self.rollouts.env_id, self.env_options, c.sampling, c.max_context_tokens,
-            self.attempt_args(spec, member, attempt),
-        )
+        job = EpisodeJob(self.env_factory, c.sampling, c.max_context_tokens, self.attempt_args(spec, member, attempt))
         return await self.rollouts.run(job)
 
     async def run_tree_group(self, spec, tree):
