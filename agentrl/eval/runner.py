@@ -32,6 +32,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 import agentrl
 from agentrl.cliutils import describe_differences, dotted_differences
 from agentrl.env import aplay_episode, make_agent
+from agentrl.errors import InfraError
 from agentrl.types import Trajectory, write_jsonl
 
 EPISODES_FILE = "episodes.jsonl"
@@ -197,7 +198,7 @@ async def evaluate(
             seed = settings.seed + sample
             try:
                 trajectory = await episode_fn(task_id, seed)
-            except Exception as exc:  # noqa: BLE001 - one broken episode is recorded, the run goes on
+            except InfraError as exc:  # masked and retried on resume; anything else is a bug and fails the run
                 trajectory = Trajectory(
                     env_id=settings.env_id, task_id=task_id, seed=seed, status="infra_error",
                     error=f"{type(exc).__name__}: {exc}",

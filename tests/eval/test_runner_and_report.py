@@ -6,7 +6,9 @@ import sys
 
 import pytest
 
+import agentrl
 from agentrl import __version__
+from agentrl.errors import InfraError
 from agentrl.eval.metrics import report_ks
 from agentrl.eval.report import describe_run, render_report
 from agentrl.eval.runner import (
@@ -58,18 +60,36 @@ def test_resume_with_other_settings_is_refused(tmp_path):
         asyncio.run(evaluate(changed, scripted_episode_fn(changed), tmp_path))
 
 
-def test_a_crashing_episode_is_recorded_as_infra_error_and_the_run_goes_on(tmp_path):
+def test_an_infra_failure_is_recorded_and_the_run_goes_on(tmp_path):
     settings = EvalSettings(env_id="agentrl/Maze-v0", agent=AgentSpec(kind="oracle"), max_tasks=10)
 
     async def flaky(task_id, seed):
         if task_id.endswith(("1", "3", "5", "7", "9")):
-            raise ConnectionError("backend went away")
+            raise InfraError("backend went away")
         return await scripted_episode_fn(settings)(task_id, seed)
 
     results = asyncio.run(evaluate(settings, flaky, tmp_path, 4, False))
     bad = [t for t in results if t.status == "infra_error"]
-    assert bad and all("ConnectionError: backend went away" in t.error for t in bad)
-    assert len(results) == 10
+    odd = [t.task_id for t in results if t.task_id.endswith(("1", "3", "5", "7", "9"))]
+    assert odd and sorted(t.task_id for t in bad) == sorted(odd)
+    assert all(t.error == "InfraError: backend went away" for t in bad)
+    assert len(results) == 10 and all(t.success for t in results if t.status != "infra_error")
+
+
+@pytest.mark.parametrize("error", [ConnectionError("a bare OSError is not infra"), KeyError("a bug")])
+def test_an_error_that_is_not_infra_fails_the_run_and_keeps_what_finished(tmp_path, error):
+    settings = EvalSettings(env_id="agentrl/Maze-v0", agent=AgentSpec(kind="oracle"), max_tasks=4)
+
+    async def buggy(task_id, seed):
+        if task_id == tasks[-1]:
+            raise error
+        return await scripted_episode_fn(settings)(task_id, seed)
+
+    tasks = agentrl.make("agentrl/Maze-v0").tasks.split("test").ids()[:4]
+    with pytest.raises(type(error)):
+        asyncio.run(evaluate(settings, buggy, tmp_path, 1, False))
+    finished = load_finished(tmp_path)
+    assert [t.task_id for t in finished] == tasks[:-1] and all(t.status == "ok" for t in finished)
 
 
 def test_cli_eval_run_compare_and_bad_env(tmp_path):
