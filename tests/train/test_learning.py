@@ -1,36 +1,49 @@
-"""A short run of the embedded default (SFT warm start, then GiGPO) raises success above its start.
+"""Training learns, on tasks whose answer is known (slow; fixed seeds; each a target within a
+stated number of RL steps on 2 CPU cores, the optimum beside it). bench/learning.py runs the same
+configs over several seeds and draws the curves.
 
-Sampling in the in-process backend depends on how requests happen to be batched, so single runs
-differ. The check is sized to that noise: 256 fixed evaluation episodes per point, and the mean
-of the five points after RL starts (1,280 episodes) against the SFT start. Over 3 seeds × 30
-steps (bench/train_curves.py) GiGPO gained +0.08 to +0.11 over its start; with these sample
-sizes the standard error of the difference is about 0.03.
+| task | config | steps | start (seed 0) | target | random | optimum |
+|---|---|---|---|---|---|---|
+| bandit (door 2 pays) | examples/bandit.yaml | 10 | ~0.6 | ≥ 0.8 | 0.5 | 1.0 |
+| contextual bandit (door depends on the room) | examples/contextual_bandit.yaml | 10 | ~0.35 | ≥ 0.9 | 0.5 | 1.0 |
+| maze (the embedded default) | examples/default.yaml | see below | ≤ 0.4 | see below | ~0.25 | 1.0 |
+
+The warm starts of the bandits imitate *random* valid doors (``sft.demonstrator: random``): they
+teach the format, not the answer, so every point above 0.5 is RL's. Rollouts are reproducible
+(per-member sampling seeds), so each run gives the same numbers whatever the load.
 """
 
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from agentrl.train.config import load_config
 from agentrl.train.trainer import Trainer
 
+EXAMPLES = Path(__file__).parents[2] / "examples"
 
-@pytest.mark.slow
-def test_short_gigpo_run_raises_success_over_the_sft_start(tmp_path):
-    config = load_config(overrides=[
-        f"output_dir={tmp_path}",
-        "steps=10",
-        "eval.every=2",
-        "eval.episodes=256",
-        "checkpoint.every=10",
-        "tensorboard=false",
+
+def eval_curve(config_name: str, tmp_path, *overrides: str) -> list[float]:
+    config = load_config(EXAMPLES / config_name, overrides=[
+        f"output_dir={tmp_path}", "tensorboard=false", "checkpoint.every=1000", "eval.greedy=false", *overrides,
     ])
     summary = Trainer(config, progress=False, log=lambda *_: None).run()
     records = [json.loads(line) for line in Path(summary["metrics"]).read_text().splitlines()]
-    evals = [r["eval/success"] for r in records if "eval/success" in r]
-    assert len(evals) == 6  # step 0 (after SFT), 2, 4, 6, 8, 10
-    start, after = evals[0], float(np.mean(evals[1:]))
-    assert 0.0 < start < 0.6, "the warm start should sometimes succeed and leave room to learn"
-    assert after > start, evals
+    return [r["eval/success"] for r in records if "eval/success" in r]
+
+
+@pytest.mark.slow
+def test_bandit_reaches_0_8_in_10_steps(tmp_path):
+    # Measured: 0.609 -> 0.734, 0.750, 0.797, 0.891, 0.891 (steps 0, 2, ..., 10; ~35 s).
+    curve = eval_curve("bandit.yaml", tmp_path, "steps=10", "eval.every=5")
+    assert curve[0] < 0.7, "the random-door warm start should not know the paying door"
+    assert curve[-1] >= 0.8, curve
+
+
+@pytest.mark.slow
+def test_contextual_bandit_reaches_0_9_in_10_steps(tmp_path):
+    # Measured: 0.343 -> 0.984 at step 10 (1.0 at step 20); the input-independent best is 0.5.
+    curve = eval_curve("contextual_bandit.yaml", tmp_path, "steps=10", "eval.every=10")
+    assert curve[0] < 0.6
+    assert curve[-1] >= 0.9, curve
