@@ -78,8 +78,16 @@ class ServerProcess:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        argv = [sys.executable, __file__, "--serve", str(self.port), "--delay-ms", str(delay_ms),
-                "--max-sessions", str(max_sessions)]
+        argv = [
+            sys.executable,
+            __file__,
+            "--serve",
+            str(self.port),
+            "--delay-ms",
+            str(delay_ms),
+            "--max-sessions",
+            str(max_sessions),
+        ]
         self.proc = subprocess.Popen(argv, start_new_session=True)
         self.url = f"ws://127.0.0.1:{self.port}"
         for _ in range(300):
@@ -113,8 +121,10 @@ async def step_times(env: TextEnv, steps: int) -> list[float]:
 
 async def overhead(steps: int, delay_ms: float) -> None:
     print(f"step latency, {steps} sequential steps (in-process vs remote, same run)")
-    print(f"{'delay':>8} {'in-proc p50':>12} {'remote p50':>11} {'ratio':>7} {'+us':>7} "
-          f"{'in-proc p99':>12} {'remote p99':>11} {'ratio':>7} {'+us':>7}")
+    print(
+        f"{'delay':>8} {'in-proc p50':>12} {'remote p50':>11} {'ratio':>7} {'+us':>7} "
+        f"{'in-proc p99':>12} {'remote p99':>11} {'ratio':>7} {'+us':>7}"
+    )
     for delay in (0.0, delay_ms):
         server = ServerProcess(delay, 16)
         try:
@@ -128,7 +138,12 @@ async def overhead(steps: int, delay_ms: float) -> None:
         row = [f"{delay:>6g}ms"]
         for q in (0.5, 0.99):
             pa, pb = percentile(a, q), percentile(b, q)
-            row += [f"{pa * 1e6:>10.0f}us", f"{pb * 1e6:>9.0f}us", f"{pb / pa:>6.2f}x", f"{(pb - pa) * 1e6:>7.0f}"]
+            row += [
+                f"{pa * 1e6:>10.0f}us",
+                f"{pb * 1e6:>9.0f}us",
+                f"{pb / pa:>6.2f}x",
+                f"{(pb - pa) * 1e6:>7.0f}",
+            ]
         print(" ".join(row))
 
 
@@ -149,8 +164,10 @@ async def session(env: RemoteEnv, steps: int, timeout_s: float, latencies: list[
 
 async def sessions(levels: list[int], delay_ms: float, steps: int, timeout_s: float) -> None:
     print(f"\nconcurrent sessions on one server process, env step = {delay_ms:g} ms wait, {steps} steps each")
-    print(f"{'sessions':>9} {'success':>8} {'step p50':>9} {'p50/delay':>10} {'step p99':>9} {'p99/delay':>10} "
-          f"{'wall':>7} {'server cpu':>11} {'client cpu':>11}")
+    print(
+        f"{'sessions':>9} {'success':>8} {'step p50':>9} {'p50/delay':>10} {'step p99':>9} {'p99/delay':>10} "
+        f"{'wall':>7} {'server cpu':>11} {'client cpu':>11}"
+    )
     best = None
     for level in levels:
         server = ServerProcess(delay_ms, max(levels))
@@ -160,14 +177,20 @@ async def sessions(levels: list[int], delay_ms: float, steps: int, timeout_s: fl
             envs = [RemoteEnv(server.url, ENV_ID, timeout_s=timeout_s) for _ in range(level)]
             cpu0, client0, start = server.cpu_s(), time.process_time(), time.perf_counter()
             ok = await asyncio.gather(*(session(env, steps, timeout_s, latencies) for env in envs))
-            wall, cpu, client = time.perf_counter() - start, server.cpu_s() - cpu0, time.process_time() - client0
+            wall, cpu, client = (
+                time.perf_counter() - start,
+                server.cpu_s() - cpu0,
+                time.process_time() - client0,
+            )
         finally:
             server.stop()
         rate = sum(ok) / level
         p50 = percentile(latencies, 0.5) * 1e3 if latencies else float("nan")
         p99 = percentile(latencies, 0.99) * 1e3 if latencies else float("nan")
-        print(f"{level:>9} {rate:>8.1%} {p50:>7.1f}ms {p50 / delay_ms:>9.2f}x {p99:>7.1f}ms {p99 / delay_ms:>9.2f}x "
-              f"{wall:>6.1f}s {cpu:>10.2f}s {client:>10.2f}s")
+        print(
+            f"{level:>9} {rate:>8.1%} {p50:>7.1f}ms {p50 / delay_ms:>9.2f}x {p99:>7.1f}ms {p99 / delay_ms:>9.2f}x "
+            f"{wall:>6.1f}s {cpu:>10.2f}s {client:>10.2f}s"
+        )
         if rate >= 0.95:
             best = level
     print(f"\nlargest level at >= 95% success: {best} sessions (one server process)")

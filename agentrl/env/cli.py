@@ -20,16 +20,43 @@ def env() -> None:
 @env_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Bind address (loopback unless told).")
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--max-sessions", default=1024, show_default=True, type=click.IntRange(min=1),
-              help="Sessions one process holds; the next one is told the server is busy.")
-@click.option("--idle-timeout", "idle_timeout_s", default=600.0, show_default=True, type=click.FloatRange(min=0.01),
-              help="Close a session untouched this many seconds.")
-@click.option("--token", default=None, help="Require this bearer token (default: $AGENTRL_ENV_TOKEN, else none).")
+@click.option(
+    "--max-sessions",
+    default=1024,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Sessions one process holds; the next one is told the server is busy.",
+)
+@click.option(
+    "--idle-timeout",
+    "idle_timeout_s",
+    default=600.0,
+    show_default=True,
+    type=click.FloatRange(min=0.01),
+    help="Close a session untouched this many seconds.",
+)
+@click.option(
+    "--token", default=None, help="Require this bearer token (default: $AGENTRL_ENV_TOKEN, else none)."
+)
 @click.option("--max-message-bytes", default=8 << 20, show_default=True, type=click.IntRange(min=1024))
-@click.option("--rate-limit", default=1000.0, show_default=True, type=click.FloatRange(min=1),
-              help="Frames a second per session.")
-def serve(env_id: str, options: tuple[str, ...], host: str, port: int, max_sessions: int, idle_timeout_s: float,
-          token: str | None, max_message_bytes: int, rate_limit: float) -> None:
+@click.option(
+    "--rate-limit",
+    default=1000.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="Frames a second per session.",
+)
+def serve(
+    env_id: str,
+    options: tuple[str, ...],
+    host: str,
+    port: int,
+    max_sessions: int,
+    idle_timeout_s: float,
+    token: str | None,
+    max_message_bytes: int,
+    rate_limit: float,
+) -> None:
     """Serve ENV_ID: each WebSocket client of ws://HOST:PORT/ws gets its own session."""
     from agentrl.env.base import EnvOptionError
     from agentrl.env.registry import UnknownEnvError
@@ -38,8 +65,13 @@ def serve(env_id: str, options: tuple[str, ...], host: str, port: int, max_sessi
     token = token or os.environ.get("AGENTRL_ENV_TOKEN") or None
     try:
         server = EnvServer(
-            env_id, parse_env_options(options), max_sessions=max_sessions, idle_timeout_s=idle_timeout_s,
-            token=token, max_message_bytes=max_message_bytes, rate_limit=rate_limit,
+            env_id,
+            parse_env_options(options),
+            max_sessions=max_sessions,
+            idle_timeout_s=idle_timeout_s,
+            token=token,
+            max_message_bytes=max_message_bytes,
+            rate_limit=rate_limit,
         )
     except (UnknownEnvError, EnvOptionError) as exc:
         raise click.ClickException(str(exc)) from None

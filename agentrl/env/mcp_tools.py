@@ -92,7 +92,9 @@ class McpConfig(EnvConfig):
     server: str = Field(description="A command line (stdio) or an http(s):// streamable-HTTP MCP URL.")
     tasks: str = Field(description="JSONL tasks file: id, prompt, answer[, split].")
     instructions: str = Field(default=INSTRUCTIONS, description="System prompt.")
-    timeout_s: float = Field(default=60.0, gt=0, description="Longest wait for the server to start or answer.")
+    timeout_s: float = Field(
+        default=60.0, gt=0, description="Longest wait for the server to start or answer."
+    )
     max_turns: int = Field(default=10, ge=1)
 
 
@@ -113,7 +115,9 @@ class _McpSession:
             return await asyncio.wait_for(asyncio.shield(ready), self.timeout_s)
         except TimeoutError:
             await self.close()
-            raise McpUnavailable(f"MCP server {self.server!r} did not start within {self.timeout_s:g} s") from None
+            raise McpUnavailable(
+                f"MCP server {self.server!r} did not start within {self.timeout_s:g} s"
+            ) from None
 
     async def _own(self, ready: asyncio.Future) -> None:
         from mcp import ClientSession, StdioServerParameters
@@ -131,14 +135,18 @@ class _McpSession:
                 session = await stack.enter_async_context(ClientSession(read, write))
                 await session.initialize()
                 listed = await session.list_tools()
-                tools = [ToolSpec(name=t.name, description=t.description or "", parameters=t.inputSchema)
-                         for t in listed.tools]
+                tools = [
+                    ToolSpec(name=t.name, description=t.description or "", parameters=t.inputSchema)
+                    for t in listed.tools
+                ]
                 self.session = session
                 ready.set_result(tools)
                 await self._stop.wait()
         except Exception as exc:  # noqa: BLE001 - whatever broke the transport: the server is unavailable
             if not ready.done():
-                ready.set_exception(McpUnavailable(f"cannot start or reach MCP server {self.server!r}: {exc}"))
+                ready.set_exception(
+                    McpUnavailable(f"cannot start or reach MCP server {self.server!r}: {exc}")
+                )
         finally:
             self.session = None
 
@@ -148,7 +156,9 @@ class _McpSession:
         if self.session is None:
             raise McpUnavailable(f"the MCP server {self.server!r} is gone")
         try:
-            result = await self.session.call_tool(name, arguments, read_timeout_seconds=timedelta(seconds=self.timeout_s))
+            result = await self.session.call_tool(
+                name, arguments, read_timeout_seconds=timedelta(seconds=self.timeout_s)
+            )
         except McpError as exc:
             raise McpUnavailable(f"MCP server {self.server!r} failed on {name}: {exc}") from exc
         except Exception as exc:
@@ -192,15 +202,21 @@ class McpToolEnv(TextEnv):
             except ActionError as exc:
                 return StepOutcome(f"Error: {exc}", valid_action=False, error=str(exc))
             responses = [await on_io(self._mcp.call(call.name, call.arguments)) for call in calls]
-            body = "\n".join(f"<tool_response>{json.dumps(r, ensure_ascii=False)}</tool_response>" for r in responses)
+            body = "\n".join(
+                f"<tool_response>{json.dumps(r, ensure_ascii=False)}</tool_response>" for r in responses
+            )
             return StepOutcome(body, tool_calls=len(calls))
         answer = extract_answer(action)
         if answer is None:
             message = "Call a tool with <tool_call>...</tool_call> or answer with <answer>ANSWER</answer>."
             return StepOutcome(f"Error: {message}", valid_action=False, error=message)
         correct = answer.strip().casefold() == self.task.data["answer"].strip().casefold()
-        return StepOutcome("Correct." if correct else "Wrong answer.", reward=float(correct), terminated=True,
-                           success=correct)
+        return StepOutcome(
+            "Correct." if correct else "Wrong answer.",
+            reward=float(correct),
+            terminated=True,
+            success=correct,
+        )
 
     async def aclose(self) -> None:
         await on_io(self._mcp.close())

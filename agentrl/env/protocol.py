@@ -88,8 +88,18 @@ class EnvSpecData(BaseModel):
 
 # Error codes: OpenEnv's (first line) and agentrl's. The client maps each to an exception.
 ErrorCode = Literal[
-    "INVALID_JSON", "UNKNOWN_TYPE", "VALIDATION_ERROR", "EXECUTION_ERROR", "CAPACITY_REACHED", "SESSION_ERROR",
-    "TOO_LARGE", "RATE_LIMITED", "OPTION_ERROR", "USAGE_ERROR", "INFRA_ERROR", "EXPIRED",
+    "INVALID_JSON",
+    "UNKNOWN_TYPE",
+    "VALIDATION_ERROR",
+    "EXECUTION_ERROR",
+    "CAPACITY_REACHED",
+    "SESSION_ERROR",
+    "TOO_LARGE",
+    "RATE_LIMITED",
+    "OPTION_ERROR",
+    "USAGE_ERROR",
+    "INFRA_ERROR",
+    "EXPIRED",
 ]
 
 
@@ -108,7 +118,9 @@ def error_frame(code: ErrorCode, message: str) -> dict[str, Any]:
     return {"type": "error", "data": {"code": code, "message": message}}
 
 
-def observation_frame(text: str, reward: float, terminated: bool, truncated: bool, info: dict) -> dict[str, Any]:
+def observation_frame(
+    text: str, reward: float, terminated: bool, truncated: bool, info: dict
+) -> dict[str, Any]:
     return {
         "type": "observation",
         "data": {

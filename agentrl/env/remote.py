@@ -122,7 +122,9 @@ class _Link:
             )
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             await self.drop()
-            raise RemoteEnvError(f"cannot reach the env server at {self.ws_url}: {exc or type(exc).__name__}") from exc
+            raise RemoteEnvError(
+                f"cannot reach the env server at {self.ws_url}: {exc or type(exc).__name__}"
+            ) from exc
 
     async def request(self, frame: dict[str, Any]) -> dict[str, Any]:
         """Send one frame, return the reply frame; an ``error`` reply raises (see the module doc)."""
@@ -134,7 +136,9 @@ class _Link:
             message = await asyncio.wait_for(self._ws.receive(), self.timeout_s)
         except TimeoutError:
             await self.drop()
-            raise RemoteEnvTimeout(f"the env server at {self.ws_url} did not answer in {self.timeout_s:g} s") from None
+            raise RemoteEnvTimeout(
+                f"the env server at {self.ws_url} did not answer in {self.timeout_s:g} s"
+            ) from None
         except (aiohttp.ClientError, ConnectionError) as exc:
             await self.drop()
             raise RemoteEnvError(f"lost the env server at {self.ws_url}: {exc}") from exc
@@ -167,7 +171,9 @@ class _Link:
 
 def fetch_spec(base: str, token: str | None, timeout_s: float) -> EnvSpecData:
     """The server's ``GET /spec`` (instructions and tools), fetched synchronously."""
-    request = urllib.request.Request(base + "/spec", headers={"Authorization": f"Bearer {token}"} if token else {})
+    request = urllib.request.Request(
+        base + "/spec", headers={"Authorization": f"Bearer {token}"} if token else {}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return EnvSpecData.model_validate_json(response.read())
@@ -183,11 +189,15 @@ class RemoteConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(description="The server, ws://HOST:PORT (or http://HOST:PORT).")
-    env_id: str | None = Field(default=None, description="Expected env id; a server serving another env is an error.")
+    env_id: str | None = Field(
+        default=None, description="Expected env id; a server serving another env is an error."
+    )
     token: str | None = Field(default=None, description="Bearer token, if the server requires one.")
     timeout_s: float = Field(default=120.0, gt=0, description="Longest wait for one answer.")
     connect_timeout_s: float = Field(default=10.0, gt=0)
-    session_id: str | None = Field(default=None, description="Attach to this server-side session (set by fork).")
+    session_id: str | None = Field(
+        default=None, description="Attach to this server-side session (set by fork)."
+    )
 
 
 class RemoteEnv(TextEnv):
@@ -205,7 +215,9 @@ class RemoteEnv(TextEnv):
             raise EnvOptionError(f"env_id: the server at {base} serves {spec.env_id!r}, not {env_id!r}")
         self.instructions = spec.instructions
         self.tools: list[ToolSpec] = spec.tools
-        self.spec = EnvSpec(id=spec.env_id, entry_point="agentrl.env.remote:RemoteEnv", kwargs=config.model_dump())
+        self.spec = EnvSpec(
+            id=spec.env_id, entry_point="agentrl.env.remote:RemoteEnv", kwargs=config.model_dump()
+        )
         self._link = _Link(base, config.token, config.timeout_s, config.connect_timeout_s)
         self._session_id = config.session_id
         self._started = False
@@ -213,7 +225,9 @@ class RemoteEnv(TextEnv):
         self._task_id: str | None = None
 
     def build_tasks(self) -> TaskSet:
-        raise NotImplementedError("a RemoteEnv's tasks live on the server; pick one with options={'task_id': ...}")
+        raise NotImplementedError(
+            "a RemoteEnv's tasks live on the server; pick one with options={'task_id': ...}"
+        )
 
     def state_key(self) -> str | None:
         return self._state_key
@@ -227,7 +241,9 @@ class RemoteEnv(TextEnv):
         observation, _, _, _, info = self._take(on_io_sync(self._request(self._reset_frame(seed, options))))
         return observation, info
 
-    async def areset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict]:
+    async def areset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict]:
         observation, _, _, _, info = self._take(await on_io(self._request(self._reset_frame(seed, options))))
         return observation, info
 
@@ -283,7 +299,11 @@ class RemoteEnv(TextEnv):
     def _twin(self, reply: dict[str, Any]) -> RemoteEnv:
         twin = RemoteEnv(**{**self.config.model_dump(), "session_id": reply["data"]["session_id"]})
         twin._started, twin._done, twin._turn = True, self._done, self._turn
-        twin._state_key, twin._task_id, twin._last_observation = self._state_key, self._task_id, self._last_observation
+        twin._state_key, twin._task_id, twin._last_observation = (
+            self._state_key,
+            self._task_id,
+            self._last_observation,
+        )
         return twin
 
     async def _request(self, frame: dict[str, Any]) -> dict[str, Any]:
@@ -303,7 +323,13 @@ class RemoteEnv(TextEnv):
         self._done = bool(data["done"])
         self._last_observation = observation["text"]
         self._started = True
-        return observation["text"], float(data["reward"]), observation["terminated"], observation["truncated"], info
+        return (
+            observation["text"],
+            float(data["reward"]),
+            observation["terminated"],
+            observation["truncated"],
+            info,
+        )
 
 
 class OpenEnvConfig(EnvConfig):
@@ -316,7 +342,9 @@ class OpenEnvConfig(EnvConfig):
     observation_field: str | None = Field(
         default=None, description="Show this field of the observation; None: the observation as JSON."
     )
-    instructions: str = Field(default="", description="System prompt for the agent (OpenEnv servers have none).")
+    instructions: str = Field(
+        default="", description="System prompt for the agent (OpenEnv servers have none)."
+    )
     token: str | None = None
     timeout_s: float = Field(default=120.0, gt=0)
     connect_timeout_s: float = Field(default=10.0, gt=0)
@@ -355,7 +383,9 @@ class OpenEnvEnv(TextEnv):
             try:
                 payload = json.loads(action)
             except json.JSONDecodeError as exc:
-                return StepOutcome(f"Error: the action is not JSON ({exc.msg}).", valid_action=False, error=exc.msg)
+                return StepOutcome(
+                    f"Error: the action is not JSON ({exc.msg}).", valid_action=False, error=exc.msg
+                )
             if not isinstance(payload, dict):
                 message = "the action must be a JSON object"
                 return StepOutcome(f"Error: {message}.", valid_action=False, error=message)
@@ -364,12 +394,20 @@ class OpenEnvEnv(TextEnv):
         except RemoteEnvError as exc:
             if exc.code != "VALIDATION_ERROR":
                 raise
-            return StepOutcome(f"Error: the action does not fit the env's action schema: {exc}", valid_action=False,
-                               error=str(exc))
+            return StepOutcome(
+                f"Error: the action does not fit the env's action schema: {exc}",
+                valid_action=False,
+                error=str(exc),
+            )
         data = reply["data"]
         reward, done = float(data.get("reward") or 0.0), bool(data.get("done"))
-        return StepOutcome(self._render(data), reward=reward, terminated=done, success=done and reward > 0,
-                           info={"openenv_metadata": data.get("metadata") or {}})
+        return StepOutcome(
+            self._render(data),
+            reward=reward,
+            terminated=done,
+            success=done and reward > 0,
+            info={"openenv_metadata": data.get("metadata") or {}},
+        )
 
     def _render(self, data: dict[str, Any]) -> str:
         field = self.config.observation_field  # type: ignore[attr-defined]

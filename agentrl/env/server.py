@@ -141,17 +141,26 @@ class EnvServer:
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response(
-            {"status": "healthy", "env_id": self.env_id, "sessions": len(self.sessions), "max_sessions": self.max_sessions}
+            {
+                "status": "healthy",
+                "env_id": self.env_id,
+                "sessions": len(self.sessions),
+                "max_sessions": self.max_sessions,
+            }
         )
 
     async def _spec(self, request: web.Request) -> web.Response:
         return web.json_response(self._spec_data(None))
 
     async def _schema(self, request: web.Request) -> web.Response:
-        return web.json_response({"action": ACTION_SCHEMA, "observation": OBSERVATION_SCHEMA, "state": STATE_SCHEMA})
+        return web.json_response(
+            {"action": ACTION_SCHEMA, "observation": OBSERVATION_SCHEMA, "state": STATE_SCHEMA}
+        )
 
     def _spec_data(self, session_id: str | None) -> dict[str, Any]:
-        spec = EnvSpecData(env_id=self.env_id, session_id=session_id, instructions=self.instructions, tools=self.tools)
+        spec = EnvSpecData(
+            env_id=self.env_id, session_id=session_id, instructions=self.instructions, tools=self.tools
+        )
         return spec.model_dump(mode="json")
 
     # ----------------------------------------------------------------- sessions
@@ -187,7 +196,9 @@ class EnvServer:
             for session in [s for s in self.sessions.values() if s.last_active < cutoff]:
                 if session.ws is not None and not session.ws.closed:
                     try:
-                        await session.ws.send_json(error_frame("EXPIRED", f"session idle for {self.idle_timeout_s:g} s; closed"))
+                        await session.ws.send_json(
+                            error_frame("EXPIRED", f"session idle for {self.idle_timeout_s:g} s; closed")
+                        )
                         await session.ws.close()
                     except ConnectionError:
                         pass  # the client is gone too
@@ -218,7 +229,9 @@ class EnvServer:
             return ws
         except Exception as exc:  # the env could not be built: this client is told, the server goes on
             log.exception("building a session of %s failed", self.env_id)
-            await ws.send_json(error_frame("EXECUTION_ERROR", f"building the env failed: {type(exc).__name__}: {exc}"))
+            await ws.send_json(
+                error_frame("EXECUTION_ERROR", f"building the env failed: {type(exc).__name__}: {exc}")
+            )
             await ws.close()
             return ws
         bucket = TokenBucket(self.rate_limit)
@@ -267,7 +280,9 @@ class EnvServer:
         if not bucket.take():
             return error_frame("RATE_LIMITED", f"more than {self.rate_limit:g} frames a second; slow down")
         if len(raw) > self.max_message_bytes:
-            return error_frame("TOO_LARGE", f"frame of {len(raw)} bytes; the limit is {self.max_message_bytes}")
+            return error_frame(
+                "TOO_LARGE", f"frame of {len(raw)} bytes; the limit is {self.max_message_bytes}"
+            )
         try:
             payload = json.loads(raw)
         except (json.JSONDecodeError, RecursionError) as exc:
@@ -277,8 +292,12 @@ class EnvServer:
         except ValidationError as exc:
             kind = payload.get("type") if isinstance(payload, dict) else None
             if kind not in _KNOWN_TYPES:
-                return error_frame("UNKNOWN_TYPE", f"unknown message type {kind!r}; known: {', '.join(sorted(_KNOWN_TYPES))}")
-            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors())
+                return error_frame(
+                    "UNKNOWN_TYPE", f"unknown message type {kind!r}; known: {', '.join(sorted(_KNOWN_TYPES))}"
+                )
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors()
+            )
             return error_frame("VALIDATION_ERROR", f"invalid {kind} message: {problems}")
         session.last_active = time.monotonic()
         try:

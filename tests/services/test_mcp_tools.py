@@ -19,8 +19,12 @@ from agentrl.env.mcp_tools import McpToolEnv, McpUnavailable, load_tasks
 from agentrl.errors import InfraError
 
 SERVER = Path(__file__).with_name("mcp_server.py")
-PARIS_ROME = {"id": "q1", "prompt": "How many people live in Paris and Rome together?", "answer": "4900000",
-              "split": "train"}
+PARIS_ROME = {
+    "id": "q1",
+    "prompt": "How many people live in Paris and Rome together?",
+    "answer": "4900000",
+    "split": "train",
+}
 
 
 def call(name: str, **arguments) -> str:
@@ -30,7 +34,9 @@ def call(name: str, **arguments) -> str:
 @pytest.fixture
 def tasks(tmp_path):
     path = tmp_path / "tasks.jsonl"
-    path.write_text(json.dumps(PARIS_ROME) + "\n" + json.dumps({"id": "q2", "prompt": "Oslo?", "answer": "700000"}) + "\n")
+    path.write_text(
+        json.dumps(PARIS_ROME) + "\n" + json.dumps({"id": "q2", "prompt": "Oslo?", "answer": "700000"}) + "\n"
+    )
     return str(path)
 
 
@@ -40,19 +46,31 @@ def test_stdio_tools_come_from_the_server_and_calls_go_through_it(tasks):
         assert [t.name for t in env.tools] == ["population", "add"]
         add = env.tools[1]
         assert add.description == "The sum of two integers."
-        assert add.parameters["required"] == ["a", "b"] and add.parameters["properties"]["a"]["type"] == "integer"
+        assert (
+            add.parameters["required"] == ["a", "b"]
+            and add.parameters["properties"]["a"]["type"] == "integer"
+        )
         observation, info = env.reset(options={"task_id": "q1"})
         assert observation == PARIS_ROME["prompt"]
-        text, _reward, done, _, info = env.step(call("population", city="Paris") + call("population", city="Lima"))
-        responses = [json.loads(r) for r in text.removeprefix("<tool_response>").removesuffix("</tool_response>")
-                     .split("</tool_response>\n<tool_response>")]
+        text, _reward, done, _, info = env.step(
+            call("population", city="Paris") + call("population", city="Lima")
+        )
+        responses = [
+            json.loads(r)
+            for r in text.removeprefix("<tool_response>")
+            .removesuffix("</tool_response>")
+            .split("</tool_response>\n<tool_response>")
+        ]
         assert responses[0] == {"result": 2_100_000}
         assert "unknown city 'Lima'" in responses[1]["error"]  # the tool's own error: an observation
         assert info["tool_calls"] == 2 and info["valid_action"] and not done
         # arguments the server's schema refuses never reach it: an invalid action
         bad = env.step(call("add", a="two", b=3))
         assert not bad[4]["valid_action"] and "'two' is not of type 'integer'" in bad[0]
-        assert env.step(call("add", a=2_100_000, b=2_800_000))[0] == '<tool_response>{"result": 4900000}</tool_response>'
+        assert (
+            env.step(call("add", a=2_100_000, b=2_800_000))[0]
+            == '<tool_response>{"result": 4900000}</tool_response>'
+        )
         assert env.step("<answer>4900000</answer>")[1:3] == (1.0, True)
     finally:
         env.close()
@@ -67,8 +85,9 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_streamable_http_and_a_dead_server_is_infra(tasks):
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, str(SERVER), "http", str(port)], start_new_session=True,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, str(SERVER), "http", str(port)], start_new_session=True, stderr=subprocess.DEVNULL
+    )
     try:
         url = f"http://127.0.0.1:{port}/mcp"
         for _ in range(100):
@@ -80,7 +99,10 @@ def test_streamable_http_and_a_dead_server_is_infra(tasks):
         env = McpToolEnv(server=url, tasks=tasks, timeout_s=5)
         assert [t.name for t in env.tools] == ["population", "add"]
         env.reset(options={"task_id": "q2"})
-        assert env.step(call("population", city="oslo"))[0] == '<tool_response>{"result": 700000}</tool_response>'
+        assert (
+            env.step(call("population", city="oslo"))[0]
+            == '<tool_response>{"result": 700000}</tool_response>'
+        )
         twin = env.fork()  # a fresh session replaying the episode
         assert twin.turn == 1 and twin.step("<answer>700000</answer>")[1] == 1.0
         twin.close()

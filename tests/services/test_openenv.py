@@ -14,7 +14,9 @@ import agentrl
 from agentrl.env.remote import OpenEnvEnv, RemoteEnvError
 from agentrl.env.server import EnvServer, ServerThread
 
-openenv_server = pytest.importorskip("openenv.core.env_server.http_server", reason="pip install agentrl[interop]")
+openenv_server = pytest.importorskip(
+    "openenv.core.env_server.http_server", reason="pip install agentrl[interop]"
+)
 uvicorn = pytest.importorskip("uvicorn")
 from openenv.core import GenericEnvClient
 from openenv.core.env_server.interfaces import Environment
@@ -63,8 +65,9 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def openenv_url():
-    app = openenv_server.create_app(GuessEnvironment, GuessAction, GuessObservation, env_name="guess",
-                                    max_concurrent_envs=8)
+    app = openenv_server.create_app(
+        GuessEnvironment, GuessAction, GuessObservation, env_name="guess", max_concurrent_envs=8
+    )
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -104,7 +107,8 @@ def test_our_client_drives_an_openenv_server(openenv_url):
     assert [s[0] for s in steps] == [49, 24, 11] and steps[-1][1:] == ("correct", 1.0, True)
     assert env.turn == 5
     state = asyncio.run(env.state())
-    assert state["step_count"] == 3  # the unparsable action never reached the server, the refused one never ran
+    # the unparsable action never reached the server, the refused one never ran
+    assert state["step_count"] == 3
     env.close()
 
 
@@ -138,8 +142,12 @@ def test_openenv_client_drives_an_agentrl_env():
                 action = local.oracle_action()
                 text, reward, terminated, truncated, info = local.step(action)
                 result = client.step({"text": action})
-                assert result.observation == {"text": text, "info": info, "terminated": terminated,
-                                              "truncated": truncated}
+                assert result.observation == {
+                    "text": text,
+                    "info": info,
+                    "terminated": terminated,
+                    "truncated": truncated,
+                }
                 assert (result.reward, result.done) == (reward, terminated or truncated)
             state = client.state()
             assert state["step_count"] == 3 and state["task_id"] == local.task.id and state["done"] is True

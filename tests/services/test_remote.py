@@ -140,19 +140,32 @@ async def _frames(url: str, frames: list, headers=None) -> list[dict]:
 
 
 def test_malformed_frames_get_typed_errors_and_the_session_goes_on(calc_server):
-    replies = asyncio.run(_frames(calc_server.url, [
-        "{not json",
-        {"type": "teleport"},
-        {"type": "step", "data": {}},
-        {"type": "step", "data": {"text": "hi"}},  # before reset
-        {"type": "reset", "data": {"seed": -1}},
-        {"type": "reset", "data": {"seed": 1}},
-        {"type": "step", "data": {"text": "no tool call here"}},
-        {"type": "state"},
-    ]))
+    replies = asyncio.run(
+        _frames(
+            calc_server.url,
+            [
+                "{not json",
+                {"type": "teleport"},
+                {"type": "step", "data": {}},
+                {"type": "step", "data": {"text": "hi"}},  # before reset
+                {"type": "reset", "data": {"seed": -1}},
+                {"type": "reset", "data": {"seed": 1}},
+                {"type": "step", "data": {"text": "no tool call here"}},
+                {"type": "state"},
+            ],
+        )
+    )
     codes = [r["data"].get("code") if r["type"] == "error" else r["type"] for r in replies]
-    assert codes == ["INVALID_JSON", "UNKNOWN_TYPE", "VALIDATION_ERROR", "USAGE_ERROR", "VALIDATION_ERROR",
-                     "observation", "observation", "state"]
+    assert codes == [
+        "INVALID_JSON",
+        "UNKNOWN_TYPE",
+        "VALIDATION_ERROR",
+        "USAGE_ERROR",
+        "VALIDATION_ERROR",
+        "observation",
+        "observation",
+        "state",
+    ]
     assert "text: Field required" in replies[2]["data"]["message"]
     step = replies[6]["data"]
     assert step["observation"]["info"]["valid_action"] is False and step["reward"] == 0.0 and not step["done"]
@@ -238,7 +251,9 @@ def test_cli_server_killed_mid_episode_is_masked_by_the_rollout_engine():
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "agentrl", "env", "serve", CALC, "-e", "max_turns=5", "--port", str(port)],
-        stderr=subprocess.PIPE, text=True, start_new_session=True,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     try:
         url = f"ws://127.0.0.1:{port}"
