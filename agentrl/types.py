@@ -10,12 +10,14 @@ round-trips through JSON Lines with :func:`write_jsonl` / :func:`read_jsonl`.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticSerializationError
 
 Role = Literal["system", "user", "assistant", "tool"]
 TrajectoryStatus = Literal["ok", "truncated", "infra_error"]
@@ -265,10 +267,31 @@ def write_jsonl(path: str | Path, records: Iterable[BaseModel], append: bool = F
     count = 0
     with open(path, "a" if append else "w", encoding="utf-8") as f:
         for record in records:
-            f.write(record.model_dump_json())
+            f.write(_dump_line(record))
             f.write("\n")
             count += 1
     return count
+
+
+def _dump_line(record: BaseModel) -> str:
+    """One JSON line. Text that is not valid Unicode (a lone surrogate a chat API sent as
+    ``"\\ud800"``) cannot be UTF-8 encoded; it is written as a JSON ``\\uXXXX`` escape instead,
+    so the record is kept exactly rather than lost or altered."""
+    try:
+        return record.model_dump_json()
+    except PydanticSerializationError:
+        return json.dumps(record.model_dump(mode="json"), ensure_ascii=True)
+
+
+def _load_line(model: type[RecordT], line: str) -> RecordT:
+    try:
+        return model.model_validate_json(line)
+    except ValueError as exc:
+        try:  # the slow path for lines written by _dump_line's fallback (lone surrogate escapes)
+            data = json.loads(line)
+        except ValueError:
+            raise exc from None
+        return model.model_validate(data)
 
 
 def iter_jsonl(path: str | Path, model: type[RecordT]) -> Iterator[RecordT]:
@@ -278,7 +301,7 @@ def iter_jsonl(path: str | Path, model: type[RecordT]) -> Iterator[RecordT]:
             if not line.strip():
                 continue
             try:
-                yield model.model_validate_json(line)
+                yield _load_line(model, line)
             except ValueError as exc:
                 raise ValueError(f"{path}:{lineno}: not a valid {model.__name__}: {exc}") from exc
 

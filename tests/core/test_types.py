@@ -127,3 +127,19 @@ def test_message_to_chat_and_tool_openai_format():
 def test_step_record_text_round_trip(text, reward, tokens):
     record = StepRecord(index=0, observation=text, action=text[::-1], reward=reward, prompt_token_ids=tokens)
     assert StepRecord.model_validate_json(record.model_dump_json()) == record
+
+
+@given(st.text(st.characters(min_codepoint=0, max_codepoint=0x10FFFF)))  # includes lone surrogates
+def test_any_text_round_trips_through_jsonl_exactly(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("jsonl") / "t.jsonl"
+    trajectory = Trajectory(env_id="e", task_id="t", seed=0, steps=[step(0).model_copy(update={"action": text})])
+    write_jsonl(path, [trajectory], append=True)
+    assert read_jsonl(path, Trajectory) == [trajectory]
+
+
+def test_a_lone_surrogate_from_a_chat_api_is_kept_not_lost(tmp_path):
+    path = tmp_path / "t.jsonl"
+    message = Message(role="assistant", content="ok \ud800 ok")
+    write_jsonl(path, [message, Message(role="user", content="plain")])
+    assert [m.content for m in read_jsonl(path, Message)] == ["ok \ud800 ok", "plain"]
+    assert "\\ud800" in path.read_text().splitlines()[0]
