@@ -2,6 +2,7 @@
 the same tokens and losses as one process, a killed env worker survived, bad input caught early."""
 
 import asyncio
+import json
 import os
 import socket
 
@@ -121,6 +122,21 @@ def test_a_killed_env_worker_loses_and_duplicates_no_episode(cluster, tmp_path):
     assert engine.stats["infra_errors"] == engine.stats["retries"] == sum(t.info["attempts"] - 1 for t in members)
     assert engine.stats["attempts"] == 12 + engine.stats["infra_errors"]
     assert pool.alive == [False, True] and pool.stats["workers_lost"] == 1
+
+
+def test_a_one_step_off_run_end_to_end_on_the_cluster(cluster, tmp_path):
+    """``Trainer.run``: warm start, eval and RL steps on the env workers, a push per update, and
+    the actors and the connection gone at the end."""
+    small = ["steps=2", "mode=one_step_off", "rollout.groups_per_step=2", "rollout.group_size=2",
+             "rollout.max_tokens=8", "env.options.max_turns=3", "eval.episodes=2", "eval.greedy=false"]
+    trainer = make_trainer(tmp_path, [*small, *on_cluster(cluster)])
+    summary = trainer.run()
+    assert summary["steps"] == 2 and not ray.is_initialized()
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [0, 1, 2]
+    assert [r.get("policy_version") for r in records[1:]] == [1, 2]
+    assert records[2]["rollout/staleness"] <= 1 and records[2]["rollout/infra_errors"] == 0
+    assert "eval/success" in records[2]
 
 
 def test_too_few_cpus_and_an_unplaceable_bundle_are_named(cluster):
