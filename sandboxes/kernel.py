@@ -1,5 +1,9 @@
 """One persistent IPython shell process (:mod:`agentrl_sandboxes.shell`) driven over pipes.
 
+The shell process is forked from the sandbox's zygote (:mod:`agentrl_sandboxes.zygote`):
+IPython, numpy, sympy and the display machinery are already imported, so a fresh kernel (a
+start, a restart, a reset) is ready in milliseconds.
+
 Execution semantics of :meth:`KernelSession.execute`:
 
 * one cell at a time (an ``asyncio.Lock``); state persists between cells;
@@ -32,12 +36,12 @@ import json
 import os
 import re
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from agentrl_sandboxes.messages import Display, ExecError, ExecResult
+from agentrl_sandboxes.zygote import Forked, Zygote
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 TEXT_MIMES = ("text/plain", "text/html", "text/markdown", "text/latex", "image/svg+xml", "application/json")
@@ -71,7 +75,8 @@ class KernelSession:
         self.env = env or {}
         self.interrupt_grace = interrupt_grace
         self.lock = asyncio.Lock()
-        self.proc: asyncio.subprocess.Process | None = None
+        self.zygote = Zygote(self.workdir, self.env)
+        self.proc: Forked | None = None
         self.executions = 0
         self.restarts = 0
         self._requests: asyncio.WriteTransport | None = None
@@ -90,16 +95,11 @@ class KernelSession:
         req_r, req_w = os.pipe()
         rep_r, rep_w = os.pipe()
         try:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "agentrl_sandboxes.shell", str(req_r), str(rep_w),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=out_w,
-                stderr=err_w,
-                pass_fds=(req_r, rep_w),
-                cwd=self.workdir,
-                env={**os.environ, **self.env},
-                start_new_session=True,  # user code's killpg(0) hits the shell, not the server
-            )  # fmt: skip
+            self.proc = await self.zygote.fork([out_w, err_w, req_r, rep_w])
+        except BaseException:
+            for fd in (out_r, err_r, req_w, rep_r):
+                os.close(fd)
+            raise
         finally:
             for fd in (out_w, err_w, req_r, rep_w):
                 os.close(fd)
@@ -147,6 +147,11 @@ class KernelSession:
             await self.proc.wait()
             self.proc = None
 
+    async def close(self) -> None:
+        """Stop the kernel and the zygote (server shutdown)."""
+        await self.stop()
+        await self.zygote.stop()
+
     async def restart(self) -> None:
         self.restarts += 1
         await self.stop()
@@ -174,7 +179,9 @@ class KernelSession:
                 self._reply_parts = [lines.pop()]
                 for line in lines:
                     try:
-                        self._replies.put_nowait(_valid_unicode(json.loads(line)) if b"\\u" in line else json.loads(line))
+                        self._replies.put_nowait(
+                            _valid_unicode(json.loads(line)) if b"\\u" in line else json.loads(line)
+                        )
                     except ValueError:  # user code wrote junk into the reply pipe: not a reply
                         pass
             else:
@@ -217,7 +224,9 @@ class KernelSession:
                 except KernelDied:
                     exit_code = self.proc.returncode
                     await self.restart()
-                    return out.result("crashed", time.perf_counter() - start, state_kept=False, exit_code=exit_code)
+                    return out.result(
+                        "crashed", time.perf_counter() - start, state_kept=False, exit_code=exit_code
+                    )
                 if reply is not None:
                     return self._finish(out, reply, start, timed_out=False)
                 # Past the limit: interrupt (KeyboardInterrupt in the cell), restart if that fails.
@@ -240,7 +249,9 @@ class KernelSession:
             for kind, content in reply.get("outputs", []):
                 out.add(kind, content)
         except (TypeError, ValueError, AttributeError):  # the cell's code wrote a malformed reply
-            out.error = ExecError(name="OutputError", value="the cell produced output the sandbox could not read")
+            out.error = ExecError(
+                name="OutputError", value="the cell produced output the sandbox could not read"
+            )
         outcome = "timeout" if timed_out else "error" if out.error else "ok"
         return out.result(outcome, time.perf_counter() - start)
 

@@ -15,11 +15,20 @@ Routes (all JSON unless noted)::
 
 Errors come back as ``ErrorBody`` with an HTTP status (400 bad request, 404 missing file,
 409 busy, 500 server fault).
+
+The hot path, ``run_code``, has its own socket beside the HTTP one (``channel.sock``): one
+connection per sandbox kept open, frames of a 4-byte big-endian length and a payload (see
+:func:`frame`). Client → server: the token first, then one ``ExecuteRequest`` (JSON) per cell.
+Server → client, per cell: :data:`ACK` as soon as the request is taken (so the client can tell
+"the server died before it took my call" — infrastructure — from "during it"), then
+:data:`RESULT` + ``ExecResult`` or :data:`ERROR` + ``ErrorBody`` (a request that fails its model).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import struct
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,6 +37,21 @@ DEFAULT_MAX_OUTPUT = 1_000_000
 """Characters of stdout + stderr + result text kept per call; the rest is dropped (``truncated``)."""
 
 Outcome = Literal["ok", "error", "timeout", "crashed"]
+
+CHANNEL = "channel.sock"
+ACK, RESULT, ERROR = b"A", b"R", b"E"
+_LENGTH = struct.Struct(">I")
+
+
+def frame(payload: bytes) -> bytes:
+    """One frame of the run_code channel: the payload's length (4 bytes, big-endian), the payload."""
+    return _LENGTH.pack(len(payload)) + payload
+
+
+async def read_frame(reader: asyncio.StreamReader) -> bytes:
+    """The next frame's payload; ``asyncio.IncompleteReadError`` at EOF."""
+    (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
+    return await reader.readexactly(length)
 
 
 class Message(BaseModel):
@@ -86,7 +110,9 @@ class ExecResult(Message):
     truncated: bool = False
     execution_count: int | None = None
     state_kept: bool = True
-    exit_code: int | None = Field(None, description="the dead kernel's exit status (crashed); negative: a signal")
+    exit_code: int | None = Field(
+        None, description="the dead kernel's exit status (crashed); negative: a signal"
+    )
 
     @property
     def images(self) -> list[bytes]:

@@ -12,7 +12,9 @@ House rules:
 * file paths are relative to the work dir and may not leave it (``..``, absolute paths and
   symlinks that point outside are refused);
 * the server is a child subreaper (:mod:`agentrl_sandboxes.procs`), so ``/reset`` kills every
-  process user code left behind, however it detached itself;
+  process user code left behind, however it detached itself, and forks a fresh kernel from the
+  zygote (:mod:`agentrl_sandboxes.zygote`); it also empties the work dir, the ``--scratch``
+  folders (``/tmp``) and the kernel's home;
 * it stops when stdin reaches EOF if started with ``--exit-with-stdin`` (the local backend
   holds the other end of that pipe: if the host process dies, the sandbox goes with it);
 * every request must carry ``Authorization: Bearer <token>``, the per-sandbox secret the host
@@ -38,6 +40,10 @@ from pathlib import Path
 from agentrl_sandboxes import procs
 from agentrl_sandboxes.kernel import KernelSession
 from agentrl_sandboxes.messages import (
+    ACK,
+    CHANNEL,
+    ERROR,
+    RESULT,
     ErrorBody,
     ExecuteRequest,
     FileInfo,
@@ -45,6 +51,8 @@ from agentrl_sandboxes.messages import (
     ProcRequest,
     ProcResult,
     ResetRequest,
+    frame,
+    read_frame,
 )
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -62,11 +70,13 @@ def _error(status: int, error: str, detail: str = "") -> web.Response:
 
 
 class SandboxServer:
-    def __init__(self, workdir: Path, statedir: Path, token: str):
+    def __init__(self, workdir: Path, statedir: Path, token: str, scratch: list[Path] = ()):
+        self.token = token.encode()
         self.authorization = f"Bearer {token}"
         self.workdir = workdir.resolve()
         self.statedir = statedir
-        home = statedir / "home"
+        self.scratch = [Path(p) for p in scratch]
+        self.home = home = statedir / "home"
         home.mkdir(parents=True, exist_ok=True)
         env = {
             "HOME": str(home),
@@ -125,6 +135,28 @@ class SandboxServer:
     async def execute(self, request: web.Request) -> web.Response:
         req = await self.parse(request, ExecuteRequest)
         return _json(await self.kernel.execute(req.code, req.timeout, req.max_output))
+
+    async def channel(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """The run_code hot path (framing in :mod:`agentrl_sandboxes.messages`): token, then cells."""
+        try:
+            if not hmac.compare_digest(await read_frame(reader), self.token):
+                return
+            while True:
+                raw = await read_frame(reader)
+                writer.write(frame(ACK))
+                try:
+                    req = ExecuteRequest.model_validate_json(raw)
+                except ValidationError as exc:
+                    error = ErrorBody(error="invalid request", detail=str(exc))
+                    writer.write(frame(ERROR + error.model_dump_json().encode()))
+                    continue
+                result = await self.kernel.execute(req.code, req.timeout, req.max_output)
+                writer.write(frame(RESULT + result.model_dump_json().encode()))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the client went away
+        finally:
+            writer.close()
 
     async def exec(self, request: web.Request) -> web.Response:
         req = await self.parse(request, ProcRequest)
@@ -195,14 +227,18 @@ class SandboxServer:
             procs.kill_descendants(os.getpid(), keep=self._spared())
             if req.wipe_workdir:
                 wipe(self.workdir)
+            for folder in self.scratch:  # /tmp: everything but the server's own state
+                wipe(folder, keep=self.statedir)
+            wipe(self.home)
             await self.kernel.start()
         return _json(await self.health_model())
 
     def _spared(self) -> set[int]:
-        """Processes a cleanup must not touch: the kernel and running /exec children."""
+        """Processes a cleanup must not touch: the kernel, its zygote and running /exec children."""
         keep = set(self.exec_pids)
-        if self.kernel.pid is not None:
-            keep.add(self.kernel.pid)
+        for pid in (self.kernel.pid, self.kernel.zygote.pid):
+            if pid is not None:
+                keep.add(pid)
         return keep
 
     async def reaper(self) -> None:
@@ -232,9 +268,11 @@ class SandboxServer:
         return app
 
 
-def wipe(folder: Path) -> None:
-    """Remove everything inside ``folder`` (not the folder: it may be a mount point)."""
+def wipe(folder: Path, keep: Path | None = None) -> None:
+    """Remove everything inside ``folder`` but ``keep`` (not the folder: it may be a mount point)."""
     for entry in folder.iterdir():
+        if keep is not None and (entry == keep or keep.is_relative_to(entry)):
+            continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
         else:
@@ -255,7 +293,7 @@ async def serve(args: argparse.Namespace) -> None:
     ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    server = SandboxServer(workdir, Path(args.statedir), read_token(Path(args.token_file)))
+    server = SandboxServer(workdir, Path(args.statedir), read_token(Path(args.token_file)), args.scratch)
     await server.kernel.start()
     runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
     await runner.setup()
@@ -267,6 +305,10 @@ async def serve(args: argparse.Namespace) -> None:
     await site.start()
     if args.unix:
         os.chmod(args.unix, 0o600)  # the host connects as this uid or as root
+        channel_path = Path(args.unix).with_name(CHANNEL)
+        channel_path.unlink(missing_ok=True)
+        channel = await asyncio.start_unix_server(server.channel, channel_path, limit=MAX_UPLOAD)
+        os.chmod(channel_path, 0o600)
     print(f"agentrl-sandbox ready pid={os.getpid()}", flush=True)
 
     stop = asyncio.Event()
@@ -278,7 +320,9 @@ async def serve(args: argparse.Namespace) -> None:
     reaper = asyncio.create_task(server.reaper())
     await stop.wait()
     reaper.cancel()
-    await server.kernel.stop()
+    if args.unix:
+        channel.close()
+    await server.kernel.close()
     procs.kill_descendants(os.getpid())
     await runner.cleanup()
 
@@ -291,6 +335,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--statedir", required=True, help="private folder: kernel sockets, HOME, logs")
+    parser.add_argument("--scratch", action="append", default=[],
+                        help="a folder emptied on every reset (the sandbox's private /tmp), statedir kept")  # fmt: skip
     parser.add_argument("--token-file", required=True, help="file holding the per-sandbox secret (deleted)")
     parser.add_argument("--exit-with-stdin", action="store_true", help="stop when stdin reaches EOF")
     asyncio.run(serve(parser.parse_args(argv)))

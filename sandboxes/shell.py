@@ -1,7 +1,7 @@
 """The kernel process: one persistent IPython ``InteractiveShell`` driven over pipes.
 
-Run by :class:`agentrl_sandboxes.kernel.KernelSession` as
-``python -m agentrl_sandboxes.shell REQUEST_FD REPLY_FD``, in the work dir, in its own session.
+Built once per sandbox in the zygote (:func:`make_shell`) and served in each kernel process the
+zygote forks (:func:`serve`), in the work dir, in its own session.
 
 Why not ipykernel: a default ipykernel spends 4-7 ms per request in its own dispatch (ZeroMQ,
 message signing, the IOPub thread, busy/idle status messages), while ``InteractiveShell.run_cell``
@@ -96,17 +96,22 @@ class SandboxShell(InteractiveShell):
         return {"outputs": self.outputs, "execution_count": self.execution_count}
 
 
-def main(request_fd: int, reply_fd: int) -> None:
+def make_shell() -> SandboxShell:
+    """The shell, built once in the zygote (:mod:`agentrl_sandboxes.zygote`) before any fork."""
+    config = Config()
+    config.HistoryManager.enabled = False
+    config.InteractiveShell.colors = "nocolor"
+    return SandboxShell.instance(config=config)
+
+
+def serve(shell: SandboxShell, request_fd: int, reply_fd: int) -> None:
+    """Run cells from ``request_fd`` until EOF (in a kernel process forked from the zygote)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for fd in (request_fd, reply_fd):
         os.set_inheritable(fd, False)  # child processes of user code do not get the channels
     # line-buffered, never failing on odd characters: a lone surrogate is written escaped
     sys.stdout = open(1, "w", buffering=1, errors="backslashreplace", closefd=False)  # noqa: SIM115
     sys.stderr = open(2, "w", buffering=1, errors="backslashreplace", closefd=False)  # noqa: SIM115
-    config = Config()
-    config.HistoryManager.enabled = False
-    config.InteractiveShell.colors = "nocolor"
-    shell = SandboxShell.instance(config=config)
     with open(request_fd, "rb") as requests, open(reply_fd, "wb") as replies:
 
         def reply(message: dict[str, Any]) -> None:
@@ -120,7 +125,3 @@ def main(request_fd: int, reply_fd: int) -> None:
             if os.getpid() != owner:  # a child that user code forked and let fall out of the cell
                 os._exit(0)
             reply(result)
-
-
-if __name__ == "__main__":
-    main(int(sys.argv[1]), int(sys.argv[2]))

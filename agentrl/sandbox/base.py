@@ -19,7 +19,11 @@ from typing import Protocol, Self, runtime_checkable
 
 import aiohttp
 from agentrl_sandboxes.messages import (
+    ACK,
+    CHANNEL,
     DEFAULT_MAX_OUTPUT,
+    ERROR,
+    RESULT,
     ErrorBody,
     ExecResult,
     ExecuteRequest,
@@ -28,10 +32,18 @@ from agentrl_sandboxes.messages import (
     ProcRequest,
     ProcResult,
     ResetRequest,
+    frame,
+    read_frame,
 )
 from pydantic import BaseModel, ValidationError
 
-from agentrl.sandbox.errors import CodeCrashed, SandboxCrashed, SandboxError, SandboxTimeout, SandboxUnavailable
+from agentrl.sandbox.errors import (
+    CodeCrashed,
+    SandboxCrashed,
+    SandboxError,
+    SandboxTimeout,
+    SandboxUnavailable,
+)
 from agentrl.sandbox.limits import Limits
 
 # Seconds a call may take beyond its own timeout: interrupt grace (2 s) + a kernel restart.
@@ -75,6 +87,8 @@ class ServerSandbox:
         self.token = secrets.token_hex(32)  # sent on every request; the server rejects others
         self.socket_path: Path | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._channel: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._channel_lock = asyncio.Lock()
         self._alive = False
         self._closed = False
 
@@ -149,6 +163,7 @@ class ServerSandbox:
             return
         self._closed = True
         self._alive = False
+        self._drop_channel()
         if self._session is not None:
             await self._session.close()
         await self._terminate()
@@ -196,6 +211,57 @@ class ServerSandbox:
             raise SandboxError(f"sandbox server error {status} on {route}: {message}")
         return raw
 
+    async def _run_on_channel(self, req: ExecuteRequest, timeout: float) -> bytes:
+        """``run_code``'s transport: one kept-open connection to the server's channel socket
+        (framing: :mod:`agentrl_sandboxes.messages`); returns the ExecResult JSON.
+
+        The server acknowledges each request before running it, so a connection that drops
+        before the ack is a server that never took the call (:class:`SandboxCrashed`, infra), and
+        one that drops after it, with the server confirmed exited, was taken down by the code
+        (:class:`CodeCrashed`, ``sandbox_lost``)."""
+        if not self.alive:
+            raise SandboxCrashed(f"{self.backend} sandbox is not running")
+        async with self._channel_lock:
+            taken = False
+            try:
+                async with asyncio.timeout(timeout):
+                    if self._channel is None:
+                        path = self.socket_path.with_name(CHANNEL)
+                        self._channel = await asyncio.open_unix_connection(path, limit=1 << 30)
+                        self._channel[1].write(frame(self.token.encode()))
+                    reader, writer = self._channel
+                    writer.write(frame(req.model_dump_json().encode()))
+                    taken = await read_frame(reader) == ACK
+                    reply = await read_frame(reader)
+            except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
+                self._alive = False
+                self._drop_channel()
+                gone = taken and not isinstance(exc, TimeoutError) and await self._exited_within(EXIT_GRACE)
+                if gone:
+                    raise CodeCrashed(
+                        f"the code took the whole {self.backend} sandbox down during /execute",
+                        sandbox_lost=True,
+                    ) from exc
+                what = "stopped answering" if taken else "did not take the call"
+                raise SandboxCrashed(
+                    f"{self.backend} sandbox {what} ({type(exc).__name__}): {self._log_tail()}"
+                ) from exc
+            except BaseException:  # cancelled mid-call: the reply would land on the next call
+                self._drop_channel()
+                raise
+        kind, body = reply[:1], reply[1:]
+        if kind == RESULT:
+            return body
+        if kind == ERROR:
+            err = ErrorBody.model_validate_json(body)
+            raise ValueError(f"{err.error}: {err.detail}")
+        raise SandboxError(f"sandbox server sent an unknown reply {reply[:50]!r}")
+
+    def _drop_channel(self) -> None:
+        if self._channel is not None:
+            self._channel[1].close()
+            self._channel = None
+
     async def _exited_within(self, grace: float) -> bool:
         """True once the backend confirms the server exited (polled up to ``grace`` seconds:
         a dropped connection is seen before the process is reaped)."""
@@ -231,13 +297,15 @@ class ServerSandbox:
         sandbox stopped answering or was already dead.
         """
         req = ExecuteRequest(code=code, timeout=timeout, max_output=max_output)
-        result = ExecResult.model_validate_json(await self._call_code("/execute", timeout + CALL_SLACK, req))
+        result = ExecResult.model_validate_json(await self._run_on_channel(req, timeout + CALL_SLACK))
         if result.outcome == "timeout":
             how = "interrupted, state kept" if result.state_kept else "kernel restarted, state lost"
             raise SandboxTimeout(f"code ran past {timeout:g} s ({how})", result)
         if result.outcome == "crashed":
             raise CodeCrashed(
-                "the kernel died during the cell; a fresh kernel was started", result, exit_code=result.exit_code
+                "the kernel died during the cell; a fresh kernel was started",
+                result,
+                exit_code=result.exit_code,
             )
         return result
 

@@ -70,6 +70,7 @@ class LocalSandbox(ServerSandbox):
             "--unix", f"{isolation.SOCKDIR}/sandbox.sock",
             "--workdir", isolation.WORKDIR,
             "--statedir", isolation.STATEDIR,
+            "--scratch", "/tmp",
             "--token-file", f"{isolation.SOCKDIR}/token",
             "--exit-with-stdin",
         ]  # fmt: skip

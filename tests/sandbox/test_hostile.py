@@ -30,7 +30,7 @@ async def assert_pool_serves(pool) -> None:
     async with pool.sandbox(timeout=120) as sb:
         result = await sb.run_code("1 + 1", timeout=10)
         assert result.result == "2"
-        assert sandbox_processes(sb) == 2  # the server and its kernel, nothing else
+        assert sandbox_processes(sb) == 3  # the server, its zygote and its kernel, nothing else
         assert (await sb.exec(["ls", "-A"])).stdout == ""  # work dir wiped
 
 
@@ -172,5 +172,5 @@ async def test_background_processes_do_not_survive_release(pool):
     async with pool.sandbox(timeout=120) as sb:
         result = await sb.run_code(code, timeout=10)
         assert result.result == "'started'"
-        assert sandbox_processes(sb) == 4
+        assert sandbox_processes(sb) == 5  # server, zygote, kernel, two sleeps
     await assert_pool_serves(pool)
