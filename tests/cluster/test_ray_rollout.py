@@ -34,7 +34,7 @@ def cluster():
     )
     try:
         c.add_node(num_cpus=1, object_store_memory=store)
-        c.wait_for_nodes()
+        c.wait_for_nodes(timeout=180)  # generous: the CI machine may be busy
         yield c
     finally:
         if ray.is_initialized():
@@ -44,7 +44,8 @@ def cluster():
 
 
 def on_cluster(cluster, **changes) -> list[str]:
-    settings = {"address": cluster.address, "env_worker_cpus": 0.5, "sampler_cpus": 0.5, **changes}
+    settings = {"address": cluster.address, "env_worker_cpus": 0.5, "sampler_cpus": 0.5, "placement_timeout_s": 300,
+                **changes}
     return [f"cluster.{k}={v}" for k, v in settings.items()]
 
 
