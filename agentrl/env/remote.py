@@ -134,6 +134,12 @@ class _Link:
         try:
             await self._ws.send_str(dumps_frame(frame))
             message = await asyncio.wait_for(self._ws.receive(), self.timeout_s)
+        except asyncio.CancelledError:
+            # the reply may still come: a later request must not read it, so this connection goes
+            # (the next request re-attaches to the session on a fresh one)
+            ws, http, self._ws, self._http = self._ws, self._http, None, None
+            asyncio.ensure_future(_close_quietly(ws, http))
+            raise
         except TimeoutError:
             await self.drop()
             raise RemoteEnvTimeout(
@@ -163,10 +169,16 @@ class _Link:
 
     async def drop(self) -> None:
         ws, http, self._ws, self._http = self._ws, self._http, None, None
-        if ws is not None:
-            await ws.close()
-        if http is not None:
-            await http.close()
+        await _close_quietly(ws, http)
+
+
+async def _close_quietly(
+    ws: aiohttp.ClientWebSocketResponse | None, http: aiohttp.ClientSession | None
+) -> None:
+    if ws is not None:
+        await ws.close()
+    if http is not None:
+        await http.close()
 
 
 def fetch_spec(base: str, token: str | None, timeout_s: float) -> EnvSpecData:

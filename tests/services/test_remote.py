@@ -242,6 +242,21 @@ def test_a_slow_server_times_out_as_infra():
         assert time.perf_counter() - start < 1.5
 
 
+def test_a_cancelled_step_does_not_leave_its_reply_for_the_next_request():
+    with ServerThread(EnvServer("tests/Sleepy-v0", {"delay_s": 0.5})) as thread:
+        remote = RemoteEnv(thread.url)
+
+        async def cancel_then_step():
+            await remote.areset()
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.1):
+                    await remote.astep("first")
+            return await remote.astep("second")
+
+        assert asyncio.run(cancel_then_step())[0] == "echo second"  # not the late reply to "first"
+        remote.close()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
