@@ -186,15 +186,18 @@ class RolloutBatch:
         )
 
     def _rows(self, mask: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> list[TokenRow]:
-        rows = [
-            dataclasses.replace(
-                r, mask=list(r.mask), advantage=list(r.advantage), advantage_neg=list(r.advantage_neg)
+        """Copies of the token rows with ``mask``/``pos``/``neg`` (flat token axis) laid on."""
+        order = np.argsort(self.token_row, kind="stable")
+        bounds = np.searchsorted(self.token_row[order], np.arange(len(self.tokens) + 1))
+        rows = []
+        for ri, row in enumerate(self.tokens):
+            k = order[bounds[ri] : bounds[ri + 1]]
+            at = self.token_pos[k]
+            m, a, n = np.zeros(len(row), np.int64), np.zeros(len(row)), np.zeros(len(row))
+            m[at], a[at], n[at] = mask[k], pos[k], neg[k]
+            rows.append(
+                dataclasses.replace(row, mask=m.tolist(), advantage=a.tolist(), advantage_neg=n.tolist())
             )
-            for r in self.tokens
-        ]
-        for k, (ri, p) in enumerate(zip(self.token_row.tolist(), self.token_pos.tolist())):
-            row = rows[ri]
-            row.mask[p], row.advantage[p], row.advantage_neg[p] = int(mask[k]), float(pos[k]), float(neg[k])
         return rows
 
     # ------------------------------------------------------------------ metrics
