@@ -176,3 +176,18 @@ def test_deduplicated_tree_gradient_equals_the_materialised_paths_gradient(estim
     assert loss_dedup == pytest.approx(loss_paths, rel=1e-5)
     assert torch.allclose(g_dedup, g_paths, atol=1e-6, rtol=1e-4)
     assert g_paths.abs().max() > 1e-4  # a real gradient, not two zeros
+
+
+def test_chains_and_trees_mix_and_groups_carry_their_staleness():
+    from agentrl.rollout.engine import Group, GroupSpec
+
+    chain = Trajectory(task_id="t", group_id="h", final_reward=1.0, steps=[step(0, [1, 2], [3])])
+    groups = [
+        Group(GroupSpec(seed=1, group_id="g"), [small_tree()], staleness=2),
+        Group(GroupSpec(seed=2, group_id="h"), [chain], staleness=0),
+    ]
+    batch = RolloutBatch.from_groups(groups)
+    assert batch.groups == tuple(groups) and batch.trees
+    assert batch.steps.n_episodes == 3 and len(batch.tokens) == 3  # the chain became a one-path tree
+    metrics = batch.metrics(1.0)
+    assert metrics["rollout/staleness"] == 2 and metrics["rollout/episodes"] == 3
