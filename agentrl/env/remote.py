@@ -109,6 +109,9 @@ class _Link:
         self.timeout_s, self.connect_timeout_s = timeout_s, connect_timeout_s
         self._http: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
+        # one request at a time: a request cancelled by its caller finishes dropping the
+        # connection before the next one looks at it
+        self.lock = asyncio.Lock()
 
     def connected(self) -> bool:
         return self._ws is not None and not self._ws.closed
@@ -320,11 +323,12 @@ class RemoteEnv(TextEnv):
 
     async def _request(self, frame: dict[str, Any]) -> dict[str, Any]:
         """On the I/O loop: (re)connect to this env's session if needed, then one request."""
-        if not self._link.connected():
-            await self._link.connect({"session_id": self._session_id} if self._session_id else {})
-            if self._session_id is None:
-                self._session_id = (await self._link.request({"type": "spec"}))["data"]["session_id"]
-        return await self._link.request(frame)
+        async with self._link.lock:
+            if not self._link.connected():
+                await self._link.connect({"session_id": self._session_id} if self._session_id else {})
+                if self._session_id is None:
+                    self._session_id = (await self._link.request({"type": "spec"}))["data"]["session_id"]
+            return await self._link.request(frame)
 
     def _take(self, reply: dict[str, Any]) -> tuple[str, float, bool, bool, dict]:
         data = reply["data"]
@@ -402,7 +406,7 @@ class OpenEnvEnv(TextEnv):
                 message = "the action must be a JSON object"
                 return StepOutcome(f"Error: {message}.", valid_action=False, error=message)
         try:
-            reply = await on_io(self._link.request({"type": "step", "data": payload}))
+            reply = await on_io(self._request({"type": "step", "data": payload}))
         except RemoteEnvError as exc:
             if exc.code != "VALIDATION_ERROR":
                 raise
@@ -431,13 +435,18 @@ class OpenEnvEnv(TextEnv):
 
     async def state(self) -> dict[str, Any]:
         """OpenEnv's ``state`` of the current session (``episode_id``, ``step_count``, ...)."""
-        return (await on_io(self._link.request({"type": "state"})))["data"]
+        return (await on_io(self._request({"type": "state"})))["data"]
 
     async def _open_session(self, seed: int | None) -> dict[str, Any]:
         """On the I/O loop: a new OpenEnv session (a new connection) and its first observation."""
-        await self._link.close()
-        await self._link.connect({})
-        return await self._link.request({"type": "reset", "data": {"seed": seed}})
+        async with self._link.lock:
+            await self._link.close()
+            await self._link.connect({})
+            return await self._link.request({"type": "reset", "data": {"seed": seed}})
+
+    async def _request(self, frame: dict[str, Any]) -> dict[str, Any]:
+        async with self._link.lock:
+            return await self._link.request(frame)
 
     async def aclose(self) -> None:
         await on_io(self._link.close())

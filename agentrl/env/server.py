@@ -66,6 +66,8 @@ class Session:
     ws: web.WebSocketResponse | None = None
     episode_id: str | None = None
     episodes: int = 0
+    # one request at a time, even across connections (a re-attach while a request still runs)
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
 
 
 class TokenBucket:
@@ -301,7 +303,8 @@ class EnvServer:
             return error_frame("VALIDATION_ERROR", f"invalid {kind} message: {problems}")
         session.last_active = time.monotonic()
         try:
-            return await self._run(session, message)
+            async with session.lock:
+                return await self._run(session, message)
         except EnvOptionError as exc:
             return error_frame("OPTION_ERROR", str(exc))
         except InfraError as exc:

@@ -253,7 +253,10 @@ def test_a_cancelled_step_does_not_leave_its_reply_for_the_next_request():
                     await remote.astep("first")
             return await remote.astep("second")
 
+        start = time.perf_counter()
         assert asyncio.run(cancel_then_step())[0] == "echo second"  # not the late reply to "first"
+        # "first" still ran on the server, and "second" waited for it: 0.5 s + 0.5 s, not overlapped
+        assert remote.turn == 2 and time.perf_counter() - start >= 0.95
         remote.close()
 
 
