@@ -308,3 +308,15 @@ class _Killer:
 
     def act(self, observation: str) -> str:
         return "thinking"
+
+
+def test_cli_serve_bad_id_or_option_is_one_line():
+    from click.testing import CliRunner
+
+    from agentrl.cli import main
+
+    unknown = CliRunner().invoke(main, ["env", "serve", "agentrl/Calculatr-v0"])
+    assert unknown.exit_code == 1 and "Did you mean: agentrl/Calculator-v0" in unknown.output
+    assert "Traceback" not in unknown.output
+    bad = CliRunner().invoke(main, ["env", "serve", CALC, "-e", "max_turns=zero"])
+    assert bad.exit_code == 1 and "max_turns: Input should be a valid integer" in bad.output
