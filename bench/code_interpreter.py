@@ -145,7 +145,7 @@ async def throughput(backend: str, levels: list[int], episodes_per_worker: int) 
             print(f"  concurrency {concurrency:3d}: sandboxes unavailable ({exc})")
             continue
         print(f"  concurrency {concurrency:3d}: pooled {pooled:7.2f} ep/s   fresh sandbox {cold:7.2f} ep/s   "
-              f"ratio {pooled / cold:5.1f}x")  # fmt: skip
+              f"ratio {pooled / cold:5.1f}x   (load {os.getloadavg()[0]:.1f})")  # fmt: skip
 
 
 def docker_up() -> bool:

@@ -1,10 +1,19 @@
-"""Sandbox benchmark: cold start, pool acquire, execute round trip, throughput, memory.
+"""Sandbox benchmark: cold start, reset, pool acquire, execute round trip, throughput, memory.
 
 Every figure is printed beside baselines measured in the same run:
 
 * ``python -c CODE`` per call (what several frameworks do);
 * a plain jupyter_client blocking execute loop against a default ipykernel (TCP transport);
-* the floor: a persistent Python worker behind a pipe.
+* OpenEnv's WebSocket env server (``openenv`` + uvicorn, if installed) with an in-process
+  ``exec`` executor, driven by its own ``GenericEnvClient``;
+* the floor: a persistent Python worker behind a pipe;
+* for reset: the restart path before the zygote — a fresh interpreter building the IPython
+  shell inside the same sandbox (and with numpy, sympy and the inline backend imported, which
+  the zygote also gives).
+
+Throughput at each concurrency comes with the CPU seconds per cell of the client process, the
+sandbox servers and the kernels (from ``/proc``), so the limit at c=8 on a small machine shows.
+The load average is printed beside each figure (the machine may be shared).
 
 Usage: ``python bench/sandbox.py [--backends local,docker] [--n 300] [--concurrency 1,8,32]``
 """
@@ -13,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
@@ -22,7 +32,13 @@ from agentrl_sandboxes import procs
 
 from agentrl.sandbox import Limits, SandboxPool, create
 
-CELL = "1 + 1"
+CELL = "print(1 + 1)"
+OLD_RESTART = "from agentrl_sandboxes.shell import make_shell; make_shell()"
+OLD_RESTART_PRELOADED = OLD_RESTART + "; import numpy.random, sympy, matplotlib_inline.backend_inline"
+
+
+def load() -> str:
+    return f"load {os.getloadavg()[0]:.1f}"
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -34,7 +50,7 @@ def baseline_subprocess(n: int) -> list[float]:
     out = []
     for _ in range(n):
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", f"print({CELL})"], capture_output=True, check=True)
+        subprocess.run([sys.executable, "-c", CELL], capture_output=True, check=True)
         out.append(time.perf_counter() - t)
     return out
 
@@ -62,7 +78,7 @@ def baseline_jupyter(n: int) -> list[float]:
 
 def baseline_worker(n: int) -> list[float]:
     worker = subprocess.Popen(
-        [sys.executable, "-u", "-c", "import sys\nfor line in sys.stdin:\n    print(eval(line))"],
+        [sys.executable, "-u", "-c", "import sys\nfor line in sys.stdin:\n    exec(line)"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     out = []
@@ -75,6 +91,103 @@ def baseline_worker(n: int) -> list[float]:
     worker.stdin.close()
     worker.wait()
     return out
+
+
+def baseline_openenv(n: int) -> list[float] | None:
+    """OpenEnv's env server (WebSocket sessions) whose step runs the code with ``exec`` in-process."""
+    try:
+        import contextlib
+        import io
+        import socket
+        import threading
+
+        import uvicorn
+        from openenv.core import GenericEnvClient
+        from openenv.core.env_server import http_server
+        from openenv.core.env_server.interfaces import Environment
+        from openenv.core.env_server.types import Action, Observation, State
+    except ImportError:
+        return None
+
+    class CodeAction(Action):
+        code: str
+
+    class CodeObservation(Observation):
+        stdout: str = ""
+
+    class ExecEnvironment(Environment):
+        SUPPORTS_CONCURRENT_SESSIONS = True
+
+        def __init__(self):
+            super().__init__()
+            self.namespace: dict = {}
+            self._state = State(step_count=0)
+
+        def reset(self, seed=None, episode_id=None, **kwargs) -> CodeObservation:
+            self.namespace = {}
+            return CodeObservation()
+
+        def step(self, action: CodeAction, timeout_s=None, **kwargs) -> CodeObservation:
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                exec(action.code, self.namespace)  # noqa: S102 - the in-process executor baseline
+            return CodeObservation(stdout=out.getvalue())
+
+        @property
+        def state(self) -> State:
+            return self._state
+
+    app = http_server.create_app(
+        ExecEnvironment, CodeAction, CodeObservation, env_name="exec", max_concurrent_envs=4
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    out = []
+    try:
+        with GenericEnvClient(base_url=f"http://127.0.0.1:{port}").sync() as client:
+            client.reset()
+            for i in range(n + 20):
+                t = time.perf_counter()
+                result = client.step({"code": CELL})
+                if i >= 20:
+                    out.append(time.perf_counter() - t)
+            assert result.observation["stdout"] == "2\n", result.observation
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    return out
+
+
+def cpu_seconds(pids: list[int]) -> dict[str, float]:
+    """utime + stime of each process, summed by role (server / kernel+zygote / other)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {"server": 0.0, "kernel": 0.0}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        role = (
+            "server" if b"agentrl_sandboxes.server" in cmdline else "kernel" if b"zygote" in cmdline else None
+        )
+        if role:
+            out[role] += (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def sandbox_pids(sb) -> list[int]:
+    if sb.backend == "local":
+        return procs.descendants(sb.proc.pid)
+    return [int(row[1]) for row in sb.container.top()["Processes"]]
 
 
 def rss_mb(pids: list[int]) -> float:
@@ -109,9 +222,27 @@ async def bench_backend(backend: str, n: int, concurrency: list[int], base: dict
             await sb.run_code(CELL)
             lat.append(time.perf_counter() - t)
         p50, p99 = pct(lat, 0.5), pct(lat, 0.99)
-        print(f"[{backend}] execute round trip: p50 {p50 * 1e3:.2f} ms  p99 {p99 * 1e3:.2f} ms")
+        print(
+            f"[{backend}] execute `{CELL}` round trip: p50 {p50 * 1e3:.2f} ms  p99 {p99 * 1e3:.2f} ms  ({load()})"
+        )
         for name, xs in base.items():
             print(f"    vs {name:<28} p50 {pct(xs, 0.5) * 1e3:7.2f} ms  -> {pct(xs, 0.5) / p50:6.2f}x")
+        resets, old, old_pre = [], [], []
+        for _ in range(max(10, n // 10)):
+            t = time.perf_counter()
+            await sb.reset()
+            resets.append(time.perf_counter() - t)
+        for code, xs in ((OLD_RESTART, old), (OLD_RESTART_PRELOADED, old_pre)):
+            for _ in range(5):
+                t = time.perf_counter()
+                proc = await sb.exec(["python", "-c", code], timeout=60)
+                assert proc.returncode == 0, proc.stderr
+                xs.append(time.perf_counter() - t)
+        r50 = pct(resets, 0.5)
+        print(f"[{backend}] reset (kill, wipe, fresh kernel forked + ready): p50 {r50 * 1e3:.1f} ms  "
+              f"p90 {pct(resets, 0.9) * 1e3:.1f} ms  ({load()})")  # fmt: skip
+        for name, xs in (("restart before the zygote", old), ("... + numpy, sympy, inline", old_pre)):
+            print(f"    vs {name:<28} p50 {pct(xs, 0.5) * 1e3:7.1f} ms  -> {pct(xs, 0.5) / r50:6.1f}x")
         if backend == "local":
             pids = [sb.proc.pid, *procs.descendants(sb.proc.pid)]
             print(f"[{backend}] memory per live sandbox (RSS server + kernel): {rss_mb(pids):.0f} MiB")
@@ -130,18 +261,25 @@ async def bench_backend(backend: str, n: int, concurrency: list[int], base: dict
                 acquire.append(time.perf_counter() - t)
                 await pool.release(s, reset=False)
                 await asyncio.sleep(0)
-            per_worker = max(20, n // c)
+            per_worker = max(50, n // c)
 
             async def worker(per_worker: int = per_worker):
                 async with pool.sandbox() as s:
                     for _ in range(per_worker):
                         await s.run_code(CELL)
 
+            pids = [pid for s in pool._idle for pid in sandbox_pids(s)]
+            before, client_before = cpu_seconds(pids), time.process_time()
             t = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(c)))
             wall = time.perf_counter() - t
+            after, client = cpu_seconds(pids), time.process_time() - client_before
+            cells = c * per_worker
+            cpu = {"client": client, **{k: after[k] - before[k] for k in after}}
+            split = "  ".join(f"{k} {v / cells * 1e6:.0f}" for k, v in cpu.items())
             print(
-                f"[{backend}] concurrency {c:>2}: {c * per_worker / wall:7.0f} cells/s   "
+                f"[{backend}] concurrency {c:>2}: {cells / wall:7.0f} cells/s  ({load()})  "
+                f"CPU us/cell: {split} = {sum(cpu.values()) / cells * 1e6:.0f}   "
                 f"pool acquire p50 {pct(acquire, 0.5) * 1e6:.0f} us"
             )
 
@@ -152,12 +290,17 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--concurrency", default="1,8,32")
     args = parser.parse_args()
-    print("baselines (same run):")
+    print(f"baselines (same run, {load()} on {os.cpu_count()} CPUs):")
     base = {
         "python -c per call": baseline_subprocess(max(30, args.n // 5)),
         "plain jupyter_client loop": baseline_jupyter(args.n),
         "persistent pipe worker": baseline_worker(args.n),
     }
+    openenv = baseline_openenv(args.n)
+    if openenv is None:
+        print("    (OpenEnv baseline skipped: `openenv` / uvicorn not installed)")
+    else:
+        base["OpenEnv ws server, exec"] = openenv
     for name, xs in base.items():
         print(f"    {name:<28} p50 {pct(xs, 0.5) * 1e3:7.2f} ms  p99 {pct(xs, 0.99) * 1e3:7.2f} ms")
     for backend in args.backends.split(","):

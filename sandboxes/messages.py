@@ -19,9 +19,8 @@ Errors come back as ``ErrorBody`` with an HTTP status (400 bad request, 404 miss
 The hot path, ``run_code``, has its own socket beside the HTTP one (``channel.sock``): one
 connection per sandbox kept open, frames of a 4-byte big-endian length and a payload (see
 :func:`frame`). Client → server: the token first, then one ``ExecuteRequest`` (JSON) per cell.
-Server → client, per cell: :data:`ACK` as soon as the request is taken (so the client can tell
-"the server died before it took my call" — infrastructure — from "during it"), then
-:data:`RESULT` + ``ExecResult`` or :data:`ERROR` + ``ErrorBody`` (a request that fails its model).
+Server → client, per cell: :data:`RESULT` + ``ExecResult`` or :data:`ERROR` + ``ErrorBody`` (a
+request that fails its model).
 """
 
 from __future__ import annotations
@@ -39,7 +38,7 @@ DEFAULT_MAX_OUTPUT = 1_000_000
 Outcome = Literal["ok", "error", "timeout", "crashed"]
 
 CHANNEL = "channel.sock"
-ACK, RESULT, ERROR = b"A", b"R", b"E"
+RESULT, ERROR = b"R", b"E"
 _LENGTH = struct.Struct(">I")
 
 

@@ -40,7 +40,6 @@ from pathlib import Path
 from agentrl_sandboxes import procs
 from agentrl_sandboxes.kernel import KernelSession
 from agentrl_sandboxes.messages import (
-    ACK,
     CHANNEL,
     ERROR,
     RESULT,
@@ -143,7 +142,6 @@ class SandboxServer:
                 return
             while True:
                 raw = await read_frame(reader)
-                writer.write(frame(ACK))
                 try:
                     req = ExecuteRequest.model_validate_json(raw)
                 except ValidationError as exc:

@@ -134,14 +134,17 @@ class Zygote:
     async def fork(self, fds: list[int]) -> Forked:
         """A fresh kernel on ``fds`` (stdout, stderr, request, reply); the caller closes them."""
         async with self._lock:
-            if not self.alive():
-                await self.start()
-            loop = asyncio.get_running_loop()
-            socket.send_fds(self._sock, [b"fork"], fds)
-            pid = int(await loop.sock_recv(self._sock, 32) or 0)
-            if not pid:
-                raise RuntimeError("the zygote could not fork a kernel (see the server log)")
-            return Forked(pid)
+            for attempt in range(2):  # a zygote that died (killed by user code) is replaced once
+                if attempt or not self.alive():
+                    await self.start()
+                try:
+                    socket.send_fds(self._sock, [b"fork"], fds)
+                    pid = int(await asyncio.get_running_loop().sock_recv(self._sock, 32) or 0)
+                except OSError:
+                    continue
+                if pid:
+                    return Forked(pid)
+            raise RuntimeError("the zygote could not fork a kernel (see the server log)")
 
     async def stop(self) -> None:
         if self._sock is not None:
@@ -267,6 +270,9 @@ def main(control_fd: int) -> None:
             return
         try:
             pid = _fork_kernel(shell, fds, control) if len(fds) == MAX_FDS else 0
+        except OSError as exc:  # EAGAIN at the pids limit: no kernel this time, the zygote stays
+            print(f"zygote: fork failed: {exc}", file=sys.stderr, flush=True)
+            pid = 0
         finally:
             for fd in fds:
                 os.close(fd)

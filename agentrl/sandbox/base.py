@@ -19,7 +19,6 @@ from typing import Protocol, Self, runtime_checkable
 
 import aiohttp
 from agentrl_sandboxes.messages import (
-    ACK,
     CHANNEL,
     DEFAULT_MAX_OUTPUT,
     ERROR,
@@ -215,14 +214,14 @@ class ServerSandbox:
         """``run_code``'s transport: one kept-open connection to the server's channel socket
         (framing: :mod:`agentrl_sandboxes.messages`); returns the ExecResult JSON.
 
-        The server acknowledges each request before running it, so a connection that drops
-        before the ack is a server that never took the call (:class:`SandboxCrashed`, infra), and
-        one that drops after it, with the server confirmed exited, was taken down by the code
-        (:class:`CodeCrashed`, ``sandbox_lost``)."""
+        A connection the server already closed (seen by this loop before the request is sent)
+        means the server was gone before the call: :class:`SandboxCrashed` (infra). One that
+        drops after the request was sent, with the server confirmed exited, was taken down by
+        the call's code: :class:`CodeCrashed` (``sandbox_lost``)."""
         if not self.alive:
             raise SandboxCrashed(f"{self.backend} sandbox is not running")
         async with self._channel_lock:
-            taken = False
+            sent = False
             try:
                 async with asyncio.timeout(timeout):
                     if self._channel is None:
@@ -230,19 +229,21 @@ class ServerSandbox:
                         self._channel = await asyncio.open_unix_connection(path, limit=1 << 30)
                         self._channel[1].write(frame(self.token.encode()))
                     reader, writer = self._channel
+                    if reader.at_eof():
+                        raise ConnectionResetError("the server closed the connection before the call")
                     writer.write(frame(req.model_dump_json().encode()))
-                    taken = await read_frame(reader) == ACK
+                    sent = True
                     reply = await read_frame(reader)
             except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
                 self._alive = False
                 self._drop_channel()
-                gone = taken and not isinstance(exc, TimeoutError) and await self._exited_within(EXIT_GRACE)
+                gone = sent and not isinstance(exc, TimeoutError) and await self._exited_within(EXIT_GRACE)
                 if gone:
                     raise CodeCrashed(
                         f"the code took the whole {self.backend} sandbox down during /execute",
                         sandbox_lost=True,
                     ) from exc
-                what = "stopped answering" if taken else "did not take the call"
+                what = "stopped answering" if sent else "was gone before the call"
                 raise SandboxCrashed(
                     f"{self.backend} sandbox {what} ({type(exc).__name__}): {self._log_tail()}"
                 ) from exc
