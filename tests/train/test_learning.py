@@ -6,7 +6,7 @@ configs over several seeds and draws the curves.
 |---|---|---|---|---|---|---|
 | bandit (door 2 pays) | examples/bandit.yaml | 10 | ~0.6 | ≥ 0.8 | 0.5 | 1.0 |
 | contextual bandit (door depends on the room) | examples/contextual_bandit.yaml | 10 | ~0.35 | ≥ 0.9 | 0.5 | 1.0 |
-| maze (the embedded default) | examples/default.yaml | see below | ≤ 0.4 | see below | ~0.25 | 1.0 |
+| maze (the embedded default) | examples/default.yaml | 10 | ~0.22 | mean of steps 2-10 > start | ~0.2 | 1.0 |
 
 The warm starts of the bandits imitate *random* valid doors (``sft.demonstrator: random``): they
 teach the format, not the answer, so every point above 0.5 is RL's. Rollouts are reproducible
@@ -47,3 +47,17 @@ def test_contextual_bandit_reaches_0_9_in_10_steps(tmp_path):
     curve = eval_curve("contextual_bandit.yaml", tmp_path, "steps=10", "eval.every=10")
     assert curve[0] < 0.6
     assert curve[-1] >= 0.9, curve
+
+
+@pytest.mark.slow
+def test_short_gigpo_run_of_the_default_raises_maze_success_over_the_sft_start(tmp_path):
+    """The embedded default: 256 fixed evaluation episodes per point (SE ≈ 0.03), the mean of the
+    five points after RL starts against the SFT start. Not yet the issue's target (≥ 0.8): see
+    agentrl/train/README.md, "The embedded default"."""
+    import numpy as np
+
+    curve = eval_curve("default.yaml", tmp_path, "steps=10", "eval.every=2", "eval.episodes=256")
+    assert len(curve) == 6  # step 0 (after SFT), 2, 4, 6, 8, 10
+    start, after = curve[0], float(np.mean(curve[1:]))
+    assert 0.0 < start < 0.6, "the warm start should sometimes succeed and leave room to learn"
+    assert after > start, curve
