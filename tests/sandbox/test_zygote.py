@@ -44,6 +44,19 @@ fd = os.open("/work/leak.txt", os.O_RDONLY)
 subprocess.Popen(["sleep", "600"], start_new_session=True)
 subprocess.Popen(["sh", "-c", "(sleep 601 &) ; exit 0"])
 draws = (random.random(), float(numpy.random.rand()))
+import time
+def sleeps():
+    n = 0
+    for p in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            n += b"sleep" in open(f"/proc/{p}/cmdline", "rb").read()
+        except OSError:
+            pass
+    return n
+for _ in range(500):  # until both sleeps run (the second one starts behind a shell)
+    if sleeps() == 2:
+        break
+    time.sleep(0.01)
 """
 
 
