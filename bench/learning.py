@@ -47,16 +47,18 @@ TASKS = {
 }
 
 
+# Student's t, two-sided 95%, by degrees of freedom (1.96 beyond the table).
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+
+
 def t_interval(values: list[float]) -> tuple[float, float]:
     """Mean and the half-width of its 95% t-interval across seeds (0 for a single seed)."""
-    from scipy import stats
-
     n = len(values)
     mean = sum(values) / n
     if n < 2:
         return mean, 0.0
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return mean, float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+    return mean, T975.get(n - 1, 1.96) * sd / math.sqrt(n)
 
 
 def run_one(task: Task, seed: int, extra: list[str]) -> dict:
@@ -131,7 +133,8 @@ def plot(results: dict, path: Path) -> None:
             stats = [t_interval([r[key][i] for r in runs]) for i in range(len(steps))]
             mean = [m for m, _ in stats]
             ax.plot(steps, mean, marker="o", markersize=3, color=color, label=f"eval {label}")
-            ax.fill_between(steps, [m - h for m, h in stats], [m + h for m, h in stats], color=color, alpha=0.15)
+            low, high = [max(0.0, m - h) for m, h in stats], [min(1.0, m + h) for m, h in stats]
+            ax.fill_between(steps, low, high, color=color, alpha=0.15)
         ax.axhline(task["target"], color="k", ls="--", lw=0.8, label="target")
         ax.axhline(task["random"], color="0.5", ls=":", lw=0.8, label="random")
         ax.set_ylim(-0.02, 1.02)
