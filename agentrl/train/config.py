@@ -90,7 +90,10 @@ class TinyModelSpec(Section):
     num_heads: int = Field(default=4, ge=1)
     intermediate_size: int = Field(default=128, ge=8)
     vocab_size: int = Field(default=512, ge=300, description="Byte-level BPE vocabulary trained at start-up.")
-    initializer_range: float = Field(default=0.02, gt=0.0, description="Std of the normal weight init.")
+    initializer_range: float = Field(
+        default=0.1, gt=0.0,
+        description="Std of the normal weight init (0.1: the tiny model reads its input; see agentrl/train/README.md).",
+    )
 
 
 class ModelSection(Section):
@@ -182,7 +185,7 @@ class SFTSection(Section):
 
     episodes: int = Field(default=64, ge=0)
     steps: int = Field(
-        default=48, ge=1, description="Optimizer steps (batches of batch_rows), whatever the rows per episode."
+        default=28, ge=1, description="Optimizer steps (batches of batch_rows), whatever the rows per episode."
     )
     demonstrator: Literal["oracle", "random"] = Field(
         default="oracle", description="Imitate the env's oracle, or its random valid actions (teaches the format only)."
@@ -220,7 +223,7 @@ class TrainConfig(Section):
     # 4 optimizer steps per RL step, anchored to the warm start by a KL term. Measured on the maze:
     # 1 step per RL step at lr 5e-4 barely moved the policy in 12 steps; 8 steps at lr 1e-3 without
     # KL collapsed it (entropy 0.6 → 4, turns cut by max_tokens, success → 0 in 4 steps).
-    optim: OptimConfig = OptimConfig(lr=3e-4, minibatches=4, micro_batch_tokens=16384)
+    optim: OptimConfig = OptimConfig(lr=3e-4, ppo_epochs=4, minibatches=4, micro_batch_tokens=16384)
     sft: SFTSection = SFTSection()
     eval: EvalSection = EvalSection()
     checkpoint: CheckpointSection = CheckpointSection()

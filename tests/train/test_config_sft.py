@@ -18,7 +18,7 @@ def test_sft_steps_are_optimizer_steps_of_full_batches_with_rows_seen_evenly():
 
 
 def test_the_default_sizes_sft_in_steps():
-    assert load_config().sft.steps == 48
+    assert load_config().sft.steps == 28
 
 
 def test_cpu_threads_auto_is_half_the_usable_cores_at_least_one():
