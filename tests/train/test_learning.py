@@ -4,9 +4,9 @@ configs over several seeds and draws the curves.
 
 | task | config | steps | start (seed 0) | target | random | optimum |
 |---|---|---|---|---|---|---|
-| bandit (door 2 pays) | examples/bandit.yaml | 10 | ~0.6 | ≥ 0.8 | 0.5 | 1.0 |
+| bandit (door 2 pays) | examples/bandit.yaml | 10 | ~0.63 | ≥ 0.8 | 0.5 | 1.0 |
 | contextual bandit (door depends on the room) | examples/contextual_bandit.yaml | 10 | ~0.35 | ≥ 0.9 | 0.5 | 1.0 |
-| maze (the embedded default) | examples/default.yaml | 10 | ~0.22 | mean of steps 2-10 > start | ~0.2 | 1.0 |
+| maze (the embedded default) | examples/default.yaml | 10 | ~0.41 | mean of steps 2-10 > start | ~0.2 | 1.0 |
 
 The warm starts of the bandits imitate *random* valid doors (``sft.demonstrator: random``): they
 teach the format, not the answer, so every point above 0.5 is RL's. Rollouts are reproducible
@@ -35,7 +35,7 @@ def eval_curve(config_name: str, tmp_path, *overrides: str) -> list[float]:
 
 @pytest.mark.slow
 def test_bandit_reaches_0_8_in_10_steps(tmp_path):
-    # Measured: 0.609 -> 0.734, 0.750, 0.797, 0.891, 0.891 (steps 0, 2, ..., 10; ~35 s).
+    # Measured (3 seeds): 0.63 -> 0.98-1.0 from step 2 on (~14 s); with init 0.02 and 1 PPO epoch 0.61 -> 0.89.
     curve = eval_curve("bandit.yaml", tmp_path, "steps=10", "eval.every=5")
     assert curve[0] < 0.7, "the random-door warm start should not know the paying door"
     assert curve[-1] >= 0.8, curve
