@@ -9,7 +9,7 @@
 The paying door of room ``r`` (1-based) is ``doors - (r - 1) % doors``: room 1 → the last door,
 room 2 → the one before, … (never the identity, so copying the room number does not pay).
 Reward 1 and success for the paying door, 0 for another door; anything that is not ``door[N]``
-with ``1 ≤ N ≤ doors`` is an invalid action (reward 0). Every episode is one turn.
+with ``1 ≤ N ≤ doors`` is an invalid action (reward 0, episode over). Every episode is one turn.
 """
 
 from __future__ import annotations
@@ -53,7 +53,9 @@ class BanditEnv(TextEnv):
             if not arg.strip().isdigit() or not 1 <= int(arg) <= self.config.doors:
                 raise ActionError(f"No door {arg!r}: choose 1 to {self.config.doors}.")
         except ActionError as exc:
-            return StepOutcome(str(exc), valid_action=False, error=str(exc))
+            # The one turn is spent: the episode ends as a scored failure (terminated, not
+            # truncated — nothing was cut short, and Gymnasium's check_env rejects a 1-step truncation).
+            return StepOutcome(str(exc), valid_action=False, error=str(exc), terminated=True)
         if int(arg) == paying_door(self.room, self.config.doors):
             return StepOutcome("The door pays.", reward=1.0, terminated=True, success=True)
         return StepOutcome("Nothing behind this door.", terminated=True)

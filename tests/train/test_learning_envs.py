@@ -21,7 +21,7 @@ def test_the_paying_door_depends_on_the_room_and_other_doors_and_bad_actions_do_
         assert (reward, terminated) == (0.0, True)
     env.reset(seed=0)
     _, reward, terminated, truncated, info = env.step("door[3]")
-    assert (reward, terminated, truncated) == (0.0, False, True)  # invalid, and the one turn is spent
+    assert (reward, terminated, truncated) == (0.0, True, False)  # invalid: the one turn is spent, a failure
     plain = agentrl.make("agentrl/Bandit-v0")
     assert {plain.reset(seed=s)[1]["task_id"] for s in range(8)} == {"train-room1"}
 
