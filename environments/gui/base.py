@@ -14,7 +14,6 @@ does not have) is invalid: the page is unchanged and the observation says what w
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, ClassVar, Literal
 
 import numpy as np
@@ -35,10 +34,11 @@ from agentrl_envs.gui.actions import (
     type_text,
 )
 from agentrl_envs.gui.oracles import ORACLES
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from agentrl.env import ActionError, EnvConfig, EnvOptionError, StepOutcome, Task, TaskSet, TextEnv
 from agentrl.env.parsing import has_tool_call, parse_tool_calls
+from agentrl.env.taskfile import field_error, read_jsonl
 from agentrl.env.tasks import hash_split
 
 SUCCESS_REWARD = 1.0
@@ -84,41 +84,17 @@ class TaskLine(BaseModel):
 def load_task_file(path: str, families: tuple[str, ...], test_fraction: float) -> list[Task]:
     """The tasks of a JSONL task file; a bad line raises :class:`EnvOptionError` naming the line
     and the field."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except OSError as exc:
-        raise EnvOptionError(f"tasks: cannot read {path}: {exc.strerror or exc}") from None
     tasks: dict[str, Task] = {}
-    for number, text in enumerate(lines, start=1):
-        if not text.strip():
-            continue
-        where = f"tasks file {path}, line {number}"
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise EnvOptionError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(data, dict):
-            raise EnvOptionError(f'{where}: expected a JSON object like {{"family": "click-button", "seed": 0}}')
-        try:
-            line = TaskLine.model_validate(data)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            field = ".".join(str(p) for p in err["loc"])
-            message = err["msg"].removeprefix("Value error, ")
-            raise EnvOptionError(f"{where}: field {field!r}: {message}" if field else f"{where}: {message}") from None
+    for _, where, line in read_jsonl(path, TaskLine):
         if line.family not in families:
-            raise EnvOptionError(f"{where}: field 'family': unknown family {line.family!r}; "
-                                 f"available: {', '.join(families)}")
+            raise field_error(where, "family", f"unknown family {line.family!r}; available: {', '.join(families)}")
         for seed in [line.seed] if line.seed is not None else line.seeds:
             task_id = f"{line.family}/{seed:04d}"
             if task_id in tasks:
                 field = "seed" if line.seed is not None else "seeds"
-                raise EnvOptionError(f"{where}: field {field!r}: task {task_id} is listed twice")
+                raise field_error(where, field, f"task {task_id} is listed twice")
             split = line.split or hash_split(task_id, test_fraction)
             tasks[task_id] = Task(id=task_id, split=split, data={"family": line.family})
-    if not tasks:
-        raise EnvOptionError(f"tasks file {path}: no tasks (one JSON object per line)")
     return list(tasks.values())
 
 

@@ -373,7 +373,7 @@ def test_tasks_file(tmp_path):
         ('{"family": "login-user", "sed": 3}', "line 1: field 'sed': Extra inputs are not permitted"),
         ('{"family": "login-user", "seed": 1, "split": "val"}', "line 1: field 'split'"),
         ("[1, 2]", "line 1: expected a JSON object"),
-        ("\n\n", "no tasks"),
+        ("\n\n", "empty (one JSON object per line)"),
     ],
 )
 def test_bad_tasks_file_names_line_and_field(tmp_path, lines, message):
