@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from agentrl_sandboxes.messages import Display, ExecError, ExecResult
-from agentrl_sandboxes.zygote import Forked, Zygote
+from agentrl_sandboxes.zygote import Forked, Zygote, kill_group
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 TEXT_MIMES = ("text/plain", "text/html", "text/markdown", "text/latex", "image/svg+xml", "application/json")
@@ -139,12 +139,7 @@ class KernelSession:
             self._requests.close()
             self._requests = None
         if self.proc is not None:
-            if self.proc.returncode is None:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            await self.proc.wait()
+            await kill_group(self.proc)
             self.proc = None
 
     async def close(self) -> None:

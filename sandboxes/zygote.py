@@ -26,6 +26,7 @@ kills it anyway, the server starts a new one (a slow reset, nothing shared).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import gc
 import importlib
@@ -151,13 +152,16 @@ class Zygote:
             self._sock.close()  # EOF: the zygote exits
             self._sock = None
         if self.proc is not None:
-            if self.proc.returncode is None:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            await self.proc.wait()
+            await kill_group(self.proc)
             self.proc = None
+
+
+async def kill_group(proc) -> None:
+    """SIGKILL the process group ``proc`` leads (if it still runs) and reap ``proc``."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    await proc.wait()
 
 
 # ---------------------------------------------------------------------------- zygote side
