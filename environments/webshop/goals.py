@@ -91,6 +91,17 @@ class Goal(BaseModel):
     goal_options: dict[str, str]
     price_upper: float
 
+    @classmethod
+    def of_product(cls, product, goal_id: str, instruction_text: str, attributes: list[str],
+                   goal_options: dict[str, str], price_upper: float) -> Goal:
+        """A goal asking for ``product``: the product's own fields, plus what the goal wants."""
+        return cls(
+            goal_id=goal_id, asin=product.asin, category=product.category, query=product.query,
+            name=product.title, name_nouns=product.name_nouns, product_category=product.product_category,
+            instruction_text=instruction_text, attributes=attributes, goal_options=goal_options,
+            price_upper=price_upper,
+        )
+
 
 def _and(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
@@ -128,23 +139,8 @@ def product_goals(product: Product, seed: int = 0) -> list[Goal]:
         goal_id = f"{product.asin}:{'|'.join(combination)}"
         pick = int(hashlib.sha256(f"lead/{seed}/{goal_id}".encode()).hexdigest(), 16)
         opening, frame = OPENINGS[pick % len(OPENINGS)], FRAMES[pick // len(OPENINGS) % len(FRAMES)]
-        goals.append(
-            Goal(
-                goal_id=goal_id,
-                asin=product.asin,
-                category=product.category,
-                query=product.query,
-                name=product.title,
-                name_nouns=product.name_nouns,
-                product_category=product.product_category,
-                instruction_text=lead_sentence(opening, frame, attributes, noun)
-                + option_text(goal_options)
-                + price_text,
-                attributes=attributes,
-                goal_options=goal_options,
-                price_upper=price_upper,
-            )
-        )
+        text = lead_sentence(opening, frame, attributes, noun) + option_text(goal_options) + price_text
+        goals.append(Goal.of_product(product, goal_id, text, attributes, goal_options, price_upper))
     return goals
 
 
@@ -206,20 +202,10 @@ def load_goal_file(path: str, by_asin: dict[str, Product]) -> tuple[dict[str, Go
         goal_id = item.id or f"{stem}/{line.number}"
         if goal_id in goals:
             raise field_error(line.where, "id", f"goal {goal_id!r} is listed twice")
-        goals[goal_id] = Goal(
-            goal_id=goal_id,
-            asin=product.asin,
-            category=product.category,
-            query=product.query,
-            name=product.title,
-            name_nouns=product.name_nouns,
-            product_category=product.product_category,
-            instruction_text=item.instruction
-            or lead_sentence(OPENINGS[0], FRAMES[0], item.attributes, noun) + option_text(item.goal_options) + price_text,
-            attributes=item.attributes,
-            goal_options=item.goal_options,
-            price_upper=price_upper,
+        text = item.instruction or (
+            lead_sentence(OPENINGS[0], FRAMES[0], item.attributes, noun) + option_text(item.goal_options) + price_text
         )
+        goals[goal_id] = Goal.of_product(product, goal_id, text, item.attributes, item.goal_options, price_upper)
         splits[goal_id] = item.split or hash_split(goal_id, TEST_FRACTION, DEV_FRACTION)
     return goals, TaskSet(
         Task(id=g.goal_id, split=splits[g.goal_id], data={"instruction": g.instruction_text, "asin": g.asin})
