@@ -11,7 +11,6 @@ import errno
 import json
 import os
 import re
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,11 +25,10 @@ _LOOKS_LIKE_OPTION = re.compile(r"^[A-Za-z_]\w*=")
 
 
 def quiet_libraries() -> None:
-    """No transformers log lines, weight-loading bars or deprecation notices between our own lines
-    (a user's explicit ``TRANSFORMERS_VERBOSITY`` / ``HF_HUB_DISABLE_PROGRESS_BARS`` wins)."""
+    """No transformers log lines or weight-loading bars between our own lines (a user's explicit
+    ``TRANSFORMERS_VERBOSITY`` / ``HF_HUB_DISABLE_PROGRESS_BARS`` wins)."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    warnings.filterwarnings("ignore", message=r"`past_key_values` is deprecated", category=FutureWarning)
 
 
 def dotted_differences(old: dict, new: dict, prefix: str = "") -> dict[str, tuple]:

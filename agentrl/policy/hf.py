@@ -161,8 +161,8 @@ class HFPolicy:
                 input_ids=chosen.to(device)[:, None],
                 attention_mask=attention,
                 position_ids=next_position[:, None],
-                past_key_values=out.past_key_values,
                 use_cache=True,
+                **_cache_kwargs(out),
             )
             next_position = next_position + 1
         return [
@@ -191,3 +191,11 @@ class HFPolicy:
             return False
         text = self.tokenizer.decode(tokens, skip_special_tokens=False, clean_up_tokenization_spaces=False)
         return any(s in text for s in sampling.stop)
+
+
+def _cache_kwargs(out: Any) -> dict[str, Any]:
+    """The KV cache of ``out`` as the next forward's keyword: ``cache`` in transformers 5.x
+    (``past_key_values`` is deprecated there), ``past_key_values`` before."""
+    if "cache" in out:
+        return {"cache": out.cache}
+    return {"past_key_values": out.past_key_values}
