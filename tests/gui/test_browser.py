@@ -108,7 +108,7 @@ def test_hung_browser_is_killed_and_nothing_leaks():
     pool = BrowserPool(size=1)
     try:
         browser = pool.acquire()
-        hung_pids = browser.pids
+        hung_pids, profiles = browser.pids, [browser._profile]
         assert len(hung_pids) >= 3  # chromedriver, Chromium, its helpers
         with pytest.raises(BrowserTimeout):
             browser.run(lambda driver: driver.execute_script("while (true) {}"), timeout=1.0)
@@ -117,10 +117,12 @@ def test_hung_browser_is_killed_and_nothing_leaks():
         replacement = pool.acquire()
         assert replacement is not browser and replacement.run(lambda d: d.execute_script("return 1 + 1")) == 2
         replacement_pids = replacement.pids
+        profiles.append(replacement._profile)
         pool.release(replacement)
     finally:
         pool.close()
     assert alive(replacement_pids) == []
+    assert [p for p in profiles if os.path.exists(p)] == []  # no Chromium profile left in /tmp
     assert set(chromium_pids(ancestor=os.getpid())) <= before
 
 

@@ -23,7 +23,6 @@ import concurrent.futures
 import os
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, Literal, Self, TypeVar
@@ -285,8 +284,8 @@ class Browser:
             return
         self._closed = True
         self._executor.shutdown(wait=False, cancel_futures=True)
-        if self._profile is not None:
-            threading.Thread(target=shutil.rmtree, args=(self._profile, True), daemon=True).start()
+        if self._profile is not None:  # its processes are dead: remove it now (a daemon thread
+            shutil.rmtree(self._profile, ignore_errors=True)  # died with the interpreter, leaving it)
 
     def __enter__(self) -> Self:
         return self
