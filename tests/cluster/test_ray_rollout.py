@@ -17,7 +17,7 @@ from agentrl.cli import main
 from agentrl.cluster import ClusterConfig
 from agentrl.cluster.ray_rollout import ClusterError, connect, place
 from agentrl.rollout import group_specs
-from agentrl.train.config import load_config
+from agentrl.train.config import TrainConfig, load_config
 from agentrl.train.trainer import Trainer
 
 pytestmark = pytest.mark.slow
@@ -86,8 +86,9 @@ def test_default_config_on_two_env_workers_matches_one_process(cluster, tmp_path
     local = train_steps(make_trainer(tmp_path / "local", []), steps=2)
     remote = train_steps(make_trainer(tmp_path / "ray", on_cluster(cluster)), steps=2)
     assert not ray.is_initialized()  # the trainer disconnected; the cluster itself stays up
+    default = TrainConfig().rollout
     for step, (a, b) in enumerate(zip(local, remote), start=1):
-        assert len(a["tokens"]) == 4 * 8  # the default: 4 groups of 8 maze episodes
+        assert len(a["tokens"]) == default.groups_per_step * default.group_size  # the default's episodes
         assert b["tokens"] == a["tokens"]  # token for token, step 2 sampled with the pushed weights
         assert a["versions"] == b["versions"] == {step - 1}  # every token records its policy version
         assert a["workers"] == {None} and b["workers"] == {0, 1}  # both env workers played episodes
