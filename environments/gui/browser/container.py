@@ -170,7 +170,10 @@ class DockerBrowser(Browser):
             container.remove(force=True)
             raise BrowserUnavailable("browser start abandoned")
         self._wait_for_driver(sock)
-        executor = UnixSocketConnection(sock, timeout=c.command_timeout_s + 5)
+        # The socket's read timeout is only a backstop (start and commands have their own deadlines);
+        # it must not cut the session's creation short of the start deadline (a cold container
+        # Chromium on a loaded machine took > 20 s once in CI).
+        executor = UnixSocketConnection(sock, timeout=max(c.command_timeout_s, c.start_timeout_s) + 5)
         self.driver = webdriver.Remote(
             command_executor=executor, options=self._options(CHROMIUM, "/tmp/profile")
         )
