@@ -14,7 +14,7 @@ sampled, so training refuses it.
 
 :class:`OpenAIChatPolicy` — chat-only (``/v1/chat/completions``), for evaluating API models that
 take messages and return text. It has no token ids; its ``generate`` raises with a message that
-says so. Use it with :func:`agentrl.rollout.run_chat_episode`.
+says so. Use it with :func:`agentrl.rollout.run_actor` and a :class:`~agentrl.rollout.ChatActor`.
 
 Failures are typed: connection errors, timeouts, 429 and 5xx → :class:`PolicyBackendError`
 (retryable infrastructure); a 400 about the context length → :class:`ContextOverflowError`;
@@ -193,5 +193,5 @@ class OpenAIChatPolicy(_HTTPPolicy):
         raise TokenIdsUnavailableError(
             "OpenAIChatPolicy is chat-only: it cannot sample from token ids, and token-level training "
             "needs the sampled ids and logprobs. Train with OpenAIPolicy (/v1/completions with token "
-            "ids) or HFPolicy/VLLMPolicy; evaluate chat-only models with run_chat_episode."
+            "ids) or HFPolicy/VLLMPolicy; evaluate chat-only models with run_actor + ChatActor."
         )

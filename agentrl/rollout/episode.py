@@ -173,7 +173,7 @@ class _TokenSession:
         if not completion.token_ids:
             raise TokenIdsUnavailableError(
                 "the policy returned no token ids: token-level rollouts need a backend that returns them "
-                "(use a ChatActor / run_chat_episode for chat-only models)"
+                "(use a ChatActor for chat-only models)"
             )
         step = StepRecord(
             index=0,
@@ -440,28 +440,6 @@ async def run_episode(
         seed=seed,
         task_id=task_id,
         group_id=group_id,
-        sampling_seed=sampling.seed,
-        timeout_s=timeout_s,
-        strict=strict,
-    )
-
-
-async def run_chat_episode(
-    env_factory: EnvFactory,
-    policy: ChatPolicy,
-    sampling: SamplingParams,
-    *,
-    seed: int | None = None,
-    task_id: str | None = None,
-    timeout_s: float | None = None,
-    strict: bool = True,
-) -> Trajectory:
-    """:func:`run_actor` with a :class:`ChatActor` (text-only steps)."""
-    return await run_actor(
-        env_factory,
-        ChatActor(policy, sampling),
-        seed=seed,
-        task_id=task_id,
         sampling_seed=sampling.seed,
         timeout_s=timeout_s,
         strict=strict,

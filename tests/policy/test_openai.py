@@ -16,7 +16,7 @@ from agentrl.policy import (
 )
 from agentrl.policy.openai import OpenAIChatPolicy, OpenAIPolicy
 from agentrl.policy.serve import build_app
-from agentrl.rollout import run_chat_episode, run_episode
+from agentrl.rollout import ChatActor, run_actor, run_episode
 
 
 @pytest.fixture
@@ -97,9 +97,8 @@ async def test_chat_only_mode_evaluates_but_cannot_train(server):
     chat = OpenAIChatPolicy(str(server.make_url("/v1")), "tiny")
     with pytest.raises(TokenIdsUnavailableError, match="token-level training needs"):
         await chat.generate([1, 2, 3], SamplingParams())
-    traj = await run_chat_episode(
-        lambda: CalculatorEnv(max_invalid_actions=2), chat, SamplingParams(max_tokens=8, stop=("e", " ")), seed=2, strict=True
-    )
+    sampling = SamplingParams(max_tokens=8, stop=("e", " "))
+    traj = await run_actor(lambda: CalculatorEnv(max_invalid_actions=2), ChatActor(chat, sampling), seed=2, strict=True)
     assert traj.num_turns == 2 and traj.truncation == "invalid_actions"
     assert all(s.action and not s.completion_token_ids for s in traj.steps)
     await chat.aclose()
