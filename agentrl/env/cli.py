@@ -21,6 +21,13 @@ def env() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Bind address (loopback unless told).")
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
 @click.option(
+    "--unix",
+    "unix",
+    default=None,
+    metavar="PATH",
+    help="Listen on this Unix socket instead of HOST:PORT (clients: remote='unix://PATH').",
+)
+@click.option(
     "--max-sessions",
     default=1024,
     show_default=True,
@@ -51,17 +58,20 @@ def serve(
     options: tuple[str, ...],
     host: str,
     port: int,
+    unix: str | None,
     max_sessions: int,
     idle_timeout_s: float,
     token: str | None,
     max_message_bytes: int,
     rate_limit: float,
 ) -> None:
-    """Serve ENV_ID: each WebSocket client of ws://HOST:PORT/ws gets its own session."""
+    """Serve ENV_ID: each WebSocket client of ws://HOST:PORT/ws (or of the Unix socket) gets its own session."""
     from agentrl.env.base import EnvOptionError
     from agentrl.env.registry import UnknownEnvError
-    from agentrl.env.server import EnvServer, check_bind
+    from agentrl.env.server import EnvServer, check_bind, check_unix_path
 
+    if unix is not None and (problem := check_unix_path(unix)):
+        raise click.ClickException(problem)
     token = token or os.environ.get("AGENTRL_ENV_TOKEN") or None
     try:
         server = EnvServer(
@@ -75,11 +85,18 @@ def serve(
         )
     except (UnknownEnvError, EnvOptionError) as exc:
         raise click.ClickException(str(exc)) from None
-    warning = check_bind(host, token)
-    if warning:
-        click.echo(f"warning: {warning}", err=True)
-    click.echo(f"serving {env_id} on ws://{host}:{port}/ws (health: http://{host}:{port}/health)", err=True)
+    if unix is not None:
+        click.echo(f"serving {env_id} on unix://{unix}", err=True)
+        where, listen = unix, {"path": unix}
+    else:
+        warning = check_bind(host, token)
+        if warning:
+            click.echo(f"warning: {warning}", err=True)
+        click.echo(
+            f"serving {env_id} on ws://{host}:{port}/ws (health: http://{host}:{port}/health)", err=True
+        )
+        where, listen = f"{host}:{port}", {"host": host, "port": port}
     try:
-        web.run_app(server.app(), host=host, port=port, print=None, access_log=None)
+        web.run_app(server.app(), **listen, print=None, access_log=None)
     except OSError as exc:
-        raise click.ClickException(f"cannot bind {host}:{port}: {exc.strerror or exc}") from None
+        raise click.ClickException(f"cannot bind {where}: {exc.strerror or exc}") from None

@@ -10,16 +10,20 @@ the episode and retries it; it is never scored.
 Every connection lives on one background I/O event loop shared by the process (a daemon
 thread), so an env may be used from any event loop — the sync API, then ``asyncio.run`` of the
 next episode — and its session stays open; a caller's cancellation reaches the request.
+
+A server is addressed as ``ws://HOST:PORT`` (or ``http://``) or ``unix:///PATH.sock`` (a Unix
+socket: the env server in a container without network, ``agentrl env up``). A comma-separated
+list (or a Python list) of addresses is a pool: each new env takes the next one, round-robin.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -53,14 +57,60 @@ class RemoteEnvTimeout(RemoteEnvError):
     """The env server did not answer within ``timeout_s``."""
 
 
-def http_base(url: str) -> str:
-    """``ws://host:port/ws`` or ``http://host:port`` → ``http://host:port`` (wss → https)."""
-    parts = urlsplit(url)
-    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
-    if scheme not in ("http", "https") or not parts.netloc:
-        raise EnvOptionError(f"url: expected ws://HOST:PORT or http://HOST:PORT, got {url!r}")
-    path = parts.path.removesuffix("/ws").rstrip("/")
-    return urlunsplit((scheme, parts.netloc, path, "", ""))
+@dataclass(frozen=True)
+class Address:
+    """Where a server listens: ``base`` is its HTTP root; ``unix`` the socket path for ``unix://``."""
+
+    url: str  # as the user wrote it
+    base: str  # http://host:port[/prefix] (http://localhost for a Unix socket)
+    unix: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> Address:
+        """``ws://host:port/ws``, ``http://host:port`` (wss/https too) or ``unix:///path.sock``."""
+        parts = urlsplit(url.strip())
+        if parts.scheme == "unix":
+            if parts.netloc or not parts.path:
+                raise EnvOptionError(f"url: expected unix:///ABSOLUTE/PATH.sock, got {url!r}")
+            return cls(url, "http://localhost", parts.path)
+        scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+        if scheme not in ("http", "https") or not parts.netloc:
+            raise EnvOptionError(
+                f"url: expected ws://HOST:PORT, http://HOST:PORT or unix:///PATH.sock, got {url!r}"
+            )
+        path = parts.path.removesuffix("/ws").rstrip("/")
+        return cls(url, urlunsplit((scheme, parts.netloc, path, "", "")))
+
+    @property
+    def ws_url(self) -> str:
+        return self.base.replace("http", "ws", 1) + "/ws"
+
+    @property
+    def where(self) -> str:
+        """The address for messages."""
+        return f"unix://{self.unix}" if self.unix else self.base
+
+    def session(self, headers: dict[str, str]) -> aiohttp.ClientSession:
+        """An HTTP client session bound to this address (a Unix-socket connector for ``unix://``)."""
+        connector = aiohttp.UnixConnector(path=self.unix) if self.unix else None
+        return aiohttp.ClientSession(headers=headers, connector=connector)
+
+
+_turns: dict[tuple[str, ...], itertools.count] = {}
+_turns_lock = threading.Lock()
+
+
+def pick_address(url: str | list[str]) -> Address:
+    """One address of ``url``: itself, or for a pool (a list, or addresses separated by commas)
+    the next one in round-robin order, per pool and process."""
+    urls = tuple(u.strip() for u in (url.split(",") if isinstance(url, str) else url) if u.strip())
+    if not urls:
+        raise EnvOptionError("url: no server address given")
+    if len(urls) == 1:
+        return Address.parse(urls[0])
+    with _turns_lock:
+        turn = next(_turns.setdefault(urls, itertools.count()))
+    return Address.parse(urls[turn % len(urls)])
 
 
 def _raise_error_frame(data: dict[str, Any]) -> None:
@@ -103,8 +153,9 @@ def on_io_sync(coro: Coroutine[Any, Any, T]) -> T:
 class _Link:
     """One WebSocket to a server, used only on the I/O loop, with typed failures."""
 
-    def __init__(self, base: str, token: str | None, timeout_s: float, connect_timeout_s: float):
-        self.ws_url = base.replace("http", "ws", 1) + "/ws"
+    def __init__(self, address: Address, token: str | None, timeout_s: float, connect_timeout_s: float):
+        self.address = address
+        self.where = address.where
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.timeout_s, self.connect_timeout_s = timeout_s, connect_timeout_s
         self._http: aiohttp.ClientSession | None = None
@@ -118,21 +169,29 @@ class _Link:
 
     async def connect(self, query: dict[str, str]) -> None:
         await self.drop()
-        self._http = aiohttp.ClientSession(headers=self.headers)
+        self._http = self.address.session(self.headers)
         try:
             self._ws = await asyncio.wait_for(
-                self._http.ws_connect(self.ws_url, params=query, max_msg_size=0), self.connect_timeout_s
+                self._http.ws_connect(self.address.ws_url, params=query, max_msg_size=0),
+                self.connect_timeout_s,
             )
+        except aiohttp.WSServerHandshakeError as exc:
+            await self.drop()
+            if exc.status == 401:
+                raise EnvOptionError(
+                    f"token: the env server at {self.where} refused the bearer token"
+                ) from None
+            raise RemoteEnvError(f"the env server at {self.where} refused the connection: {exc}") from exc
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             await self.drop()
             raise RemoteEnvError(
-                f"cannot reach the env server at {self.ws_url}: {exc or type(exc).__name__}"
+                f"cannot reach the env server at {self.where}: {exc or type(exc).__name__}"
             ) from exc
 
     async def request(self, frame: dict[str, Any]) -> dict[str, Any]:
         """Send one frame, return the reply frame; an ``error`` reply raises (see the module doc)."""
         if not self.connected():
-            raise RemoteEnvError(f"the connection to the env server at {self.ws_url} is closed")
+            raise RemoteEnvError(f"the connection to the env server at {self.where} is closed")
         assert self._ws is not None
         try:
             await self._ws.send_str(dumps_frame(frame))
@@ -146,14 +205,14 @@ class _Link:
         except TimeoutError:
             await self.drop()
             raise RemoteEnvTimeout(
-                f"the env server at {self.ws_url} did not answer in {self.timeout_s:g} s"
+                f"the env server at {self.where} did not answer in {self.timeout_s:g} s"
             ) from None
         except (aiohttp.ClientError, ConnectionError) as exc:
             await self.drop()
-            raise RemoteEnvError(f"lost the env server at {self.ws_url}: {exc}") from exc
+            raise RemoteEnvError(f"lost the env server at {self.where}: {exc}") from exc
         if message.type != aiohttp.WSMsgType.TEXT:
             await self.drop()
-            raise RemoteEnvError(f"the env server at {self.ws_url} closed the connection")
+            raise RemoteEnvError(f"the env server at {self.where} closed the connection")
         reply = json.loads(message.data)
         if reply.get("type") == "error":
             if reply.get("data", {}).get("code") in ("CAPACITY_REACHED", "EXPIRED", "SESSION_ERROR"):
@@ -184,26 +243,34 @@ async def _close_quietly(
         await http.close()
 
 
-def fetch_spec(base: str, token: str | None, timeout_s: float) -> EnvSpecData:
-    """The server's ``GET /spec`` (instructions and tools), fetched synchronously."""
-    request = urllib.request.Request(
-        base + "/spec", headers={"Authorization": f"Bearer {token}"} if token else {}
-    )
+async def fetch_spec(address: Address, token: str | None, timeout_s: float) -> EnvSpecData:
+    """The server's ``GET /spec`` (instructions and tools; no session is opened)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            return EnvSpecData.model_validate_json(response.read())
-    except urllib.error.HTTPError as exc:
-        if exc.code == 401:
-            raise EnvOptionError(f"token: the env server at {base} refused the bearer token") from None
-        raise RemoteEnvError(f"the env server at {base} answered /spec with HTTP {exc.code}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise RemoteEnvError(f"cannot reach the env server at {base}: {exc}") from exc
+        async with (
+            address.session(headers) as http,
+            http.get(address.base + "/spec", timeout=aiohttp.ClientTimeout(total=timeout_s)) as response,
+        ):
+            if response.status == 401:
+                raise EnvOptionError(f"token: the env server at {address.where} refused the bearer token")
+            if response.status != 200:
+                raise RemoteEnvError(
+                    f"the env server at {address.where} answered /spec with HTTP {response.status}"
+                )
+            return EnvSpecData.model_validate_json(await response.read())
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        raise RemoteEnvError(
+            f"cannot reach the env server at {address.where}: {exc or type(exc).__name__}"
+        ) from exc
 
 
 class RemoteConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(description="The server, ws://HOST:PORT (or http://HOST:PORT).")
+    url: str | list[str] = Field(
+        description="The server: ws://HOST:PORT (or http://HOST:PORT) or unix:///PATH.sock; a list "
+        "(or a comma-separated string) is a pool, each new env takes the next address."
+    )
     env_id: str | None = Field(
         default=None, description="Expected env id; a server serving another env is an error."
     )
@@ -216,24 +283,24 @@ class RemoteConfig(BaseModel):
 
 
 class RemoteEnv(TextEnv):
-    """A client of an ``agentrl env serve`` server; the env itself runs there."""
+    """A client of an ``agentrl env serve`` server; the env itself runs there.
+
+    Constructing one does no I/O (it is safe inside a running event loop, and the server need
+    not be up yet): the first ``reset``/``areset`` opens the session and takes the env's
+    instructions and tools from the server. Reading ``tools`` or ``instructions`` before that
+    fetches ``GET /spec`` synchronously.
+    """
 
     __abstract_env__ = True  # no hooks: reset/step/fork are answered by the server
     Config = RemoteConfig  # type: ignore[assignment]
 
-    def __init__(self, url: str, env_id: str | None = None, **options: Any):
+    def __init__(self, url: str | list[str], env_id: str | None = None, **options: Any):
         super().__init__(url=url, env_id=env_id, **options)
         config: RemoteConfig = self.config  # type: ignore[assignment]
-        base = http_base(config.url)
-        spec = fetch_spec(base, config.token, config.connect_timeout_s)
-        if env_id is not None and spec.env_id != env_id:
-            raise EnvOptionError(f"env_id: the server at {base} serves {spec.env_id!r}, not {env_id!r}")
-        self.instructions = spec.instructions
-        self.tools: list[ToolSpec] = spec.tools
-        self.spec = EnvSpec(
-            id=spec.env_id, entry_point="agentrl.env.remote:RemoteEnv", kwargs=config.model_dump()
-        )
-        self._link = _Link(base, config.token, config.timeout_s, config.connect_timeout_s)
+        self.address = pick_address(config.url)
+        self._env_spec: EnvSpecData | None = None
+        self.spec = self._gym_spec(env_id) if env_id is not None else None
+        self._link = _Link(self.address, config.token, config.timeout_s, config.connect_timeout_s)
         self._session_id = config.session_id
         self._started = False
         self._state_key: str | None = None
@@ -243,6 +310,35 @@ class RemoteEnv(TextEnv):
         raise NotImplementedError(
             "a RemoteEnv's tasks live on the server; pick one with options={'task_id': ...}"
         )
+
+    @property
+    def instructions(self) -> str:  # type: ignore[override]
+        return self._server_spec().instructions
+
+    @property
+    def tools(self) -> list[ToolSpec]:  # type: ignore[override]
+        return self._server_spec().tools
+
+    def _server_spec(self) -> EnvSpecData:
+        if self._env_spec is None:
+            config: RemoteConfig = self.config  # type: ignore[assignment]
+            self._take_spec(on_io_sync(fetch_spec(self.address, config.token, config.connect_timeout_s)))
+        assert self._env_spec is not None
+        return self._env_spec
+
+    def _take_spec(self, spec: EnvSpecData) -> None:
+        """Keep the server's spec, once it is checked to be of the env asked for."""
+        expected = self.config.env_id  # type: ignore[attr-defined]
+        if expected is not None and spec.env_id != expected:
+            raise EnvOptionError(
+                f"env_id: the server at {self.address.where} serves {spec.env_id!r}, not {expected!r}"
+            )
+        self._env_spec = spec
+        self.spec = self._gym_spec(spec.env_id)
+
+    def _gym_spec(self, env_id: str) -> EnvSpec:
+        kwargs = {**self.config.model_dump(), "url": self.address.url}
+        return EnvSpec(id=env_id, entry_point="agentrl.env.remote:RemoteEnv", kwargs=kwargs)
 
     def state_key(self) -> str | None:
         return self._state_key
@@ -279,12 +375,10 @@ class RemoteEnv(TextEnv):
         return (await on_io(self._request({"type": "state"})))["data"]
 
     async def aclose(self) -> None:
-        await on_io(self._link.close())
-        self._session_id = None  # a later reset opens a new session
+        await on_io(self._release())
 
     def close(self) -> None:
-        on_io_sync(self._link.close())
-        self._session_id = None
+        on_io_sync(self._release())
         super().close()
 
     # ----------------------------------------------------------------- internals
@@ -312,7 +406,10 @@ class RemoteEnv(TextEnv):
         return {"type": "fork"}
 
     def _twin(self, reply: dict[str, Any]) -> RemoteEnv:
-        twin = RemoteEnv(**{**self.config.model_dump(), "session_id": reply["data"]["session_id"]})
+        # the twin's session is on this env's server, whatever pool the url named
+        config = {**self.config.model_dump(), "url": self.address.url}
+        twin = RemoteEnv(**{**config, "session_id": reply["data"]["session_id"]})
+        twin._env_spec, twin.spec = self._env_spec, self.spec
         twin._started, twin._done, twin._turn = True, self._done, self._turn
         twin._state_key, twin._task_id, twin._last_observation = (
             self._state_key,
@@ -321,13 +418,31 @@ class RemoteEnv(TextEnv):
         )
         return twin
 
+    async def _release(self) -> None:
+        """On the I/O loop: close the server-side session, re-attaching first when this env holds
+        one without a connection (a fork's twin never used, a connection dropped by a cancel)."""
+        async with self._link.lock:
+            if self._session_id is not None and not self._link.connected():
+                try:
+                    await self._link.connect({"session_id": self._session_id})
+                except RemoteEnvError:
+                    pass  # the server is gone: nothing left to release
+            await self._link.close()
+            self._session_id = None  # a later reset opens a new session
+
     async def _request(self, frame: dict[str, Any]) -> dict[str, Any]:
         """On the I/O loop: (re)connect to this env's session if needed, then one request."""
         async with self._link.lock:
             if not self._link.connected():
                 await self._link.connect({"session_id": self._session_id} if self._session_id else {})
                 if self._session_id is None:
-                    self._session_id = (await self._link.request({"type": "spec"}))["data"]["session_id"]
+                    spec = EnvSpecData.model_validate((await self._link.request({"type": "spec"}))["data"])
+                    try:
+                        self._take_spec(spec)
+                    except EnvOptionError:
+                        await self._link.close()  # not the env asked for: release the session
+                        raise
+                    self._session_id = spec.session_id
             return await self._link.request(frame)
 
     def _take(self, reply: dict[str, Any]) -> tuple[str, float, bool, bool, dict]:
@@ -382,7 +497,9 @@ class OpenEnvEnv(TextEnv):
         super().__init__(**options)
         config: OpenEnvConfig = self.config  # type: ignore[assignment]
         self.instructions = config.instructions
-        self._link = _Link(http_base(config.url), config.token, config.timeout_s, config.connect_timeout_s)
+        self._link = _Link(
+            Address.parse(config.url), config.token, config.timeout_s, config.connect_timeout_s
+        )
 
     def build_tasks(self) -> TaskSet:
         return TaskSet(Task(id=f"openenv-{split}", split=split) for split in SPLITS)

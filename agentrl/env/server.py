@@ -12,7 +12,8 @@ Limits: ``max_sessions`` (a session over the cap gets ``CAPACITY_REACHED`` — "
 socket closes), ``idle_timeout_s`` (a session untouched that long is closed, attached or not),
 ``max_message_bytes`` per frame, ``rate_limit`` frames per second per session (a token bucket
 holding one second's worth), and an optional bearer ``token`` (``Authorization: Bearer …``).
-The server binds 127.0.0.1 unless told otherwise.
+The server binds 127.0.0.1 unless told otherwise, or listens on a Unix socket (``unix=PATH``;
+the env server in a container without network is reached that way).
 
 Envs with sync hooks run their calls in worker threads so one slow step does not stall the
 other sessions; envs with async hooks run on the server's event loop.
@@ -25,6 +26,8 @@ import dataclasses
 import hmac
 import json
 import logging
+import os
+import stat
 import threading
 import time
 import uuid
@@ -375,12 +378,35 @@ def check_bind(host: str, token: str | None) -> str | None:
     return f"serving on {host} without --token: anyone who can reach this port can open sessions"
 
 
+# sun_path holds 108 bytes on Linux, the last one a NUL
+MAX_UNIX_PATH = 107
+
+
+def check_unix_path(path: str) -> str | None:
+    """Why a Unix socket cannot be made at ``path`` (None when it can)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if len(os.fsencode(path)) > MAX_UNIX_PATH:
+        return f"socket path {path} is {len(os.fsencode(path))} bytes; the limit is {MAX_UNIX_PATH}"
+    if not os.path.isdir(folder):
+        return f"socket folder {folder} does not exist"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"socket folder {folder} is not writable"
+    if os.path.lexists(path) and not _is_socket(path):
+        return f"{path} exists and is not a socket"
+    return None
+
+
+def _is_socket(path: str) -> bool:
+    return stat.S_ISSOCK(os.lstat(path).st_mode)
+
+
 class ServerThread:
     """Run an :class:`EnvServer` on its own event loop in a daemon thread (tests, benchmarks,
-    notebooks). ``url`` is the ``ws://`` address once started; ``stop()`` shuts it down."""
+    notebooks), on ``host:port`` or the Unix socket ``unix``. ``url`` is its ``ws://`` (or
+    ``unix://``) address once started; ``stop()`` shuts it down."""
 
-    def __init__(self, server: EnvServer, host: str = "127.0.0.1", port: int = 0):
-        self.server, self.host, self.port = server, host, port
+    def __init__(self, server: EnvServer, host: str = "127.0.0.1", port: int = 0, unix: str | None = None):
+        self.server, self.host, self.port, self.unix = server, host, port, unix
         self.loop = asyncio.new_event_loop()
         self._started = threading.Event()
         self._runner: web.AppRunner | None = None
@@ -393,15 +419,19 @@ class ServerThread:
 
     @property
     def url(self) -> str:
-        return f"ws://{self.host}:{self.port}"
+        return f"unix://{self.unix}" if self.unix else f"ws://{self.host}:{self.port}"
 
     def _main(self) -> None:
         asyncio.set_event_loop(self.loop)
         self._runner = web.AppRunner(self.server.app(), access_log=None)
         self.loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, self.host, self.port)
+        if self.unix:
+            site: web.BaseSite = web.UnixSite(self._runner, self.unix)
+        else:
+            site = web.TCPSite(self._runner, self.host, self.port)
         self.loop.run_until_complete(site.start())
-        self.port = self._runner.addresses[0][1]
+        if not self.unix:
+            self.port = self._runner.addresses[0][1]
         self._started.set()
         self.loop.run_forever()
 

