@@ -9,12 +9,18 @@
 * **Deadline and retries.** Each attempt runs under one deadline (:func:`run_actor`); an
   attempt that ends in ``infra_error`` (timeout, sandbox or backend failure) is retried with the
   same seed and task, up to ``max_attempts`` in all. ``info["attempts"]`` records how many ran.
-* **Staleness** (:meth:`RolloutEngine.stream`). Capacity control, not dropping: with
-  ``groups_per_step`` groups consumed per trainer step and a bound ``max_staleness``, a new
-  group starts only while ``started < (Δversion + max_staleness + 1) · groups_per_step``
-  (Δversion = policy versions since the stream began). A group started at version v is thus
-  consumed at version ≤ v + max_staleness when the trainer consumes groups in order (AReaL's
-  rule); each group reports its actual staleness, measured from its oldest step.
+* **Staleness** (:class:`GroupStream`, :meth:`RolloutEngine.stream`). Admission control, not
+  dropping. With B = ``groups_per_step`` groups trained per policy version and the bound
+  s = ``max_staleness``, a group admitted at version a must be trained at a version ≤ a + s (its
+  *deadline*). A new group is admitted only while the groups not yet consumed fit before their
+  deadlines: ``unconsumed < (s + 1)·B − taken`` (``taken``: groups already consumed at the
+  current version) — AReaL's rule ``started < (v + s + 1)·B`` written in groups still owed, so it
+  survives discarded groups and a resume. Hand-over prefers the first group to finish but never
+  lets a slow group miss its deadline: a finished group is handed over only if, after it, every
+  deadline can still be met with the picks left (for each j ≤ s, the groups due by version v + j
+  fit in this step's remaining picks plus j·B); otherwise the stream waits for the groups that
+  are due. So no group is trained more than s versions after it was admitted (its oldest token is
+  younger still), and a long, slow group is waited for when it is due — never starved or dropped.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 
 from tqdm.auto import tqdm
 
@@ -189,56 +195,23 @@ class RolloutEngine:
             self._bar.close()
             self._bar = None
 
-    async def stream(self, specs: Iterable[GroupSpec], *, groups_per_step: int = 1) -> AsyncIterator[Group]:
-        """Yield groups as they complete, admitting new ones under the staleness bound.
+    def open_stream(
+        self, specs: Iterable[GroupSpec], *, groups_per_step: int = 1, state: dict | None = None
+    ) -> GroupStream:
+        """A :class:`GroupStream` of ``specs`` (``state``: from :meth:`GroupStream.state`, to resume)."""
+        return GroupStream(self, specs, groups_per_step, state=state)
 
-        Admission also keeps at most ``ceil(max_concurrency / group_size) + 1`` groups in flight,
-        enough to keep every slot busy with one group queued behind.
-        """
-        if groups_per_step < 1:
-            raise ValueError("groups_per_step must be >= 1")
-        c = self.config
-        max_groups = -(-c.max_concurrency // c.group_size) + 1
-        start_version = self.policy.policy_version
-        pending = iter(specs)
-        exhausted = False
-        started = 0
-        running: set[asyncio.Task] = set()
+    async def stream(self, specs: Iterable[GroupSpec], *, groups_per_step: int = 1) -> AsyncIterator[Group]:
+        """Yield groups as they complete, taken ``groups_per_step`` per policy version (see
+        :class:`GroupStream`)."""
+        stream = self.open_stream(specs, groups_per_step=groups_per_step)
         try:
-            while True:
-                while (
-                    not exhausted
-                    and len(running) < max_groups
-                    and self._may_admit(started, start_version, groups_per_step)
-                ):
-                    spec = next(pending, None)
-                    if spec is None:
-                        exhausted = True
-                        break
-                    running.add(asyncio.ensure_future(self.run_group(spec)))
-                    started += 1
-                if not running:
-                    if exhausted:
-                        return
-                    await asyncio.sleep(0.01)  # blocked by staleness: wait for the trainer's next version
-                    continue
-                done, running = await asyncio.wait(running, timeout=0.05, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    group = task.result()
-                    group.staleness = self._staleness(group)
-                    yield group
+            while (group := await stream.take()) is not None:
+                yield group
         finally:
-            for task in running:
-                task.cancel()
+            await stream.aclose()
 
     # ------------------------------------------------------------------ internals
-    def _may_admit(self, started: int, start_version: int, groups_per_step: int) -> bool:
-        bound = self.config.max_staleness
-        if bound is None:
-            return True
-        versions = self.policy.policy_version - start_version
-        return started < (versions + bound + 1) * groups_per_step
-
     def _staleness(self, group: Group) -> int | None:
         oldest = group.oldest_policy_version
         return None if oldest is None else self.policy.policy_version - oldest
@@ -247,3 +220,179 @@ class RolloutEngine:
         group = Group(spec=spec, members=members)
         group.staleness = self._staleness(group)
         return group
+
+
+@dataclasses.dataclass
+class _Entry:
+    """A group in a stream: its spec, the version it was admitted at, and the group once done."""
+
+    spec: GroupSpec
+    admitted_at: int
+    task: asyncio.Task | None = None
+    group: Group | None = None
+    finished: int = 0  # hand-over order among finished groups
+
+
+class GroupStream:
+    """Groups of ``specs`` rolled out in the background, handed over as they finish (see the
+    module docstring for the staleness rule). Rollouts keep running while the consumer trains:
+    the stream admits new groups whenever the rule allows, from its own task.
+
+    ``take(picks_left)`` hands over one group for the batch being built at the current policy
+    version, ``picks_left`` counting this one (default: what is left of ``groups_per_step`` at
+    this version). A group the consumer then discards (dynamic sampling) is simply not counted
+    as a pick: pass the same ``picks_left`` again. ``state()`` is a JSON-ready snapshot — the
+    finished groups not yet taken, the specs still rolling out (rerun from the start on resume,
+    same seeds) and how many specs were drawn — so a resumed run loses and duplicates nothing.
+    """
+
+    def __init__(
+        self, engine: RolloutEngine, specs: Iterable[GroupSpec], groups_per_step: int, *, state: dict | None = None
+    ):
+        if groups_per_step < 1:
+            raise ValueError("groups_per_step must be >= 1")
+        self.engine = engine
+        self.groups_per_step = groups_per_step
+        self.bound = engine.config.max_staleness
+        c = engine.config
+        self.max_running = -(-c.max_concurrency // c.group_size) + 1  # every slot busy, one group queued
+        self._specs: Iterator[GroupSpec] = iter(specs)
+        self._entries: list[_Entry] = []  # not yet taken, in admission order
+        self._queued: list[_Entry] = []  # restored from a checkpoint: admitted, to be (re)started
+        self._picks = (engine.policy.policy_version, groups_per_step)  # (version, picks left at it)
+        self._finished = 0
+        self._exhausted = False
+        self._error: BaseException | None = None
+        self.drawn = 0
+        self._wake = asyncio.Event()
+        self._pump: asyncio.Task | None = None
+        if state is not None:
+            self._restore(state)
+
+    # ------------------------------------------------------------------ consumer side
+    @property
+    def version(self) -> int:
+        return self.engine.policy.policy_version
+
+    async def take(self, picks_left: int | None = None) -> Group | None:
+        """The next group for the batch at the current version (None: the specs ran out)."""
+        if self._pump is None:
+            self._pump = asyncio.ensure_future(self._run())
+        while True:
+            v = self.version
+            if picks_left is None:
+                picks_left = self._picks[1] if self._picks[0] == v else self.groups_per_step
+            ready = sorted((e for e in self._entries if e.group is not None), key=lambda e: e.finished)
+            entry = next((e for e in ready if self._may_hand_over(e, v, picks_left)), None)
+            if entry is not None:
+                self._entries.remove(entry)
+                self._picks = (v, picks_left - 1)
+                self._wake.set()
+                group = entry.group
+                group.staleness = self.engine._staleness(group)
+                return group
+            if self._error is not None:
+                raise self._error  # a failed rollout (strict mode) fails the consumer
+            if self._pump.done() and not self._entries:
+                return None
+            self._wake.clear()
+            await _wait(self._wake, 0.05)
+
+    def state(self) -> dict:
+        """A JSON-ready snapshot (see the class docstring)."""
+        return {
+            "drawn": self.drawn,
+            "picks": list(self._picks),
+            "entries": [
+                {
+                    "spec": dataclasses.asdict(e.spec),
+                    "admitted_at": e.admitted_at,
+                    "members": None if e.group is None else [m.model_dump(mode="json") for m in e.group.members],
+                }
+                for e in self._entries + self._queued
+            ],
+        }
+
+    async def aclose(self) -> None:
+        """Stop admitting and cancel the groups still rolling out."""
+        tasks = [e.task for e in self._entries if e.task is not None and not e.task.done()]
+        if self._pump is not None:
+            tasks.append(self._pump)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # ------------------------------------------------------------------ the rule
+    def _may_hand_over(self, entry: _Entry, v: int, picks_left: int) -> bool:
+        """After handing ``entry`` over, can every other group still meet its deadline?"""
+        s, b = self.bound, self.groups_per_step
+        if s is None:
+            return True
+        others = [e.admitted_at + s for e in self._entries + self._queued if e is not entry]
+        return all(sum(d <= v + j for d in others) <= picks_left - 1 + j * b for j in range(s + 1))
+
+    def _may_admit(self) -> bool:
+        if self._running() >= self.max_running:
+            return False
+        if self.bound is None:
+            return True
+        v, (at, left) = self.version, self._picks
+        taken = self.groups_per_step - left if at == v else 0
+        return len(self._entries) + len(self._queued) < (self.bound + 1) * self.groups_per_step - taken
+
+    # ------------------------------------------------------------------ producer side
+    async def _run(self) -> None:
+        while True:
+            while self._queued and self._running() < self.max_running:  # admitted before a resume
+                self._start(self._queued.pop(0))
+            while not self._queued and self._may_admit():
+                spec = None if self._exhausted else next(self._specs, None)
+                if spec is None:
+                    self._exhausted = True
+                    break
+                self.drawn += 1
+                self._start(_Entry(spec, self.version))
+            if self._exhausted and not self._queued and all(e.group is not None for e in self._entries):
+                return
+            self._wake.clear()
+            await _wait(self._wake, 0.05)  # a group finished or was taken, or the version moved
+
+    def _running(self) -> int:
+        return sum(1 for e in self._entries if e.group is None)
+
+    def _start(self, entry: _Entry) -> None:
+        self._entries.append(entry)
+        entry.task = asyncio.ensure_future(self.engine.run_group(entry.spec))
+        entry.task.add_done_callback(lambda task: self._done(entry, task))
+
+    def _done(self, entry: _Entry, task: asyncio.Task) -> None:
+        if task.cancelled():
+            return
+        if task.exception() is not None:
+            self._error = task.exception()
+            self._wake.set()
+            return
+        self._finished += 1
+        entry.group, entry.finished = task.result(), self._finished
+        self._wake.set()
+
+    def _restore(self, state: dict) -> None:
+        self.drawn = int(state["drawn"])
+        at, left = state["picks"]
+        self._picks = (int(at), int(left))
+        for item in state["entries"]:
+            entry = _Entry(GroupSpec(**item["spec"]), int(item["admitted_at"]))
+            if item["members"] is not None:
+                members = [Trajectory.model_validate(m) for m in item["members"]]
+                self._finished += 1
+                entry.group, entry.finished = Group(spec=entry.spec, members=members), self._finished
+                self._entries.append(entry)
+            else:
+                self._queued.append(entry)
+
+
+async def _wait(event: asyncio.Event, timeout: float) -> None:
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+    except TimeoutError:
+        pass

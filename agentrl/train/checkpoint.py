@@ -6,6 +6,10 @@ flushed to disk, and the folder is renamed into place (an atomic rename on POSIX
 ``step_*`` is always complete, so a kill at any instant leaves either the previous checkpoint
 or the new one, never half of one. Older checkpoints beyond ``keep`` are removed afterwards.
 
+``rollout_buffer.json`` (mode async) holds the rollout stream's state: finished groups not yet
+trained on and the specs still rolling out (:meth:`agentrl.rollout.engine.GroupStream.state`),
+so a resume loses and duplicates no group.
+
 ``state.json`` holds the loop state: the step that was completed, the policy version, the
 trainer's own generator states and anything else the loop needs to continue exactly where it
 stopped. ``rng.pt`` holds the global Python, NumPy and torch (CPU and CUDA) generator states.
@@ -102,6 +106,7 @@ class Checkpointer:
         optimizer: torch.optim.Optimizer,
         loop_state: dict[str, Any],
         scheduler: Any = None,
+        rollout_buffer: dict[str, Any] | None = None,
     ) -> Path:
         """Write checkpoint ``step`` atomically and return its folder."""
         final = self.path(step)
@@ -120,6 +125,8 @@ class Checkpointer:
         )
         torch.save(rng_state(), tmp / "rng.pt")
         (tmp / "state.json").write_text(json.dumps({"step": step, **loop_state}, indent=1))
+        if rollout_buffer is not None:
+            (tmp / "rollout_buffer.json").write_text(json.dumps(rollout_buffer))
         _fsync_tree(tmp)
         if final.exists():  # a re-run of the same step after a resume: replace it
             shutil.rmtree(final)
@@ -157,6 +164,12 @@ class Checkpointer:
                 scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
         set_rng_state(torch.load(path / "rng.pt", weights_only=False))
         return json.loads((path / "state.json").read_text())
+
+    @staticmethod
+    def load_rollout_buffer(path: str | Path) -> dict[str, Any] | None:
+        """The rollout stream state saved with the checkpoint at ``path`` (None: none was)."""
+        file = Path(path) / "rollout_buffer.json"
+        return json.loads(file.read_text()) if file.exists() else None
 
     @staticmethod
     def _load_weights(path: Path, model: torch.nn.Module) -> None:

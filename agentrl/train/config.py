@@ -22,6 +22,7 @@ from agentrl.rollout.config import TreeConfig
 
 Aggregation = Literal["token-mean", "seq-mean"]
 KLEstimator = Literal["k1", "k2", "k3"]
+OffPolicy = Literal["none", "tis", "decoupled"]
 Precision = Literal["auto", "fp32", "bf16"]
 
 
@@ -39,6 +40,13 @@ class PolicyLossConfig(BaseModel):
     kl_estimator: KLEstimator = "k3"
     entropy_coef: float = Field(default=0.0, ge=0.0, description="β_ent: weight of the entropy bonus.")
     aggregation: Aggregation = "token-mean"
+    off_policy: OffPolicy = Field(
+        default="none",
+        description="Correction for stale rollouts (agentrl/train/loss.py): none (ratio against the behaviour "
+        "policy), tis (clip around the learner's pre-update policy, truncated behaviour weight) or decoupled "
+        "(AReaL's decoupled PPO: tokens whose behaviour weight exceeds tis_cap are dropped).",
+    )
+    tis_cap: float = Field(default=2.0, ge=1.0, description="C: cap of the behaviour weight π_prox/π_behav.")
 
     @model_validator(mode="after")
     def _dual_clip_above_ceiling(self) -> PolicyLossConfig:
@@ -142,6 +150,21 @@ class RolloutSection(Section):
         description="Tree-GRPO tree rollouts (M trees, L rounds, N expansions, budgets) instead of "
         "group_size chains; required by tree-only estimators.",
     )
+    max_staleness: int | None = Field(
+        default=2, ge=0,
+        description="mode async: no group is trained more than this many policy versions after it was started "
+        "(None: unbounded).",
+    )
+    dynamic_sampling: bool = Field(
+        default=False,
+        description="DAPO dynamic sampling: skip groups whose valid members' rewards are all equal and keep "
+        "sampling until groups_per_step informative groups are in the batch.",
+    )
+    dynamic_sampling_max_draws: int = Field(
+        default=3, ge=1,
+        description="With dynamic_sampling: at most this × groups_per_step groups are drawn for one step; "
+        "short of informative groups then, skipped groups fill the batch.",
+    )
 
 
 class ShaperEntry(Section):
@@ -211,8 +234,10 @@ class TrainConfig(Section):
     seed: int = 0
     output_dir: str = "runs/default"
     steps: int = Field(default=30, ge=0, description="RL steps (one rollout batch + one policy update each).")
-    mode: Literal["sync", "one_step_off"] = Field(
-        default="sync", description="one_step_off: roll out step k+1 while the learner trains on step k."
+    mode: Literal["sync", "one_step_off", "async"] = Field(
+        default="sync",
+        description="one_step_off: roll out step k+1 while the learner trains on step k; async: rollouts never "
+        "stop, groups stream in under rollout.max_staleness.",
     )
     model: ModelSection = ModelSection()
     env: EnvSection = EnvSection()
@@ -243,6 +268,8 @@ class TrainConfig(Section):
             needs.check_rollouts(trees=self.rollout.tree is not None)
         except ValueError as exc:
             raise ValueError(f"algo: {exc}") from None
+        if self.mode == "async" and self.rollout.tree is not None:
+            raise ValueError("mode: async streams chains; tree rollouts train in mode sync or one_step_off")
         if self.rollout.tree is not None and self.loss.aggregation != "token-mean":
             raise ValueError("loss.aggregation: tree rollouts train with token-mean (a shared prefix is one sequence)")
         return self

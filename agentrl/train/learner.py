@@ -8,6 +8,13 @@ whose gradients accumulate — the sum over micro-batches *is* the mini-batch lo
 micro-batch size changes memory, never the result. The gradient norm is clipped to
 ``max_grad_norm`` before the step.
 
+Data parallel: a learner trains in a group of ranks (:class:`Ranks`; one process by default).
+Every rank sees the same rows and draws the same shuffles; in each mini-batch rank r trains its
+slice (:func:`split_rows`, balanced by tokens), weighed with the whole mini-batch's normalizers
+(all-reduced sums, :func:`agentrl.train.loss.loss_normalizer`), so the ranks' gradients *sum* to
+the single-process gradient and their statistics sum to its statistics. The group on Ray actors
+is :mod:`agentrl.cluster.learner`.
+
 Dropout stays off (the model is never put in train mode): the recomputed log-probabilities must
 match the sampler's, and in-process sampling may run while the learner computes gradients.
 
@@ -35,6 +42,7 @@ import torch
 
 from agentrl.train.config import Aggregation, LoraSettings, OptimConfig, PolicyLossConfig, Precision
 from agentrl.train.loss import (
+    loss_normalizer,
     loss_weights,
     policy_loss,
     token_logprobs_and_entropy,
@@ -81,8 +89,45 @@ def autocast_dtype(precision: Precision, device: torch.device) -> torch.dtype | 
     return torch.bfloat16 if supported else None
 
 
+class Ranks:
+    """The data-parallel group a :class:`Learner` trains in; this one is a single process (it
+    trains every row and has nothing to reduce). :class:`agentrl.cluster.learner.DistributedRanks`
+    is a torch.distributed group with its model sharded."""
+
+    rank = 0
+    world = 1
+
+    def shard(self, module: torch.nn.Module) -> torch.nn.Module:
+        """``module`` as this rank holds it (before its optimizer is built)."""
+        return module
+
+    def sum(self, values: torch.Tensor) -> torch.Tensor:
+        """``values`` summed over the ranks (an all-reduce)."""
+        return values
+
+    def max(self, value: int) -> int:
+        """The largest ``value`` of any rank."""
+        return value
+
+
+def split_rows(lengths: Sequence[int], parts: int) -> list[list[int]]:
+    """Row indices for each of ``parts`` ranks, balanced by tokens and deterministic: the longest
+    row first, each to the rank with the fewest tokens so far (ties: the lower rank); each part in
+    row order. One part is every row, in order."""
+    loads = [0] * parts
+    out: list[list[int]] = [[] for _ in range(parts)]
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        r = min(range(parts), key=lambda r: loads[r])
+        out[r].append(i)
+        loads[r] += lengths[i]
+    return [sorted(part) for part in out]
+
+
 class Learner:
-    """Owns the trainable model and its optimizer; :meth:`update` runs one policy update."""
+    """Owns the trainable model and its optimizer; :meth:`update` runs one policy update.
+
+    ``ranks``: the data-parallel group this learner is one member of (default: one process).
+    """
 
     def __init__(
         self,
@@ -92,8 +137,14 @@ class Learner:
         pad_id: int,
         seed: int = 0,
         weights_lock: Any = None,
+        ranks: Ranks | None = None,
     ):
-        self.model = model
+        self.ranks = ranks or Ranks()
+        self._is_peft = hasattr(model, "disable_adapter")
+        self.reference: torch.nn.Module | None = None
+        if loss.kl_coef > 0 and not self._is_peft:
+            self.reference = self.ranks.shard(copy.deepcopy(model).eval().requires_grad_(False))
+        self.model = model = self.ranks.shard(model)
         self.optim = optim
         self.loss = loss
         self.pad_id = pad_id
@@ -110,10 +161,6 @@ class Learner:
         self.rng = np.random.default_rng(seed)
         # Held around every in-place weight change: an in-process sampler holds it per batch.
         self.weights_lock = weights_lock if weights_lock is not None else contextlib.nullcontext()
-        self._is_peft = hasattr(model, "disable_adapter")
-        self.reference: torch.nn.Module | None = None
-        if loss.kl_coef > 0 and not self._is_peft:
-            self.reference = copy.deepcopy(model).eval().requires_grad_(False)
 
     # ------------------------------------------------------------------ forward passes
     def _autocast(self):
@@ -134,18 +181,26 @@ class Learner:
         assert self.reference is not None
         return self._forward(self.reference, input_ids, attention_mask, False)[0]
 
-    @torch.no_grad()
     def token_entropies(self, rows: Sequence[TokenRow]) -> np.ndarray:
         """Entropy of the current policy at every policy token (mask 1), rows in order (flat)."""
+        return self._per_token(rows, entropy=True)
+
+    def token_logprobs(self, rows: Sequence[TokenRow]) -> np.ndarray:
+        """log π_θ of every policy token (mask > 0) under the current weights, rows in order (flat)."""
+        return self._per_token(rows, entropy=False)
+
+    @torch.no_grad()
+    def _per_token(self, rows: Sequence[TokenRow], entropy: bool) -> np.ndarray:
         out: list[tuple[int, np.ndarray]] = []
         for mb in pack_microbatches([len(r) for r in rows], self.optim.micro_batch_tokens):
             batch = collate([rows[i] for i in mb], self.pad_id)
-            _, entropy = self._forward(
-                self.model, batch.input_ids.to(self.device), batch.attention_mask.to(self.device), True
+            logp, ent = self._forward(
+                self.model, batch.input_ids.to(self.device), batch.attention_mask.to(self.device), entropy
             )
+            values = ent if entropy else logp
             for j, i in enumerate(mb):
                 picked = batch.mask[j, 1:].bool()
-                out.append((i, entropy[j][picked.to(self.device)].float().cpu().numpy()))
+                out.append((i, values[j][picked.to(self.device)].float().cpu().numpy()))
         out.sort(key=lambda pair: pair[0])
         return np.concatenate([e for _, e in out]) if out else np.zeros(0)
 
@@ -188,17 +243,27 @@ class Learner:
 
         ``objective(logp, entropy, batch, weights, ref_logp) -> (loss, stats)`` gets tensors for
         positions 1… of a micro-batch (position i predicts token i); stats are summed over
-        micro-batches.
+        micro-batches (and over the ranks).
         """
-        width = max(len(r) for r in rows)
-        mask = torch.tensor([r.mask + [0] * (width - len(r)) for r in rows])
-        weights = loss_weights(mask, aggregation)
+        mine = [rows[i] for i in split_rows([len(r) for r in rows], self.ranks.world)[self.ranks.rank]]
+        width = max((len(r) for r in mine), default=1)
+        mask = torch.tensor([r.mask + [0] * (width - len(r)) for r in mine]).reshape(len(mine), width)
+        # The whole mini-batch's normalizers (summed over the ranks), not this rank's slice's own.
+        weights = loss_weights(mask, aggregation, self.ranks.sum(loss_normalizer(mask, aggregation)))
+        micro = [
+            ([mine[i] for i in mb], weights[mb])
+            for mb in pack_microbatches([len(r) for r in mine], self.optim.micro_batch_tokens)
+        ]
+        # Every rank runs as many forward/backward passes (a sharded model gathers its weights in
+        # each one); a rank with fewer micro-batches adds zero-weight passes over one row.
+        spare = (mine or rows)[:1]
+        micro += [(spare, torch.zeros(1, len(spare[0])))] * (self.ranks.max(len(micro)) - len(micro))
         sums: dict[str, float] = {}
         self.optimizer.zero_grad(set_to_none=True)
-        for mb in pack_microbatches([len(r) for r in rows], self.optim.micro_batch_tokens):
-            batch = collate([rows[i] for i in mb], self.pad_id)
+        for mb_rows, mb_weights in micro:
+            batch = collate(mb_rows, self.pad_id)
             n = batch.input_ids.shape[1]
-            w = weights[mb, :n][:, 1:].to(self.device)
+            w = mb_weights[:, :n][:, 1:].to(self.device)
             ids = batch.input_ids.to(self.device)
             attn = batch.attention_mask.to(self.device)
             ref = self._reference_logp(ids, attn) if with_reference else None
@@ -208,9 +273,12 @@ class Learner:
             sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
+        keys = sorted(sums)
+        sums = dict(zip(keys, self.ranks.sum(torch.tensor([sums[k] for k in keys], dtype=torch.float64)).tolist()))
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         max_norm = self.optim.max_grad_norm if self.optim.max_grad_norm is not None else math.inf
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        grad_norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)  # sharded: a DTensor
         if not math.isfinite(grad_norm):
             self.optimizer.zero_grad(set_to_none=True)  # skip a step that would poison the weights
             sums["skipped_steps"] = 1.0

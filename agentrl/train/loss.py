@@ -18,28 +18,45 @@ summing their losses gives exactly the full-batch loss and gradient::
     seq-mean   : w_t = m_t / (|seq(t)| · #seqs)     (every sequence counts the same, then its tokens)
 
     loss = Σ_t w_t · ℓ_t
+
+The denominators (Σ_all m, #seqs) are additive over a split of the rows
+(:func:`loss_normalizer`): data-parallel ranks each train a slice of the mini-batch and
+all-reduce (sum) their normalizers, so every rank weighs its tokens as the whole mini-batch does.
 """
 
 from __future__ import annotations
 
 import torch
 
-from agentrl.train.config import Aggregation, KLEstimator, PolicyLossConfig
+from agentrl.train.config import Aggregation, KLEstimator, OffPolicy, PolicyLossConfig
 
 
-def loss_weights(mask: torch.Tensor, aggregation: Aggregation) -> torch.Tensor:
-    """Per-token weights ``w`` (same shape as ``mask``: rows × tokens) for one whole mini-batch.
-
-    Rows without any policy token get weight 0 and do not count as sequences.
-    """
+def loss_normalizer(mask: torch.Tensor, aggregation: Aggregation) -> torch.Tensor:
+    """The mini-batch denominator of ``aggregation`` over these rows (a float32 scalar): Σ m for
+    token-mean, the number of rows with a policy token for seq-mean. It adds up over a split of
+    the rows."""
     mask = mask.to(torch.float32)
     if aggregation == "token-mean":
-        return mask / mask.sum().clamp(min=1.0)
+        return mask.sum()
     if aggregation == "seq-mean":
-        per_row = mask.sum(dim=-1, keepdim=True)
-        rows = (per_row > 0).sum().clamp(min=1)
-        return mask / per_row.clamp(min=1.0) / rows
+        return (mask.sum(dim=-1) > 0).sum().to(torch.float32)
     raise ValueError(f"unknown aggregation {aggregation!r}; choose token-mean or seq-mean")
+
+
+def loss_weights(mask: torch.Tensor, aggregation: Aggregation, normalizer: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-token weights ``w`` (same shape as ``mask``: rows × tokens) for one whole mini-batch.
+
+    Rows without any policy token get weight 0 and do not count as sequences. ``normalizer``:
+    the whole mini-batch's :func:`loss_normalizer` when ``mask`` holds only a slice of it (one
+    data-parallel rank's rows); by default these rows' own.
+    """
+    if normalizer is None:
+        normalizer = loss_normalizer(mask, aggregation)
+    mask = mask.to(torch.float32)
+    normalizer = normalizer.to(torch.float32).clamp(min=1.0)
+    if aggregation == "token-mean":
+        return mask / normalizer
+    return mask / mask.sum(dim=-1, keepdim=True).clamp(min=1.0) / normalizer
 
 
 def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: KLEstimator) -> torch.Tensor:
@@ -118,6 +135,37 @@ def policy_loss(
         if config.entropy_coef > 0:
             per_token = per_token - config.entropy_coef * entropy
     return (weights * per_token).sum(), stats
+
+
+def off_policy_weights(
+    prox_logp: torch.Tensor, behav_logp: torch.Tensor, mode: OffPolicy, cap: float
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The behaviour weight ``v`` per token (see the module docstring) and its statistics.
+
+    ``prox_logp`` / ``behav_logp``: log-probabilities of the sampled tokens under the learner's
+    pre-update policy and the sampler's, one entry per policy token (any shape). Returns ``v``
+    (1 everywhere for ``none``) and ``is_weight_mean``, ``is_weight_max``, ``is_capped_frac``,
+    ``behav_prox_kl`` (statistics of the raw weight u, whatever the mode).
+    """
+    log_u = (prox_logp - behav_logp).clamp(-20.0, 20.0)
+    u = torch.exp(log_u)
+    over = u > cap
+    if mode == "none":
+        v = torch.ones_like(u)
+    elif mode == "tis":
+        v = u.clamp(max=cap)
+    elif mode == "decoupled":
+        v = torch.where(over, torch.zeros_like(u), u)
+    else:
+        raise ValueError(f"unknown off_policy {mode!r}; choose none, tis or decoupled")
+    n = max(u.numel(), 1)
+    stats = {
+        "is_weight_mean": float(u.sum()) / n,
+        "is_weight_max": float(u.max()) if u.numel() else 1.0,
+        "is_capped_frac": float(over.sum()) / n,
+        "behav_prox_kl": float((u - 1.0 - log_u).sum()) / n,
+    }
+    return v, stats
 
 
 def token_logprobs_and_entropy(

@@ -5,6 +5,11 @@ evaluation records (``{"step": k, "eval/success": …}``). On ``--resume`` from 
 k, :meth:`MetricsLog.truncate_after` drops every record after step k — those steps are redone —
 and TensorBoard's ``purge_step`` discards their events, so each step appears exactly once. A last
 line cut short (a kill or a full disk mid-write) is dropped with a warning.
+
+:func:`staleness_metrics` adds the per-token staleness of a step's batch — how many policy
+versions older than the update's weights the sampler's were — as ``rollout/staleness_mean``,
+``rollout/staleness_max`` and the histogram ``rollout/staleness_hist/k`` (the fraction of policy
+tokens sampled k versions back).
 """
 
 from __future__ import annotations
@@ -13,9 +18,32 @@ import json
 import logging
 import math
 from pathlib import Path
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
+from agentrl.types import Trajectory
+
 log = logging.getLogger(__name__)
+
+
+def staleness_metrics(groups: Iterable[Any], version: int) -> dict[str, float]:
+    """Per-token staleness of ``groups`` (chains or trees) trained at policy ``version``."""
+    tokens: Counter[int] = Counter()
+    for group in groups:
+        for member in group.members:
+            steps = member.steps if isinstance(member, Trajectory) else [n.step for n in member.nodes]
+            for step in steps:
+                if step.policy_version is not None:
+                    tokens[version - step.policy_version] += len(step.completion_token_ids)
+    total = sum(tokens.values())
+    if not total:
+        return {"rollout/staleness_mean": 0.0, "rollout/staleness_max": 0.0}
+    out = {
+        "rollout/staleness_mean": sum(k * n for k, n in tokens.items()) / total,
+        "rollout/staleness_max": float(max(k for k, n in tokens.items() if n)),
+    }
+    return out | {f"rollout/staleness_hist/{k}": n / total for k, n in sorted(tokens.items()) if n}
 
 
 class MetricsLog:

@@ -19,10 +19,19 @@ One RL step ``k`` (1-based):
    new weights pushed.
 
 Modes: ``sync`` runs the steps one after another. ``one_step_off`` rolls out step k+1 while the
-learner trains on step k (in a worker thread), so the batch of step k+1 comes (mostly) from the
-weights before update k — one version stale; the PPO ratio is taken against the recorded
-behaviour log-probabilities, so the staleness is corrected for, and each trajectory records the
-versions that sampled it (``rollout/staleness`` in the metrics).
+learner trains on step k (in a worker thread), so the batch of step k+1 comes from the weights
+before update k — one version stale. ``async`` never stops the rollouts: groups stream from a
+:class:`~agentrl.rollout.engine.GroupStream` (admission control bounds the staleness by
+``rollout.max_staleness``; a slow group is waited for when due, never dropped) and each step
+trains on ``groups_per_step`` finished groups while the next ones keep rolling out; in-flight
+episodes continue across a weight sync (partial rollouts), each completion recording the version
+that sampled it. In both overlapping modes the in-process sampler gets its own copy of the
+weights, replaced under its ``weights_lock`` at each sync, so a decode batch never mixes versions
+and the recorded versions are exact. The PPO ratio is taken against the recorded behaviour
+log-probabilities, optionally with an off-policy correction (``loss.off_policy``:
+:mod:`agentrl.train.loss`). ``rollout.dynamic_sampling`` (DAPO) skips groups whose valid members'
+rewards are all equal. The async stream's finished-but-untrained groups are saved with each
+checkpoint (``rollout_buffer.json``), so a resume loses and duplicates no group.
 
 Before RL, an optional SFT warm start (:mod:`agentrl.train.sft`) on oracle demonstrations gives a
 policy that sometimes succeeds. Evaluation (fixed seeds, so curves are comparable) runs at the
@@ -33,6 +42,9 @@ start, every ``eval.every`` steps and at the end. Checkpoints every ``checkpoint
 from __future__ import annotations
 
 import asyncio
+import copy
+import dataclasses
+import itertools
 import time
 from pathlib import Path
 from typing import Any
@@ -48,12 +60,15 @@ from agentrl.algos import Pipeline, get_shaper
 from agentrl.policy.base import SamplingParams, TrainablePolicy
 from agentrl.policy.factory import load_policy
 from agentrl.policy.render import ChatRenderer
-from agentrl.rollout import RolloutConfig, RolloutEngine, group_specs
-from agentrl.rollout.batch import RolloutBatch
+from agentrl.rollout import Group, GroupSpec, RolloutConfig, RolloutEngine, group_specs
+from agentrl.rollout.batch import RolloutBatch, TokenRow
+from agentrl.rollout.engine import GroupStream
+from agentrl.rollout.episode import derive_seed
 from agentrl.train.checkpoint import Checkpointer
 from agentrl.train.config import TrainConfig
 from agentrl.train.learner import Learner, apply_lora, cpu_threads
-from agentrl.train.metrics import MetricsLog, plot_learning_curves
+from agentrl.train.loss import off_policy_weights
+from agentrl.train.metrics import MetricsLog, plot_learning_curves, staleness_metrics
 from agentrl.train.sft import run_sft
 
 SPEC_SEED_STRIDE = 1_000_003
@@ -133,7 +148,11 @@ class Trainer:
         if self.device.type == "cpu":
             torch.set_num_threads(cpu_threads(config.model.torch_threads))
         self.model, self.tokenizer = build_model(config, self.device)
-        self.policy = build_policy(config, self.model, self.tokenizer)
+        # Overlapping modes: the in-process sampler decodes from its own copy while the learner
+        # trains, so every completion comes from exactly the version it records.
+        overlapped = config.mode != "sync" and config.model.backend == "hf" and config.cluster.address is None
+        self.sampler_model = copy.deepcopy(self.model) if overlapped else self.model
+        self.policy = build_policy(config, self.sampler_model, self.tokenizer)
         self.renderer = ChatRenderer(
             self.tokenizer, mode=config.rollout.context, history_window=config.rollout.history_window
         )
@@ -145,7 +164,7 @@ class Trainer:
             self.renderer,
             RolloutConfig(
                 group_size=r.group_size, max_concurrency=r.concurrency, sampling=sampling, seed=config.seed,
-                strict=r.strict,
+                strict=r.strict, max_staleness=r.max_staleness,
             ),
         )
         e = config.eval
@@ -170,11 +189,13 @@ class Trainer:
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         self.learner = Learner(
             self.model, config.optim, config.loss, pad_id=int(pad), seed=config.seed,
-            weights_lock=self.policy.weights_lock,
+            weights_lock=self.policy.weights_lock if self.sampler_model is self.model else None,
         )
         self.checkpointer = Checkpointer(self.out / "checkpoints", keep=config.checkpoint.keep)
         self.step = 0
         self.sft_losses: list[float] = []
+        self.stream: GroupStream | None = None  # mode async: the rollouts running ahead of the learner
+        self._stream_state: dict | None = None  # restored from a checkpoint
         self.cluster = None
         if config.cluster.address is not None:  # episodes on Ray env workers (agentrl/cluster/README.md)
             from agentrl.cluster.ray_rollout import RayRollouts
@@ -193,15 +214,64 @@ class Trainer:
         """Make step ``salt``'s sampling reproducible (and independent of earlier steps)."""
         self.policy.reseed(self.config.seed * SPEC_SEED_STRIDE + salt)
 
-    async def rollout(self, step: int) -> tuple[RolloutBatch, float]:
-        """Step ``step``'s groups — trees when ``rollout.tree`` is set — as one batch."""
+    async def rollout(self, step: int) -> tuple[RolloutBatch, float, int]:
+        """Step ``step``'s groups — trees when ``rollout.tree`` is set — as one batch, the seconds
+        it took and the groups dynamic sampling skipped (further rounds of specs, seeded by
+        ``(seed, step, round)``, until the batch is full)."""
         self._reseed_sampler(step)
-        specs = group_specs(self.config.rollout.groups_per_step, seed=self.config.seed * SPEC_SEED_STRIDE + step)
+        r = self.config.rollout
         start = time.perf_counter()
-        tree = self.config.rollout.tree
-        groups = await (self.engine.run(specs) if tree is None else self.engine.run_trees(specs, tree))
-        batch = RolloutBatch.from_groups(groups, keep_text="action_texts" in self.needs)
-        return batch, time.perf_counter() - start
+        kept: list[Group] = []
+        skipped = 0
+        for draw in itertools.count():
+            seed = self.config.seed * SPEC_SEED_STRIDE + step if draw == 0 else derive_seed(self.config.seed, step, draw)
+            specs = group_specs(r.groups_per_step - len(kept), seed=seed)
+            groups = await (self.engine.run(specs) if r.tree is None else self.engine.run_trees(specs, r.tree))
+            for group in groups:
+                if self._skip(group, skipped):
+                    skipped += 1
+                else:
+                    kept.append(group)
+            if len(kept) == r.groups_per_step:
+                break
+        return self._batch(kept), time.perf_counter() - start, skipped
+
+    async def take(self, stream: GroupStream) -> tuple[RolloutBatch, float, int]:
+        """Mode async: ``groups_per_step`` groups from the stream (dynamic sampling skipping as in
+        :meth:`rollout`), the seconds the learner waited for them and the groups skipped."""
+        want = self.config.rollout.groups_per_step
+        start = time.perf_counter()
+        kept: list[Group] = []
+        skipped = 0
+        while len(kept) < want:
+            group = await stream.take(want - len(kept))
+            if group is None:
+                raise RuntimeError("the rollout stream ran out of group specs")
+            if self._skip(group, skipped):
+                skipped += 1
+            else:
+                kept.append(group)
+        return self._batch(kept), time.perf_counter() - start, skipped
+
+    def _skip(self, group: Group, skipped: int) -> bool:
+        """Dynamic sampling: skip a group without reward variance among its valid members, while
+        fewer than (max_draws − 1) · groups_per_step were skipped this step."""
+        r = self.config.rollout
+        budget = (r.dynamic_sampling_max_draws - 1) * r.groups_per_step
+        return r.dynamic_sampling and skipped < budget and not informative(group)
+
+    def _batch(self, groups: list[Group]) -> RolloutBatch:
+        return RolloutBatch.from_groups(groups, keep_text="action_texts" in self.needs)
+
+    def open_stream(self) -> GroupStream:
+        """Mode async: the endless stream of group specs (index i → a seed derived from ``(seed, i)``,
+        group id ``g<i>``), resumed from the checkpoint's rollout buffer when there is one."""
+        state = self._stream_state
+        first = 0 if state is None else int(state["drawn"])
+        specs = (
+            GroupSpec(seed=derive_seed(self.config.seed, "async", i), group_id=f"g{i:07d}") for i in itertools.count(first)
+        )
+        return self.engine.open_stream(specs, groups_per_step=self.config.rollout.groups_per_step, state=state)
 
     async def evaluate(self) -> dict[str, float]:
         """Success on fixed evaluation episodes (same seeds every time)."""
@@ -242,23 +312,53 @@ class Trainer:
         """Advantages → PPO update; returns the learner's diagnostics (the weight sync follows)."""
         start = time.perf_counter()
         batch, adv_stats = self.advantages(batch)
-        stats = self.learner.update(batch.tokens)
+        rows, correction = self.correct_off_policy(batch.tokens)
+        stats = self.learner.update(rows) | correction
         seconds = time.perf_counter() - start
         out = {f"train/{k}": v for k, v in stats.items()} | adv_stats
         out["train/seconds"] = seconds
         out["train/tokens_per_s"] = stats.get("trained_tokens", 0.0) / max(seconds, 1e-9)
         return out
 
+    def correct_off_policy(self, rows: list[TokenRow]) -> tuple[list[TokenRow], dict[str, float]]:
+        """``loss.off_policy`` tis / decoupled: rows whose behaviour log-probabilities are the
+        learner's pre-update ones (π_prox, one no-grad forward) and whose advantages carry the
+        behaviour weight v (:func:`agentrl.train.loss.off_policy_weights`); none: ``rows`` as they are."""
+        loss = self.config.loss
+        if loss.off_policy == "none":
+            return rows, {}
+        prox = torch.from_numpy(self.learner.token_logprobs(rows)).double()
+        picked = [np.flatnonzero(np.asarray(r.mask[1:]) > 0) + 1 for r in rows]  # the positions token_logprobs reads
+        behav = torch.tensor([r.old_logp[i] for r, at in zip(rows, picked) for i in at], dtype=torch.float64)
+        v, stats = off_policy_weights(prox, behav, loss.off_policy, loss.tis_cap)
+        out, offset = [], 0
+        for row, at in zip(rows, picked):
+            old, adv, neg = (np.array(x, dtype=np.float64) for x in (row.old_logp, row.advantage, row.advantage_neg or [0.0] * len(row)))
+            w = v[offset : offset + at.size].numpy()
+            old[at], adv[at], neg[at] = prox[offset : offset + at.size].numpy(), adv[at] * w, neg[at] * w
+            offset += at.size
+            out.append(dataclasses.replace(row, old_logp=old.tolist(), advantage=adv.tolist(), advantage_neg=neg.tolist()))
+        return out, stats
+
     async def sync_weights(self, version: int | None = None) -> None:
-        """Make the sampler serve the trained weights (a version bump in-process, a push to vLLM)."""
-        version = await self.policy.sync_weights(self.model, version)
+        """Make the sampler serve the trained weights (a version bump in-process, a copy into the
+        overlapping modes' sampler weights, a push to vLLM)."""
+        if self.sampler_model is not self.model:
+            with self.policy.weights_lock:  # no decode batch runs while the weights are replaced
+                self.sampler_model.load_state_dict(self.model.state_dict())
+                version = await self.policy.sync_weights(self.sampler_model, version)
+        else:
+            version = await self.policy.sync_weights(self.model, version)
         if self.cluster is not None:
             await self.cluster.push_weights(self.model, version)
 
     # ------------------------------------------------------------------ checkpoints
     def save(self) -> None:
         state = {"policy_version": self.policy.policy_version, **self.learner.state_dict()}
-        self.checkpointer.save(self.step, self.model, self.learner.optimizer, state, self.learner.scheduler)
+        buffer = None if self.stream is None else self.stream.state()
+        self.checkpointer.save(
+            self.step, self.model, self.learner.optimizer, state, self.learner.scheduler, rollout_buffer=buffer
+        )
 
     def restore(self) -> bool:
         path = self.checkpointer.latest()
@@ -270,6 +370,7 @@ class Trainer:
         if self.learner.reference is not None:
             load_model(self.learner.reference, str(self.out / "reference.safetensors"))
         self._restored_version = int(state["policy_version"])
+        self._stream_state = self.checkpointer.load_rollout_buffer(path)
         return True
 
     # ------------------------------------------------------------------ the run
@@ -350,19 +451,26 @@ class Trainer:
         first = self.step + 1
         bar = tqdm(total=c.steps, initial=self.step, desc="RL steps", unit="step", disable=not self.progress)
         pending: asyncio.Task | None = None
+        if c.mode == "async":
+            self.stream = self.open_stream()
         try:
             for step in range(first, c.steps + 1):
-                if pending is None:
-                    batch, seconds = await self.rollout(step)
+                if self.stream is not None:
+                    batch, seconds, skipped = await self.take(self.stream)
+                elif pending is None:
+                    batch, seconds, skipped = await self.rollout(step)
                 else:
-                    batch, seconds = await pending
+                    batch, seconds, skipped = await pending
                     pending = None
-                record = batch.metrics(seconds)
+                record = batch.metrics(seconds) | staleness_metrics(batch.groups, self.policy.policy_version)
+                if c.rollout.dynamic_sampling:
+                    record["rollout/skipped_groups"] = float(skipped)
                 if c.mode == "one_step_off" and step < c.steps:
                     pending = asyncio.create_task(self.rollout(step + 1))
-                    record |= await asyncio.to_thread(self.update, batch)
-                else:
+                if c.mode == "sync":
                     record |= self.update(batch)
+                else:  # the rollouts go on while the learner trains
+                    record |= await asyncio.to_thread(self.update, batch)
                 await self.sync_weights()
                 record["policy_version"] = self.policy.policy_version
                 self.step = step
@@ -373,9 +481,9 @@ class Trainer:
                 metrics.write(step, record)
                 if step % c.checkpoint.every == 0 or step == c.steps:
                     if pending is not None:
-                        # The in-flight rollout is not checkpointed: a resume regenerates it.
+                        # The in-flight one-step-off rollout is not checkpointed: a resume regenerates it.
                         await asyncio.wait([pending])
-                    self.save()
+                    self.save()  # mode async: with the stream's finished and in-flight groups
                 bar.update(1)
                 bar.set_postfix(
                     success=f"{record['rollout/success']:.2f}",
@@ -386,9 +494,19 @@ class Trainer:
             bar.close()
             if pending is not None:
                 pending.cancel()
+            if self.stream is not None:
+                await self.stream.aclose()
 
     def _export(self) -> None:
         """The final policy in Hugging Face format (``final/``), loadable with ``from_pretrained``."""
         final = self.out / "final"
         self.model.save_pretrained(final, safe_serialization=True)
         self.tokenizer.save_pretrained(final)
+
+
+def informative(group: Group) -> bool:
+    """Whether ``group`` carries a GRPO signal: its valid (not infra-failed) episodes' rewards are
+    not all equal. Masked members count neither way; fewer than two valid episodes carry none."""
+    steps = RolloutBatch.from_groups([group]).steps
+    rewards = steps.episode_reward[steps.episode_valid]
+    return rewards.size >= 2 and bool(np.ptp(rewards) > 0)
