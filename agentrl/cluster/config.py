@@ -5,9 +5,17 @@ from __future__ import annotations
 import importlib.util
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from agentrl.errors import InfraError
 
 RAY_MISSING = "ray is not installed: pip install 'agentrl[ray]'"
+
+
+class LearnerLost(InfraError):
+    """A learner rank died (:mod:`agentrl.cluster.learner`): the trainer restores its last
+    checkpoint and the learner group is rebuilt from it. Here, not beside the group, so the
+    trainer can catch it without importing Ray."""
 
 
 class ClusterConfig(BaseModel):
@@ -23,8 +31,24 @@ class ClusterConfig(BaseModel):
     env_workers: int = Field(default=2, ge=1, description="Env-worker actors (each hosts many episodes).")
     episodes_per_worker: int = Field(default=32, ge=1, description="Concurrent episodes one env worker runs.")
     env_worker_cpus: float = Field(default=1.0, gt=0, description="CPUs reserved per env worker.")
-    sampler_cpus: float = Field(default=1.0, gt=0, description="CPUs reserved for the sampler actor.")
+    samplers: int = Field(default=1, ge=1, description="Sampler actors (policy servers) behind the router.")
+    sampler_cpus: float = Field(default=1.0, gt=0, description="CPUs reserved per sampler actor.")
+    sampler_gpus: float = Field(
+        default=0.0, ge=0, description="GPUs reserved per sampler actor (model.backend vllm needs at least one)."
+    )
     placement_timeout_s: float = Field(default=60.0, gt=0, description="How long to wait for the placement group.")
+    learner_ranks: int = Field(
+        default=1, ge=1, description="1: the learner is the trainer process; N >= 2: N learner actors in one "
+        "torch.distributed group (FSDP2), each training a slice of every mini-batch.",
+    )
+    learner_cpus: float = Field(default=1.0, gt=0, description="CPUs reserved per learner rank (learner_ranks >= 2).")
+    learner_gpus: float = Field(
+        default=0.0, ge=0, description="GPUs per learner rank (learner_ranks >= 2): > 0 puts each rank's shard on "
+        "its GPU and the group on NCCL; 0 keeps them on CPU with gloo.",
+    )
+    learner_restarts: int = Field(
+        default=3, ge=0, description="How often a learner group that lost a rank is rebuilt from the last checkpoint.",
+    )
 
     @field_validator("address")
     @classmethod
@@ -37,6 +61,29 @@ class ClusterConfig(BaseModel):
             raise ValueError(RAY_MISSING)
         return value
 
+    @model_validator(mode="after")
+    def _learner_ranks_need_a_cluster(self) -> ClusterConfig:
+        if self.learner_ranks > 1 and self.address is None:
+            raise ValueError("learner_ranks: more than one learner rank needs a cluster (set cluster.address)")
+        return self
+
+    @property
+    def learner_cpus_needed(self) -> float:
+        """CPUs the learner ranks reserve (none with one rank: the learner is the trainer process)."""
+        return self.learner_ranks * self.learner_cpus if self.learner_ranks > 1 else 0.0
+
     @property
     def cpus_needed(self) -> float:
-        return self.env_workers * self.env_worker_cpus + self.sampler_cpus
+        return self.env_workers * self.env_worker_cpus + self.samplers * self.sampler_cpus + self.learner_cpus_needed
+
+    @property
+    def cpus_breakdown(self) -> str:
+        """How :attr:`cpus_needed` adds up, for error messages."""
+        parts = f"{self.env_workers} env workers x {self.env_worker_cpus:g} + {self.samplers} samplers x {self.sampler_cpus:g}"
+        if self.learner_ranks > 1:
+            parts += f" + {self.learner_ranks} learner ranks x {self.learner_cpus:g}"
+        return parts
+
+    @property
+    def gpus_needed(self) -> float:
+        return self.samplers * self.sampler_gpus

@@ -1,14 +1,16 @@
-"""Rollouts on a Ray cluster: env workers and a sampler as actors in one placement group.
+"""Rollouts on a Ray cluster: env workers and samplers as actors in one placement group.
 
 * **Env workers** (:class:`EnvWorker`, CPU): each hosts up to ``cluster.episodes_per_worker``
   episodes at once on its own asyncio loop, with its own env instances, and plays them with the
   one turn loop (:func:`agentrl.rollout.episode.run_actor` with a
   :class:`~agentrl.rollout.episode.TokenActor`) — the same code as a single-process run.
-* **The sampler** (:class:`SamplerServer`): the in-process HF policy
-  (:class:`~agentrl.policy.hf.HFPolicy`) hosted in one actor; the env workers' concurrent
-  requests reach its dynamic batcher and are decoded together. The learner pushes every new
-  version's weights through the object store (:meth:`RayRollouts.push_weights`); each completion
-  carries the version that sampled it, so every recorded token does.
+* **Samplers** (``cluster.samplers`` :class:`~agentrl.cluster.sampler.SamplerServer` actors): the
+  HF policy on CPU or vLLM on a GPU; each env worker's :class:`~agentrl.cluster.sampler.Router`
+  keeps a conversation on one server and sends new ones to the least loaded (see
+  :mod:`agentrl.cluster.sampler`). The control plane here (:meth:`RayRollouts.pause`,
+  :meth:`~RayRollouts.resume`, :meth:`~RayRollouts.push_weights`) fans out to every server; a
+  weight push pauses them all at a turn boundary, loads the new version everywhere and resumes
+  the episodes in flight (partial rollouts). Each completion carries the version that sampled it.
 * **The engine** (:class:`RayRolloutEngine`) is the ordinary :class:`RolloutEngine` — groups,
   retries, staleness, hand-over — whose single attempt (:meth:`RolloutEngine.run_attempt`) runs
   on the least-loaded live env worker instead of in this process. It returns the same
@@ -17,9 +19,10 @@
   episode seed, member, attempt), so a cluster rollout equals the single-process one token for token.
 * **Failures.** An env worker that dies takes its in-flight attempts with it: each comes back as
   ``infra_error`` (:class:`EnvWorkerLost`) and the engine retries it (a new attempt, on a worker
-  still alive); the dead worker gets no more work. A sampler that dies fails the attempts that
-  wait on it as infra errors (:class:`~agentrl.policy.base.PolicyBackendError`). With no env
-  worker left the run stops with :class:`ClusterError`.
+  still alive); the dead worker gets no more work. A sampler that dies has its requests sent
+  again to another sampler (same tokens: same seed and version), counted in
+  ``stats["sampler_retries"]``. With no env worker or no sampler left the run stops with
+  :class:`ClusterError`.
 
 Importing this module imports Ray; :mod:`agentrl.train.trainer` imports it only when
 ``cluster.address`` is set.
@@ -27,11 +30,14 @@ Importing this module imports Ray; :mod:`agentrl.train.trainer` imports it only 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import functools
 import logging
 import math
 import os
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from agentrl.cluster.config import RAY_MISSING, ClusterConfig
@@ -44,8 +50,9 @@ try:
 except ImportError:  # pragma: no cover - the config validator says so first
     raise ImportError(RAY_MISSING) from None
 
+from agentrl.cluster.sampler import RoutedPolicy, Router, SamplerServer, first_line
 from agentrl.errors import InfraError
-from agentrl.policy.base import Completion, PolicyBackendError, SamplingParams
+from agentrl.policy.base import SamplingParams
 from agentrl.rollout.engine import GroupSpec, RolloutEngine
 from agentrl.rollout.episode import EnvFactory, TokenActor, finalize, run_actor
 from agentrl.types import Trajectory
@@ -69,89 +76,41 @@ class EpisodeJob:
     sampling: SamplingParams
     max_context_tokens: int | None
     args: dict[str, Any]  # run_actor's keyword arguments (seeds, task, group, deadline, strict)
-
-
-def _one_thread() -> None:
-    import torch
-
-    torch.set_num_threads(1)
+    key: str  # the conversation's routing key: group, member, attempt
 
 
 # ------------------------------------------------------------------------------------ actors
-class SamplerServer:
-    """The in-process HF policy in an actor; weights arrive by :meth:`load_weights`."""
-
-    def __init__(self, model, tokenizer, max_batch_size: int, seed: int):
-        _one_thread()
-        from agentrl.policy.hf import HFPolicy
-
-        self.policy = HFPolicy(model.eval(), tokenizer, max_batch_size=max_batch_size, seed=seed)
-
-    async def generate(self, prompt_token_ids: list[int], sampling: SamplingParams) -> Completion:
-        return await self.policy.generate(prompt_token_ids, sampling)
-
-    async def load_weights(self, state: dict, version: int) -> int:
-        # Under the weights lock (the batcher holds it per batch): no batch mixes two versions,
-        # and no token of the new weights is labelled with the old version.
-        with self.policy.weights_lock:
-            self.policy.model.load_state_dict(state)
-            return await self.policy.sync_weights(self.policy.model, version)
-
-    def policy_version(self) -> int:
-        return self.policy.policy_version
-
-
-class RemotePolicy:
-    """The :class:`~agentrl.policy.base.Policy` an env worker's episodes sample with: each
-    request goes to the sampler actor."""
-
-    def __init__(self, sampler, max_context_tokens: int | None):
-        self.sampler = sampler
-        self._max_context = max_context_tokens
-        self._version = 0
-
-    @property
-    def policy_version(self) -> int:
-        return self._version
-
-    @property
-    def max_context_tokens(self) -> int | None:
-        return self._max_context
-
-    async def generate(self, prompt_token_ids: list[int], sampling: SamplingParams) -> Completion:
-        try:
-            completion = await self.sampler.generate.remote(prompt_token_ids, sampling)
-        except RayActorError as exc:
-            raise PolicyBackendError(f"the sampler actor is gone: {_first_line(exc)}") from None
-        self._version = completion.policy_version
-        return completion
-
-
 class EnvWorker:
     """Plays many episodes at once (an async actor) with the one turn loop."""
 
-    def __init__(self, index: int, sampler, renderer, max_context_tokens: int | None):
-        _one_thread()
+    def __init__(self, index: int, samplers: list, renderer, max_context_tokens: int | None):
+        import torch
+
+        torch.set_num_threads(1)
         self.index = index
-        self.policy = RemotePolicy(sampler, max_context_tokens)
+        self.samplers = samplers
+        self.router = Router(len(samplers))
         self.renderer = renderer
+        self.max_context_tokens = max_context_tokens
 
     def node_id(self) -> str:
         return ray.get_runtime_context().get_node_id()
 
     async def run(self, job: EpisodeJob) -> Trajectory:
-        actor = TokenActor(self.policy, self.renderer, job.sampling, job.max_context_tokens)
-        trajectory = await run_actor(job.env_factory, actor, **job.args)
-        trajectory.info["env_worker"] = self.index
+        policy = RoutedPolicy(self.samplers, self.router, job.key, self.max_context_tokens)
+        actor = TokenActor(policy, self.renderer, job.sampling, job.max_context_tokens)
+        try:
+            trajectory = await run_actor(job.env_factory, actor, **job.args)
+        finally:
+            self.router.release(job.key)
+        trajectory.info |= {
+            "env_worker": self.index, "samplers": policy.used, "sampler_retries": policy.retries,
+            "samplers_lost": list(self.router.lost),
+        }
         return trajectory
 
 
 # ------------------------------------------------------------------------------------ the driver
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _check_answers(address: str, timeout_s: float = 5.0) -> None:
     host, _, port = address.rpartition(":")
     try:
@@ -178,19 +137,26 @@ def connect(config: ClusterConfig) -> bool:
         else:
             ray.init(address=address, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise ClusterError(f"cluster.address {address}: {_first_line(exc)}") from None
+        raise ClusterError(f"cluster.address {address}: {first_line(exc)}") from None
     return True
 
 
 def place(config: ClusterConfig):
-    """The placement group: the sampler's bundle, then one bundle per env worker, spread over nodes."""
-    have = ray.cluster_resources().get("CPU", 0.0)
+    """The placement group: one bundle per sampler, then one per env worker, spread over nodes."""
+    resources = ray.cluster_resources()
+    have = resources.get("CPU", 0.0)
     if have < config.cpus_needed:
         raise ClusterError(
-            f"the placement needs {config.cpus_needed:g} CPUs ({config.env_workers} env workers x "
-            f"{config.env_worker_cpus:g} + sampler {config.sampler_cpus:g}) but the cluster has {have:g}"
+            f"the placement needs {config.cpus_needed:g} CPUs ({config.cpus_breakdown}) but the cluster has {have:g}"
         )
-    bundles = [{"CPU": config.sampler_cpus}] + [{"CPU": config.env_worker_cpus}] * config.env_workers
+    gpus = resources.get("GPU", 0.0)
+    if gpus < config.gpus_needed:
+        raise ClusterError(
+            f"the placement needs {config.gpus_needed:g} GPUs ({config.samplers} samplers x {config.sampler_gpus:g}) "
+            f"but the cluster has {gpus:g}"
+        )
+    sampler = {"CPU": config.sampler_cpus} | ({"GPU": config.sampler_gpus} if config.sampler_gpus else {})
+    bundles = [sampler] * config.samplers + [{"CPU": config.env_worker_cpus}] * config.env_workers
     group = placement_group(bundles, strategy="SPREAD")
     if not group.wait(timeout_seconds=config.placement_timeout_s):
         remove_placement_group(group)
@@ -203,14 +169,16 @@ def place(config: ClusterConfig):
 
 
 class RayRollouts:
-    """One connection, one placement group, one sampler and ``cluster.env_workers`` env workers."""
+    """One connection, one placement group, ``cluster.samplers`` samplers and ``cluster.env_workers``
+    env workers. ``build_policy()`` makes a sampler's policy inside its actor (it travels once
+    through the object store)."""
 
-    def __init__(self, config: ClusterConfig, model, tokenizer, renderer, *, max_context_tokens: int | None,
-                 max_batch_size: int, seed: int):
+    def __init__(self, config: ClusterConfig, build_policy: Callable[[], Any], renderer, *,
+                 max_context_tokens: int | None):
         self.config = config
         self._owns_connection = connect(config)
         self._group = None
-        self.sampler = None
+        self.samplers: list = []
         self.workers: list = []
         try:
             self._group = place(config)
@@ -218,61 +186,119 @@ class RayRollouts:
             def bundle(i: int) -> PlacementGroupSchedulingStrategy:
                 return PlacementGroupSchedulingStrategy(self._group, placement_group_bundle_index=i)
 
-            self.sampler = (
+            build = ray.put(build_policy)
+            self.samplers = [
                 ray.remote(SamplerServer)
-                .options(num_cpus=config.sampler_cpus, scheduling_strategy=bundle(0), max_restarts=0)
-                .remote(model, tokenizer, max_batch_size, seed)
-            )
+                .options(
+                    num_cpus=config.sampler_cpus, num_gpus=config.sampler_gpus, scheduling_strategy=bundle(i),
+                    max_restarts=0,
+                )
+                .remote(i, build)
+                for i in range(config.samplers)
+            ]
             self.workers = [
                 ray.remote(EnvWorker)
                 .options(
-                    num_cpus=config.env_worker_cpus, scheduling_strategy=bundle(1 + i),
+                    num_cpus=config.env_worker_cpus, scheduling_strategy=bundle(config.samplers + i),
                     max_concurrency=config.episodes_per_worker, max_restarts=0,
                 )
-                .remote(i, self.sampler, renderer, max_context_tokens)
+                .remote(i, self.samplers, renderer, max_context_tokens)
                 for i in range(config.env_workers)
             ]
             self.nodes = ray.get(
-                [w.node_id.remote() for w in self.workers] + [self.sampler.policy_version.remote()],
+                [w.node_id.remote() for w in self.workers] + [s.status.remote() for s in self.samplers],
                 timeout=config.placement_timeout_s,
-            )[:-1]
+            )[: config.env_workers]
         except (GetTimeoutError, RayActorError) as exc:
             self.close()
-            raise ClusterError(f"the cluster actors did not start: {_first_line(exc)}") from None
+            raise ClusterError(f"the cluster actors did not start: {first_line(exc)}") from None
         except BaseException:
             self.close()
             raise
         self.alive = [True] * config.env_workers
         self.load = [0] * config.env_workers
-        self.stats = {"workers_lost": 0}
+        self.samplers_alive = [True] * config.samplers
+        self.stats = {"workers_lost": 0, "samplers_lost": 0, "sampler_retries": 0}
 
     @classmethod
     def for_trainer(cls, config, model, tokenizer, renderer, policy) -> RayRollouts:
-        """The cluster of a :class:`~agentrl.train.config.TrainConfig` (its ``cluster`` section)."""
+        """The cluster of a :class:`~agentrl.train.config.TrainConfig` (its ``cluster`` section):
+        HF samplers on CPU (each a copy of ``model``), or vLLM samplers of ``model.name`` on GPUs."""
+        from agentrl.policy.factory import load_policy
+
+        m, c = config.model, config.cluster
         if config.rollout.tree is not None:
             raise ClusterError("rollout.tree: tree rollouts do not run on a cluster yet (set cluster.address: null)")
-        if config.model.backend != "hf":
-            raise ClusterError(f"model.backend {config.model.backend}: the cluster sampler is the HF policy for now")
-        if next(model.parameters()).device.type != "cpu":
-            raise ClusterError("model.device: the cluster sampler runs on CPU for now (set model.device: cpu)")
-        return cls(
-            config.cluster, model, tokenizer, renderer, max_context_tokens=policy.max_context_tokens, max_batch_size=config.model.max_batch_size,
-            seed=config.seed,
+        if m.backend == "hf" and next(model.parameters()).device.type != "cpu":
+            raise ClusterError(
+                "model.device: HF samplers run on CPU (set model.device: cpu, or model.backend: vllm with "
+                "cluster.sampler_gpus: 1)"
+            )
+        if m.backend == "vllm" and c.sampler_gpus <= 0:
+            raise ClusterError("model.backend vllm: each vLLM sampler needs a GPU (set cluster.sampler_gpus: 1)")
+        build = functools.partial(
+            load_policy, m.backend, model if m.backend == "hf" else m.name, tokenizer=tokenizer, seed=config.seed,
+            max_batch_size=m.max_batch_size, gpu_memory_utilization=m.gpu_memory_utilization,
         )
+        return cls(c, build, renderer, max_context_tokens=policy.max_context_tokens)
 
     def engine(self, local: RolloutEngine) -> RayRolloutEngine:
         """``local``'s engine (same env factory, policy, renderer and config) with its episodes on
         the env workers."""
         return RayRolloutEngine(self, local)
 
-    async def push_weights(self, model, version: int) -> None:
-        """Make the sampler serve ``model``'s weights as ``version`` (through the object store)."""
-        state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
-        try:
-            await self.sampler.load_weights.remote(state, version)
-        except RayActorError as exc:
-            raise ClusterError(f"the sampler actor is gone: {_first_line(exc)}") from None
+    # ------------------------------------------------------------------ control plane
+    async def _fan_out(self, method: str, *args) -> list:
+        """``method(*args)`` on every live sampler at once; one that is gone is marked dead."""
+        live = [i for i, up in enumerate(self.samplers_alive) if up]
+        results = await asyncio.gather(
+            *(getattr(self.samplers[i], method).remote(*args) for i in live), return_exceptions=True
+        )
+        out = []
+        for i, result in zip(live, results):
+            if isinstance(result, RayActorError):
+                self._sampler_lost(i)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                out.append(result)
+        self._check_samplers()
+        return out
 
+    async def pause(self) -> None:
+        """Every sampler stops at a turn boundary: the turns running finish, new requests wait."""
+        await self._fan_out("pause")
+
+    async def resume(self) -> None:
+        await self._fan_out("resume")
+
+    async def push_weights(self, weights, version: int) -> None:
+        """Make every sampler serve ``weights`` (a module or its state dict) as ``version``: pause
+        all, load everywhere (one copy through the object store), resume all. Episodes in flight
+        go on with the new weights from their next turn."""
+        state = weights.state_dict() if hasattr(weights, "state_dict") else weights
+        ref = ray.put({name: tensor.detach().cpu() for name, tensor in state.items()})
+        await self.pause()
+        try:
+            await self._fan_out("load_weights", ref, version)
+        finally:
+            await self.resume()
+
+    async def sampler_status(self) -> list[dict]:
+        """Each live sampler's version, gate and queue."""
+        return await self._fan_out("status")
+
+    def _sampler_lost(self, index: int) -> None:
+        if self.samplers_alive[index]:
+            self.samplers_alive[index] = False
+            self.stats["samplers_lost"] += 1
+            log.warning("sampler %d is gone; the others serve its conversations", index)
+
+    def _check_samplers(self) -> None:
+        if not any(self.samplers_alive):
+            raise ClusterError(f"all {len(self.samplers)} samplers died")
+
+    # ------------------------------------------------------------------ episodes
     async def run(self, job: EpisodeJob) -> Trajectory:
         """One attempt on the least-loaded live env worker; a worker's death → an infra_error attempt."""
         live = [i for i, up in enumerate(self.alive) if up]
@@ -281,29 +307,34 @@ class RayRollouts:
         i = min(live, key=lambda k: self.load[k])
         self.load[i] += 1
         try:
-            return await self.workers[i].run.remote(job)
+            trajectory = await self.workers[i].run.remote(job)
         except (ActorDiedError, ActorUnavailableError) as exc:
             if self.alive[i]:
                 self.alive[i] = False
                 self.stats["workers_lost"] += 1
-                log.warning("env worker %d is gone (%s); its episodes are retried on the others", i, _first_line(exc))
-            lost = EnvWorkerLost(f"env worker {i} died: {_first_line(exc)}")
+                log.warning("env worker %d is gone (%s); its episodes are retried on the others", i, first_line(exc))
+            lost = EnvWorkerLost(f"env worker {i} died: {first_line(exc)}")
             args = job.args
             trajectory = Trajectory(
-                task_id=args["task_id"] or "", seed=args["seed"], group_id=args["group_id"], status="infra_error", error=f"EnvWorkerLost: {lost}", info={"env_worker": i},
+                task_id=args["task_id"] or "", seed=args["seed"], group_id=args["group_id"], status="infra_error",
+                error=f"EnvWorkerLost: {lost}", info={"env_worker": i},
             )
             return finalize(trajectory)
         finally:
             self.load[i] -= 1
+        self.stats["sampler_retries"] += trajectory.info["sampler_retries"]
+        for index in trajectory.info["samplers_lost"]:
+            self._sampler_lost(index)
+        self._check_samplers()
+        return trajectory
 
     def close(self) -> None:
         """Stop the actors, free the placement group, disconnect if :func:`connect` connected."""
-        for actor in [*self.workers, self.sampler]:
-            if actor is not None:
-                ray.kill(actor)
+        for actor in [*self.workers, *self.samplers]:
+            ray.kill(actor)
         if self._group is not None:
             remove_placement_group(self._group)
-        self.workers, self.sampler, self._group = [], None, None
+        self.workers, self.samplers, self._group = [], [], None
         if self._owns_connection:
             ray.shutdown()
             self._owns_connection = False
@@ -318,7 +349,10 @@ class RayRolloutEngine(RolloutEngine):
 
     async def run_attempt(self, spec: GroupSpec, member: int, attempt: int) -> Trajectory:
         c = self.config
-        job = EpisodeJob(self.env_factory, c.sampling, c.max_context_tokens, self.attempt_args(spec, member, attempt))
+        job = EpisodeJob(
+            self.env_factory, c.sampling, c.max_context_tokens, self.attempt_args(spec, member, attempt),
+            key=f"{spec.group_id}/{member}/{attempt}",
+        )
         return await self.rollouts.run(job)
 
     async def run_tree_group(self, spec, tree):

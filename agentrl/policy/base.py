@@ -89,6 +89,23 @@ class Policy(Protocol):
     async def generate(self, prompt_token_ids: list[int], sampling: SamplingParams) -> Completion: ...
 
 
+class VersionedPolicy:
+    """The two :class:`Policy` properties every token backend serves the same way, held once:
+    ``policy_version`` (from ``self._version``, set by the backend on each weight update) and
+    ``max_context_tokens`` (from ``self._max_context``; None: unknown / unlimited)."""
+
+    _version: int = 0
+    _max_context: int | None = None
+
+    @property
+    def policy_version(self) -> int:
+        return self._version
+
+    @property
+    def max_context_tokens(self) -> int | None:
+        return self._max_context
+
+
 @runtime_checkable
 class TrainablePolicy(Policy, Protocol):
     """A sampler the trainer updates: what :class:`agentrl.train.trainer.Trainer` needs of it.

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from agentrl.policy.base import Completion, SamplingParams, generation_budget
+from agentrl.policy.base import Completion, SamplingParams, VersionedPolicy, generation_budget
 from agentrl.policy.batching import DynamicBatcher
 
 
@@ -39,7 +39,7 @@ class _Request:
     budget: int
 
 
-class HFPolicy:
+class HFPolicy(VersionedPolicy):
     """In-process transformers policy (see the module docstring).
 
     ``max_context_tokens`` defaults to the model's ``max_position_embeddings``. ``seed`` seeds
@@ -70,14 +70,6 @@ class HFPolicy:
         self._batcher = DynamicBatcher(self._generate_batch, max_batch_size, max_wait_s)
 
     # ------------------------------------------------------------------ Policy protocol
-    @property
-    def policy_version(self) -> int:
-        return self._version
-
-    @property
-    def max_context_tokens(self) -> int | None:
-        return self._max_context
-
     def reseed(self, seed: int) -> None:
         """Reseed the sampler used by requests without a seed of their own (reproducible steps)."""
         self._generator.manual_seed(seed)

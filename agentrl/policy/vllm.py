@@ -27,7 +27,13 @@ import itertools
 from collections.abc import Iterable
 from typing import Any
 
-from agentrl.policy.base import Completion, PolicyBackendError, SamplingParams, generation_budget
+from agentrl.policy.base import (
+    Completion,
+    PolicyBackendError,
+    SamplingParams,
+    VersionedPolicy,
+    generation_budget,
+)
 
 INSTALL_HINT = "VLLMPolicy needs vLLM and a GPU: pip install 'agentrl[vllm]' (or use HFPolicy / OpenAIPolicy)"
 
@@ -66,7 +72,7 @@ def _load_weights_on_worker(worker: Any, named_tensors: list[tuple[str, Any]]) -
     worker.model_runner.model.load_weights(weights=named_tensors)
 
 
-class VLLMPolicy:
+class VLLMPolicy(VersionedPolicy):
     """An in-process vLLM async engine. ``engine`` may be passed pre-built (tests, custom setups);
     otherwise it is created from ``model`` and ``engine_kwargs`` (``AsyncEngineArgs`` fields)."""
 
@@ -94,14 +100,6 @@ class VLLMPolicy:
         self._open = asyncio.Event()
         self._open.set()
         self._idle = asyncio.Condition()
-
-    @property
-    def policy_version(self) -> int:
-        return self._version
-
-    @property
-    def max_context_tokens(self) -> int | None:
-        return self._max_context
 
     async def generate(self, prompt_token_ids: list[int], sampling: SamplingParams) -> Completion:
         budget = generation_budget(len(prompt_token_ids), sampling, self._max_context)

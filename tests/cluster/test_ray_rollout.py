@@ -3,7 +3,6 @@ the same tokens and losses as one process, a killed env worker survived, bad inp
 
 import asyncio
 import json
-import os
 import socket
 
 import pytest
@@ -11,7 +10,6 @@ import pytest
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'agentrl[ray]')")
 
 from click.testing import CliRunner
-from ray.cluster_utils import Cluster
 
 from agentrl.cli import main
 from agentrl.cluster import ClusterConfig
@@ -19,34 +17,9 @@ from agentrl.cluster.ray_rollout import ClusterError, connect, place
 from agentrl.rollout import group_specs
 from agentrl.train.config import TrainConfig, load_config
 from agentrl.train.trainer import Trainer
+from tests.cluster.conftest import on_cluster
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    """Two raylets (1 CPU each, small object stores) on loopback; torn down after the module."""
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # Ray's switch for binding to 127.0.0.1
-    store = 80 * 1024**2
-    c = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 1, "object_store_memory": store, "include_dashboard": False},
-    )
-    try:
-        c.add_node(num_cpus=1, object_store_memory=store)
-        c.wait_for_nodes(timeout=180)  # generous: the CI machine may be busy
-        yield c
-    finally:
-        if ray.is_initialized():
-            ray.shutdown()
-        c.shutdown()
-        os.environ.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
-
-
-def on_cluster(cluster, **changes) -> list[str]:
-    settings = {"address": cluster.address, "env_worker_cpus": 0.5, "sampler_cpus": 0.5, "placement_timeout_s": 300,
-                **changes}
-    return [f"cluster.{k}={v}" for k, v in settings.items()]
 
 
 def make_trainer(tmp_path, overrides):
@@ -60,7 +33,7 @@ def train_steps(trainer, steps: int):
     async def run():
         out = []
         for step in range(1, steps + 1):
-            batch, _ = await trainer.rollout(step)
+            batch, *_ = await trainer.rollout(step)
             trajectories = [t for g in batch.groups for t in g.members]
             record = trainer.update(batch)
             await trainer.sync_weights()
@@ -144,7 +117,7 @@ def test_a_one_step_off_run_end_to_end_on_the_cluster(cluster, tmp_path):
 def test_too_few_cpus_and_an_unplaceable_bundle_are_named(cluster):
     assert connect(ClusterConfig(address=cluster.address)) is True
     try:
-        with pytest.raises(ClusterError, match=r"needs 5 CPUs \(4 env workers x 1 \+ sampler 1\) but the cluster has 2"):
+        with pytest.raises(ClusterError, match=r"needs 5 CPUs \(4 env workers x 1 \+ 1 samplers x 1\) but the cluster has 2"):
             place(ClusterConfig(address=cluster.address, env_workers=4))
         unplaceable = ClusterConfig(
             address=cluster.address, env_workers=1, env_worker_cpus=1.5, sampler_cpus=0.5, placement_timeout_s=2

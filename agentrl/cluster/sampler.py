@@ -1,0 +1,171 @@
+"""Samplers on a Ray cluster: N policy servers, a router in every env worker, one control plane.
+
+* **Servers** (:class:`SamplerServer`, one actor each): a policy built by the one policy factory
+  (:func:`agentrl.policy.factory.load_policy`) inside the actor — the in-process HF policy on CPU,
+  or vLLM's engine on the actor's GPU. Each server has a gate: :meth:`SamplerServer.pause` closes
+  it and waits until the requests in flight are done; requests that arrive meanwhile wait at the
+  gate; :meth:`SamplerServer.resume` opens it.
+* **The router** (:class:`Router`, one per env worker, no extra hop): a conversation (one
+  attempt of one episode) stays on the server that served its first turn, so that server's prefix
+  cache holds its history; a new conversation goes to the live server with the fewest
+  conversations bound to it from this worker (ties: the lowest index). A server whose call fails
+  with an actor error is marked dead and the request is sent again to another server
+  (:class:`RoutedPolicy`): the same prompt, seed and weights version give the same tokens.
+* **The control plane** (:class:`agentrl.cluster.ray_rollout.RayRollouts`: ``pause`` / ``resume`` /
+  ``push_weights``) fans each call out to every live server.
+
+**Partial rollouts.** A weight update pauses every server at a *turn* boundary: the turns being
+decoded finish with the old weights, the new weights are loaded on every server, and the paused
+episodes resume with the new weights for their next turn. No turn spans two versions, so the
+per-step ``policy_version`` (and the per-step behaviour logprobs) is exact for every token of the
+step, the record stays one version per step, and a retried request still reproduces its tokens.
+The cost is that an update waits for the longest turn in flight (at most ``max_tokens`` decode
+steps); cutting a turn mid-decode would need a per-token version and a resumed seed stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import types
+from collections.abc import Callable
+from typing import Any
+
+from ray.exceptions import RayActorError
+
+from agentrl.policy.base import Completion, PolicyBackendError, SamplingParams, VersionedPolicy
+
+log = logging.getLogger(__name__)
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class SamplerServer:
+    """One policy server (an async actor); ``build()`` makes its policy inside the actor."""
+
+    def __init__(self, index: int, build: Callable[[], Any]):
+        import torch
+
+        torch.set_num_threads(1)  # a CPU sampler shares its node with env workers; vLLM decodes on its GPU
+        self.index = index
+        self.policy = build()
+        self._open = asyncio.Event()
+        self._open.set()
+        self._in_flight = 0
+        self._waiting = 0
+        self._served = 0
+        self._idle = asyncio.Condition()
+
+    async def generate(self, prompt_token_ids: list[int], sampling: SamplingParams) -> Completion:
+        self._waiting += 1
+        try:
+            await self._open.wait()  # closed while the control plane swaps weights
+        finally:
+            self._waiting -= 1
+        self._in_flight += 1
+        try:
+            completion = await self.policy.generate(prompt_token_ids, sampling)
+            self._served += 1
+            return completion
+        finally:
+            self._in_flight -= 1
+            async with self._idle:
+                self._idle.notify_all()
+
+    async def pause(self) -> None:
+        """Close the gate and return once no request is in flight (the turns running finish)."""
+        self._open.clear()
+        async with self._idle:
+            await self._idle.wait_for(lambda: self._in_flight == 0)
+
+    async def resume(self) -> None:
+        self._open.set()
+
+    async def load_weights(self, state: dict, version: int) -> int:
+        """Serve ``state`` as ``version`` (the control plane pauses this server first)."""
+        from agentrl.policy.hf import HFPolicy
+
+        if isinstance(self.policy, HFPolicy):  # its own copy of the module: load in place
+            with self.policy.weights_lock:
+                self.policy.model.load_state_dict(state)
+            return await self.policy.sync_weights(self.policy.model, version)
+        # vLLM: the named tensors go into the engine's workers
+        return await self.policy.sync_weights(types.SimpleNamespace(state_dict=lambda: state), version)
+
+    def status(self) -> dict[str, Any]:
+        """Version, gate and queue of this server (for the control plane and tests)."""
+        return {
+            "index": self.index, "version": self.policy.policy_version, "paused": not self._open.is_set(),
+            "in_flight": self._in_flight, "waiting": self._waiting, "served": self._served,
+        }
+
+
+class NoSamplerLeft(PolicyBackendError):
+    """Every sampler this env worker can reach is dead (the driver stops the run with a ClusterError)."""
+
+
+class Router:
+    """Which server each conversation uses (see the module docstring); plain bookkeeping, no Ray."""
+
+    def __init__(self, servers: int):
+        self.alive = [True] * servers
+        self.bound = [0] * servers  # conversations bound to each server
+        self.affinity: dict[str, int] = {}
+        self.lost: list[int] = []  # servers found dead, in order
+
+    def pick(self, key: str) -> int:
+        """The server of conversation ``key`` (bound on its first request)."""
+        index = self.affinity.get(key)
+        if index is not None and self.alive[index]:
+            return index
+        live = [i for i, up in enumerate(self.alive) if up]
+        if not live:
+            raise NoSamplerLeft(f"no sampler left: all {len(self.alive)} samplers died")
+        if index is not None:
+            self.bound[index] -= 1
+        index = min(live, key=lambda i: self.bound[i])
+        self.affinity[key] = index
+        self.bound[index] += 1
+        return index
+
+    def release(self, key: str) -> None:
+        """Conversation ``key`` is over."""
+        index = self.affinity.pop(key, None)
+        if index is not None:
+            self.bound[index] -= 1
+
+    def mark_dead(self, index: int) -> bool:
+        """True the first time ``index`` is marked."""
+        if not self.alive[index]:
+            return False
+        self.alive[index] = False
+        self.lost.append(index)
+        return True
+
+
+class RoutedPolicy(VersionedPolicy):
+    """The :class:`~agentrl.policy.base.Policy` one conversation samples with: each request goes
+    to the conversation's server; a dead server's request is sent again to another one."""
+
+    def __init__(self, servers: list, router: Router, key: str, max_context_tokens: int | None):
+        self.servers, self.router, self.key = servers, router, key
+        self._max_context = max_context_tokens
+        self.used: list[int] = []  # the server of each turn
+        self.retries = 0
+
+    async def generate(self, prompt_token_ids: list[int], sampling: SamplingParams) -> Completion:
+        while True:
+            index = self.router.pick(self.key)
+            try:
+                completion = await self.servers[index].generate.remote(prompt_token_ids, sampling)
+            except RayActorError as exc:
+                if self.router.mark_dead(index):
+                    log.warning("sampler %d is gone (%s); its requests go to the others", index, first_line(exc))
+                self.retries += 1
+                continue
+            self._version = completion.policy_version
+            self.used.append(index)
+            return completion

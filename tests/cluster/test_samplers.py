@@ -1,0 +1,199 @@
+"""Two samplers behind the router on a real two-node Ray cluster: conversation affinity, the
+control plane's fan-out, partial rollouts across a weight update, a killed sampler survived."""
+
+import asyncio
+import copy
+
+import pytest
+import torch
+
+ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'agentrl[ray]')")
+
+from agentrl.cluster.ray_rollout import ClusterError
+from agentrl.cluster.sampler import NoSamplerLeft, Router
+from agentrl.rollout import RolloutEngine, group_specs
+from agentrl.train.config import load_config
+from agentrl.train.sft import run_sft
+from agentrl.train.trainer import Trainer
+from tests.cluster.conftest import on_cluster
+
+
+def test_the_router_keeps_a_conversation_and_sends_new_ones_to_the_least_bound_server():
+    router = Router(2)
+    assert [router.pick(k) for k in "abc"] == [0, 1, 0]  # ties go to the lowest index
+    assert [router.pick(k) for k in "abc"] == [0, 1, 0]  # each conversation stays on its server
+    assert router.pick("d") == 1 and router.bound == [2, 2]
+    router.release("a")
+    assert router.bound == [1, 2] and router.pick("e") == 0  # the freed server takes the next one
+    assert router.mark_dead(0) is True and router.mark_dead(0) is False and router.lost == [0]
+    assert router.pick("c") == 1 and router.bound == [1, 3]  # c moves off the dead server
+    router.mark_dead(1)
+    with pytest.raises(NoSamplerLeft, match="no sampler left: all 2 samplers died"):
+        router.pick("f")
+
+
+# ------------------------------------------------------------------------------ on the cluster
+SMALL = ["rollout.group_size=4", "rollout.max_tokens=8", "env.options.max_turns=6"]
+
+
+@pytest.fixture(scope="module")
+def trainer(cluster, tmp_path_factory):
+    """A default-config trainer whose rollouts run on 2 env workers and 2 samplers."""
+    config = load_config(overrides=[
+        f"output_dir={tmp_path_factory.mktemp('samplers')}", "sft.episodes=0", "model.device=cpu", *SMALL,
+        *on_cluster(cluster, samplers=2, episodes_per_worker=8),
+    ])
+    trainer = Trainer(config, progress=False, log=lambda *_: None)
+    # A short warm start: the random tiny model rarely ends a turn; this one plays 5-6 turn episodes.
+    run_sft(trainer.learner, trainer.env_factory("train"), trainer.renderer, episodes=16, steps=12, batch_rows=32,
+            lr=3e-3, seed=0)
+    run(trainer.sync_weights())  # version 1 here and on every sampler
+    try:
+        yield trainer
+    finally:
+        trainer.cluster.close()
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def members(groups):
+    return [t for g in groups for t in g.members]
+
+
+def behaviour_logprobs(model, step) -> torch.Tensor:
+    """log_softmax(logits / T)[token] of each completion token under ``model`` (T = 1, the default)."""
+    ids = torch.tensor([step.prompt_token_ids + step.completion_token_ids])
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[0].float()
+    n = len(step.prompt_token_ids)
+    logp = torch.log_softmax(logits[n - 1 : -1], dim=-1)
+    return logp.gather(1, torch.tensor(step.completion_token_ids)[:, None])[:, 0]
+
+
+def max_logprob_error(trajectories, models: dict[int, torch.nn.Module]) -> float:
+    """The largest gap between a recorded logprob and the one its step's version gives."""
+    return max(
+        (behaviour_logprobs(models[s.policy_version], s) - torch.tensor(s.logprobs)).abs().max().item()
+        for t in trajectories
+        for s in t.steps
+    )
+
+
+def perturbed(model, seed: int):
+    new = copy.deepcopy(model)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in new.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=generator))
+    return new
+
+
+@pytest.mark.slow
+def test_two_samplers_equal_one_process_and_keep_each_conversation_on_one_server(trainer):
+    engine, pool = trainer.engine, trainer.cluster
+    local = RolloutEngine(engine.env_factory, trainer.policy, trainer.renderer, engine.config)
+    specs = group_specs(3, seed=5)
+    here, there = members(run(local.run(specs))), members(run(engine.run(specs)))
+    assert [[s.completion_token_ids for s in t.steps] for t in there] == [
+        [s.completion_token_ids for s in t.steps] for t in here
+    ]  # token for token: seeds fix every turn, whichever server decodes it
+    for t in there:
+        assert len(t.info["samplers"]) == len(t.steps) and len(set(t.info["samplers"])) == 1  # affinity
+    assert {t.info["samplers"][0] for t in there} == {0, 1}  # both servers took conversations
+    assert {t.info["env_worker"] for t in there} == {0, 1} and pool.stats["sampler_retries"] == 0
+
+
+@pytest.mark.slow
+def test_pause_resume_and_a_push_reach_every_sampler(trainer):
+    pool = trainer.cluster
+
+    async def scenario():
+        await pool.push_weights(trainer.model, 5)
+        pushed = await pool.sampler_status()
+        await pool.pause()
+        paused = await pool.sampler_status()
+        rollout = asyncio.ensure_future(trainer.engine.run(group_specs(1, seed=7)))
+        waiting = 0
+        for _ in range(400):  # the requests reach the samplers and wait at the closed gate
+            await asyncio.sleep(0.05)
+            waiting = sum(s["waiting"] for s in await pool.sampler_status())
+            if waiting:
+                break
+        held = rollout.done()
+        await pool.resume()
+        return pushed, paused, waiting, held, await rollout, await pool.sampler_status()
+
+    pushed, paused, waiting, held, groups, resumed = run(scenario())
+    assert [(s["index"], s["version"], s["paused"]) for s in pushed] == [(0, 5, False), (1, 5, False)]
+    assert [s["paused"] for s in paused] == [True, True] and all(s["in_flight"] == 0 for s in paused)
+    assert waiting >= 1 and not held  # nothing was decoded while paused
+    assert [s["paused"] for s in resumed] == [False, False]
+    assert {s.policy_version for t in members(groups) for s in t.steps} == {5}
+
+
+@pytest.mark.slow
+def test_an_episode_in_flight_across_an_update_keeps_its_tokens_and_versions(trainer):
+    engine, pool = trainer.engine, trainer.cluster
+    old = run(pool.sampler_status())[0]["version"]
+    models = {old: copy.deepcopy(trainer.model), old + 1: perturbed(trainer.model, seed=1)}
+    run(pool.push_weights(models[old], old))
+
+    async def served() -> int:
+        return sum(s["served"] for s in await pool.sampler_status())
+
+    async def scenario():
+        start = await served()
+        rollout = asyncio.ensure_future(engine.run(group_specs(3, seed=9)))
+        while await served() < start + 12:  # about one turn of each of the 12 episodes is done
+            await asyncio.sleep(0.01)
+        await pool.push_weights(models[old + 1], old + 1)
+        return await rollout
+
+    trajectories = members(run(scenario()))
+    versions = [[s.policy_version for s in t.steps] for t in trajectories]
+    assert all(v == sorted(v) and set(v) <= {old, old + 1} for v in versions)  # never back to the old weights
+    spanning = [t for t, v in zip(trajectories, versions) if len(set(v)) == 2]
+    assert spanning, "no episode was in flight across the update"
+    assert all(t.status != "infra_error" for t in trajectories)
+    # Each recorded logprob is the behaviour logprob of the version recorded with its step ...
+    assert max_logprob_error(trajectories, models) < 1e-4
+    # ... and labelling the new-weights steps with the old version would be caught.
+    swapped = {old: models[old + 1], old + 1: models[old]}
+    assert max_logprob_error(spanning, swapped) > 1e-2
+
+
+@pytest.mark.slow
+def test_a_killed_sampler_is_survived_and_none_left_is_a_cluster_error(trainer):
+    engine, pool = trainer.engine, trainer.cluster
+    version = run(pool.sampler_status())[0]["version"]
+    model = copy.deepcopy(trainer.model)
+    run(pool.push_weights(model, version))
+    retries = pool.stats["sampler_retries"]
+    specs = group_specs(2, seed=13)
+
+    async def scenario():
+        await pool.pause()
+        rollout = asyncio.ensure_future(engine.run(specs))
+        for _ in range(400):  # requests are queued at sampler 0 when it dies
+            await asyncio.sleep(0.05)
+            if (await pool.samplers[0].status.remote())["waiting"]:
+                break
+        ray.kill(pool.samplers[0])
+        await pool.resume()
+        return await rollout
+
+    groups = run(scenario())
+    trajectories = members(groups)
+    assert [len(g.members) for g in groups] == [4, 4] and len({t.id for t in trajectories}) == 8
+    assert all(t.status != "infra_error" and t.info["attempts"] == 1 for t in trajectories)
+    assert pool.samplers_alive == [False, True] and pool.stats["samplers_lost"] == 1
+    moved = sum(t.info["sampler_retries"] for t in trajectories)
+    assert moved >= 1 and pool.stats["sampler_retries"] - retries == moved
+    assert all(set(t.info["samplers"]) == {1} for t in trajectories)  # every turn ran after the kill
+    assert max_logprob_error(trajectories, {version: model}) < 1e-4  # the retried turns are exact
+
+    ray.kill(pool.samplers[1])
+    with pytest.raises(ClusterError, match="all 2 samplers died"):
+        run(engine.run(group_specs(1, seed=17)))
