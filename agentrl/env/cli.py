@@ -1,8 +1,11 @@
-"""`agentrl env serve`: any registered env as an HTTP + WebSocket service."""
+"""`agentrl env serve`: any registered env as an HTTP + WebSocket service; `agentrl env image | up |
+down`: the same server in containers without network (agentrl/env/container.py)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 from aiohttp import web
@@ -100,3 +103,106 @@ def serve(
         web.run_app(server.app(), **listen, print=None, access_log=None)
     except OSError as exc:
         raise click.ClickException(f"cannot bind {where}: {exc.strerror or exc}") from None
+
+
+@env.command("image")
+@click.argument("env_id")
+@click.option(
+    "--package", "-p", "packages", multiple=True, help="Extra pip requirement for the image (repeatable)."
+)
+@click.option("--base", default="auto", show_default=True, help="Base image, as for `agentrl sandbox build`.")
+@click.option("--tag", default=None, help="Image tag (default: agentrl-env:<env id>).")
+@click.option("--force", is_flag=True, help="Rebuild even if an up-to-date image exists.")
+def image(env_id: str, packages: tuple[str, ...], base: str, tag: str | None, force: bool) -> None:
+    """Build (or reuse) the container image that serves ENV_ID (agentrl without torch; no registry needed)."""
+    from agentrl.env.container import build_env_image
+
+    with _one_line_errors():
+        click.echo(build_env_image(env_id, packages, base=base, tag=tag, force=force, log=click.echo))
+
+
+@env.command("up")
+@click.argument("env_id")
+@click.option(
+    "-n", "count", default=1, show_default=True, type=click.IntRange(min=1), help="Containers to start."
+)
+@click.option(
+    "--dir",
+    "folder",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Host folder for the sockets (DIR/<i>/env.sock; default: a new temporary folder).",
+)
+@env_option
+@click.option(
+    "--image", default=None, help="Image to start (default: the one `agentrl env image ENV_ID` builds)."
+)
+@click.option("--timeout", "timeout_s", default=60.0, show_default=True, help="Seconds to wait for /health.")
+@click.option(
+    "--detach", "-d", is_flag=True, help="Return once they answer; stop them with `agentrl env down`."
+)
+def up(
+    env_id: str,
+    count: int,
+    folder: str | None,
+    options: tuple[str, ...],
+    image: str | None,
+    timeout_s: float,
+    detach: bool,
+) -> None:
+    """Start COUNT containers serving ENV_ID without network, each on a Unix socket; print their addresses."""
+    import time
+
+    from agentrl.env.container import stale_image_warning, start_env_containers
+
+    parse_env_options(options)  # a malformed KEY=VALUE is refused before anything starts
+    start = time.perf_counter()
+    with _one_line_errors():
+        if warning := stale_image_warning(env_id, image):
+            click.echo(f"warning: {warning}", err=True)
+        started = start_env_containers(env_id, count, folder, options, image=image, timeout_s=timeout_s)
+    for url in started.urls:
+        click.echo(url)
+    click.echo(
+        f"{count} container(s) of {env_id} answer after {time.perf_counter() - start:.1f} s; use them with "
+        f'agentrl.make("{env_id}", remote="{started.remote}")',
+        err=True,
+    )
+    if detach:
+        click.echo(f"stop them with: agentrl env down {env_id}", err=True)
+        return
+    click.echo("Ctrl-C stops them", err=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        started.stop()
+        click.echo(f"stopped {count} container(s)", err=True)
+
+
+@env.command("down")
+@click.argument("env_id", required=False)
+@click.option("--dir", "folder", default=None, help="Only the containers whose sockets are in this folder.")
+def down(env_id: str | None, folder: str | None) -> None:
+    """Stop the env server containers `agentrl env up` started (of ENV_ID, or all)."""
+    from agentrl.env.container import stop_env_containers
+
+    with _one_line_errors():
+        removed = stop_env_containers(env_id, folder)
+    click.echo(f"removed {len(removed)} container(s)" + (f": {', '.join(removed)}" if removed else ""))
+
+
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """Docker missing or down, an image not built, a bad id: one line, no traceback."""
+    from agentrl.env.base import EnvOptionError
+    from agentrl.env.container import EnvContainerError
+    from agentrl.env.registry import UnknownEnvError
+    from agentrl.sandbox.errors import SandboxError
+
+    try:
+        yield
+    except (EnvContainerError, SandboxError, UnknownEnvError, EnvOptionError) as exc:
+        raise click.ClickException(str(exc)) from None

@@ -260,19 +260,25 @@ def build_image(
             ignore=shutil.ignore_patterns("__pycache__", "Dockerfile", "*.md"),
         )
         log(f"docker build {tag} FROM {base}")
-        try:
-            for chunk in client.api.build(
-                path=str(ctx), tag=tag, buildargs={"BASE_IMAGE": base}, labels={BUILD_LABEL: digest},
-                rm=True, forcerm=True, decode=True,
-            ):  # fmt: skip
-                if "error" in chunk:
-                    raise SandboxUnavailable(f"docker build failed: {chunk['error']}")
-                line = chunk.get("stream", "").rstrip()
-                if line.startswith("Step "):
-                    log(line)
-        except SandboxUnavailable:
-            raise
-        except Exception as exc:
-            raise SandboxUnavailable(f"docker build failed: {exc}") from exc
+        docker_build(client, ctx, tag, {"BASE_IMAGE": base}, {BUILD_LABEL: digest}, log)
     log(f"built {tag} (build {digest})")
     return tag
+
+
+def docker_build(
+    client, ctx: Path, tag: str, buildargs: dict[str, str], labels: dict[str, str], log: Log
+) -> None:
+    """``docker build`` of the context folder ``ctx`` (its Dockerfile) as ``tag``, logging each step."""
+    try:
+        for chunk in client.api.build(
+            path=str(ctx), tag=tag, buildargs=buildargs, labels=labels, rm=True, forcerm=True, decode=True
+        ):
+            if "error" in chunk:
+                raise SandboxUnavailable(f"docker build failed: {chunk['error']}")
+            line = chunk.get("stream", "").rstrip()
+            if line.startswith("Step "):
+                log(line)
+    except SandboxUnavailable:
+        raise
+    except Exception as exc:
+        raise SandboxUnavailable(f"docker build failed: {exc}") from exc
