@@ -5,7 +5,9 @@
 #   3. `agentrl sandbox build` for the python variant (agentrl-sandbox:latest) and the browser
 #      variant (agentrl-sandbox-browser:latest: + Debian chromium/chromium-driver, for the GUI
 #      browser tier's docker backend); each is a no-op when its image for the current sources
-#      exists. `--no-build` skips step 3, `--no-browser` builds only the python variant.
+#      exists. `--no-build` skips steps 3-4, `--no-browser` builds only the python variant;
+#   4. `agentrl env image agentrl/Calculator-v0`: the env server image the container tests use
+#      (agentrl without torch; a no-op when its image for the current sources exists).
 # Needs root for steps 1-2 (CI runs as root); a user with a running engine only needs step 3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,9 +36,13 @@ echo "docker_setup: engine $(docker version --format '{{.Server.Version}}')"
 
 case "${1:-}" in
   --no-build) ;;
-  --no-browser) .venv/bin/agentrl sandbox build ;;
+  --no-browser)
+    .venv/bin/agentrl sandbox build
+    .venv/bin/agentrl env image agentrl/Calculator-v0
+    ;;
   *)
     .venv/bin/agentrl sandbox build
     .venv/bin/agentrl sandbox build --variant browser
+    .venv/bin/agentrl env image agentrl/Calculator-v0
     ;;
 esac
