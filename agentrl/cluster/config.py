@@ -31,6 +31,9 @@ class ClusterConfig(BaseModel):
     env_workers: int = Field(default=2, ge=1, description="Env-worker actors (each hosts many episodes).")
     episodes_per_worker: int = Field(default=32, ge=1, description="Concurrent episodes one env worker runs.")
     env_worker_cpus: float = Field(default=1.0, gt=0, description="CPUs reserved per env worker.")
+    env_worker_restarts: int = Field(
+        default=3, ge=0, description="How often a dead env worker is replaced by a new actor in its bundle."
+    )
     samplers: int = Field(default=1, ge=1, description="Sampler actors (policy servers) behind the router.")
     sampler_cpus: float = Field(default=1.0, gt=0, description="CPUs reserved per sampler actor.")
     sampler_gpus: float = Field(

@@ -19,7 +19,8 @@
   episode seed, member, attempt), so a cluster rollout equals the single-process one token for token.
 * **Failures.** An env worker that dies takes its in-flight attempts with it: each comes back as
   ``infra_error`` (:class:`EnvWorkerLost`) and the engine retries it (a new attempt, on a worker
-  still alive); the dead worker gets no more work. A sampler that dies has its requests sent
+  still alive); the dead worker is replaced by a new actor in its bundle (up to
+  ``cluster.env_worker_restarts`` times, then it gets no more work). A sampler that dies has its requests sent
   again to another sampler (same tokens: same seed and version), counted in
   ``stats["sampler_retries"]``. With no env worker or no sampler left the run stops with
   :class:`ClusterError`.
@@ -182,29 +183,18 @@ class RayRollouts:
         self.workers: list = []
         try:
             self._group = place(config)
-
-            def bundle(i: int) -> PlacementGroupSchedulingStrategy:
-                return PlacementGroupSchedulingStrategy(self._group, placement_group_bundle_index=i)
-
             build = ray.put(build_policy)
             self.samplers = [
                 ray.remote(SamplerServer)
                 .options(
-                    num_cpus=config.sampler_cpus, num_gpus=config.sampler_gpus, scheduling_strategy=bundle(i),
+                    num_cpus=config.sampler_cpus, num_gpus=config.sampler_gpus, scheduling_strategy=self._bundle(i),
                     max_restarts=0,
                 )
                 .remote(i, build)
                 for i in range(config.samplers)
             ]
-            self.workers = [
-                ray.remote(EnvWorker)
-                .options(
-                    num_cpus=config.env_worker_cpus, scheduling_strategy=bundle(config.samplers + i),
-                    max_concurrency=config.episodes_per_worker, max_restarts=0,
-                )
-                .remote(i, self.samplers, renderer, max_context_tokens)
-                for i in range(config.env_workers)
-            ]
+            self._worker_args = (renderer, max_context_tokens)
+            self.workers = [self._start_worker(i) for i in range(config.env_workers)]
             self.nodes = ray.get(
                 [w.node_id.remote() for w in self.workers] + [s.status.remote() for s in self.samplers],
                 timeout=config.placement_timeout_s,
@@ -217,8 +207,41 @@ class RayRollouts:
             raise
         self.alive = [True] * config.env_workers
         self.load = [0] * config.env_workers
+        self.restarts = [0] * config.env_workers
         self.samplers_alive = [True] * config.samplers
-        self.stats = {"workers_lost": 0, "samplers_lost": 0, "sampler_retries": 0}
+        self.stats = {"workers_lost": 0, "workers_restarted": 0, "samplers_lost": 0, "sampler_retries": 0}
+
+    def _bundle(self, i: int) -> PlacementGroupSchedulingStrategy:
+        return PlacementGroupSchedulingStrategy(self._group, placement_group_bundle_index=i)
+
+    def _start_worker(self, i: int):
+        """Env worker ``i`` in its bundle (the samplers' bundles come first)."""
+        c = self.config
+        return (
+            ray.remote(EnvWorker)
+            .options(
+                num_cpus=c.env_worker_cpus, scheduling_strategy=self._bundle(c.samplers + i),
+                max_concurrency=c.episodes_per_worker, max_restarts=0,
+            )
+            .remote(i, self.samplers, *self._worker_args)
+        )
+
+    def _worker_lost(self, i: int, handle, exc: BaseException) -> None:
+        """Env worker ``i`` (``handle``) failed a call: replace it while restarts are left (once,
+        whatever number of its attempts report the loss), else stop giving it work."""
+        if self.workers[i] is not handle or not self.alive[i]:
+            return
+        self.stats["workers_lost"] += 1
+        ray.kill(handle)  # an unavailable actor may still be running: no two actors play as worker i
+        if self.restarts[i] < self.config.env_worker_restarts:
+            self.restarts[i] += 1
+            self.stats["workers_restarted"] += 1
+            self.workers[i] = self._start_worker(i)
+            log.warning("env worker %d is gone (%s); replaced, its episodes are retried", i, first_line(exc))
+        else:
+            self.alive[i] = False
+            log.warning("env worker %d is gone (%s), no restart left; its episodes are retried on the others",
+                        i, first_line(exc))
 
     @classmethod
     def for_trainer(cls, config, model, tokenizer, renderer, policy) -> RayRollouts:
@@ -300,19 +323,18 @@ class RayRollouts:
 
     # ------------------------------------------------------------------ episodes
     async def run(self, job: EpisodeJob) -> Trajectory:
-        """One attempt on the least-loaded live env worker; a worker's death → an infra_error attempt."""
+        """One attempt on the least-loaded live env worker; a worker's death → an infra_error attempt
+        (the engine retries it) and a new actor in the dead one's place."""
         live = [i for i, up in enumerate(self.alive) if up]
         if not live:
             raise ClusterError(f"all {len(self.workers)} env workers died")
         i = min(live, key=lambda k: self.load[k])
         self.load[i] += 1
+        handle = self.workers[i]
         try:
-            trajectory = await self.workers[i].run.remote(job)
+            trajectory = await handle.run.remote(job)
         except (ActorDiedError, ActorUnavailableError) as exc:
-            if self.alive[i]:
-                self.alive[i] = False
-                self.stats["workers_lost"] += 1
-                log.warning("env worker %d is gone (%s); its episodes are retried on the others", i, first_line(exc))
+            self._worker_lost(i, handle, exc)
             lost = EnvWorkerLost(f"env worker {i} died: {first_line(exc)}")
             args = job.args
             trajectory = Trajectory(
