@@ -70,23 +70,28 @@ class ClusterConfig(BaseModel):
             raise ValueError("learner_ranks: more than one learner rank needs a cluster (set cluster.address)")
         return self
 
-    @property
-    def learner_cpus_needed(self) -> float:
-        """CPUs the learner ranks reserve (none with one rank: the learner is the trainer process)."""
-        return self.learner_ranks * self.learner_cpus if self.learner_ranks > 1 else 0.0
+    def _learners(self, per_rank: float) -> tuple[float, str]:
+        """What the learner ranks reserve of one resource, and how it adds up (nothing with one
+        rank: the learner is then the trainer process)."""
+        if self.learner_ranks == 1:
+            return 0.0, ""
+        return self.learner_ranks * per_rank, f" + {self.learner_ranks} learner ranks x {per_rank:g}"
 
     @property
     def cpus_needed(self) -> float:
-        return self.env_workers * self.env_worker_cpus + self.samplers * self.sampler_cpus + self.learner_cpus_needed
+        return self.env_workers * self.env_worker_cpus + self.samplers * self.sampler_cpus + self._learners(self.learner_cpus)[0]
 
     @property
     def cpus_breakdown(self) -> str:
         """How :attr:`cpus_needed` adds up, for error messages."""
-        parts = f"{self.env_workers} env workers x {self.env_worker_cpus:g} + {self.samplers} samplers x {self.sampler_cpus:g}"
-        if self.learner_ranks > 1:
-            parts += f" + {self.learner_ranks} learner ranks x {self.learner_cpus:g}"
-        return parts
+        return (f"{self.env_workers} env workers x {self.env_worker_cpus:g} + {self.samplers} samplers x "
+                f"{self.sampler_cpus:g}{self._learners(self.learner_cpus)[1]}")
 
     @property
     def gpus_needed(self) -> float:
-        return self.samplers * self.sampler_gpus
+        return self.samplers * self.sampler_gpus + self._learners(self.learner_gpus)[0]
+
+    @property
+    def gpus_breakdown(self) -> str:
+        """How :attr:`gpus_needed` adds up, for error messages."""
+        return f"{self.samplers} samplers x {self.sampler_gpus:g}{self._learners(self.learner_gpus)[1]}"

@@ -153,8 +153,7 @@ def place(config: ClusterConfig):
     gpus = resources.get("GPU", 0.0)
     if gpus < config.gpus_needed:
         raise ClusterError(
-            f"the placement needs {config.gpus_needed:g} GPUs ({config.samplers} samplers x {config.sampler_gpus:g}) "
-            f"but the cluster has {gpus:g}"
+            f"the placement needs {config.gpus_needed:g} GPUs ({config.gpus_breakdown}) but the cluster has {gpus:g}"
         )
     sampler = {"CPU": config.sampler_cpus} | ({"GPU": config.sampler_gpus} if config.sampler_gpus else {})
     bundles = [sampler] * config.samplers + [{"CPU": config.env_worker_cpus}] * config.env_workers

@@ -57,6 +57,7 @@ from tqdm.auto import tqdm
 
 import agentrl
 from agentrl.algos import Pipeline, get_shaper
+from agentrl.cluster.config import LearnerLost
 from agentrl.policy.base import SamplingParams, TrainablePolicy
 from agentrl.policy.factory import load_policy
 from agentrl.policy.render import ChatRenderer
@@ -197,12 +198,21 @@ class Trainer:
         self.stream: GroupStream | None = None  # mode async: the rollouts running ahead of the learner
         self._stream_state: dict | None = None  # restored from a checkpoint
         self.cluster = None
+        self.learners = None  # cluster.learner_ranks >= 2: the learner group standing in for self.learner
         if config.cluster.address is not None:  # episodes on Ray env workers (agentrl/cluster/README.md)
             from agentrl.cluster.ray_rollout import RayRollouts
 
             self.cluster = RayRollouts.for_trainer(config, self.model, self.tokenizer, self.renderer, self.policy)
             self.engine = self.cluster.engine(self.engine)
             self.eval_engines = {k: self.cluster.engine(v) for k, v in self.eval_engines.items()}
+            if config.cluster.learner_ranks > 1:
+                from agentrl.cluster.learner import LearnerGroup
+
+                try:
+                    self.learners = LearnerGroup.for_trainer(config, self.learner)
+                except BaseException:
+                    self.cluster.close()
+                    raise
 
     # ------------------------------------------------------------------ parts
     def env_factory(self, split: str):
@@ -313,7 +323,7 @@ class Trainer:
         start = time.perf_counter()
         batch, adv_stats = self.advantages(batch)
         rows, correction = self.correct_off_policy(batch.tokens)
-        stats = self.learner.update(rows) | correction
+        stats = (self.learners or self.learner).update(rows) | correction
         seconds = time.perf_counter() - start
         out = {f"train/{k}": v for k, v in stats.items()} | adv_stats
         out["train/seconds"] = seconds
@@ -354,6 +364,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def save(self) -> None:
+        if self.learners is not None:  # the ranks' optimizer state, schedule and generator into self.learner
+            self.learners.pull()
         state = {"policy_version": self.policy.policy_version, **self.learner.state_dict()}
         buffer = None if self.stream is None else self.stream.state()
         self.checkpointer.save(
@@ -371,6 +383,8 @@ class Trainer:
             load_model(self.learner.reference, str(self.out / "reference.safetensors"))
         self._restored_version = int(state["policy_version"])
         self._stream_state = self.checkpointer.load_rollout_buffer(path)
+        if self.learners is not None:  # rebuilt from the restored learner at the next update
+            self.learners.reset()
         return True
 
     # ------------------------------------------------------------------ the run
@@ -400,13 +414,27 @@ class Trainer:
                 metrics.truncate_after(-1)  # a run killed before its first checkpoint starts over
                 await self._warm_start(metrics)
                 self.save()  # step 0: the RL start, so a kill during step 1 resumes after the warm start
-            await self._loop(metrics)
+            for restart in range(c.cluster.learner_restarts + 1):
+                try:
+                    await self._loop(metrics)
+                    break
+                except LearnerLost as exc:  # a learner rank died: redo the steps since the last checkpoint
+                    if restart == c.cluster.learner_restarts:
+                        raise
+                    self.restore()
+                    await self.sync_weights(self._restored_version)
+                    metrics.close()
+                    metrics = MetricsLog(self.out, tensorboard=c.tensorboard, purge_step=self.step + 1)
+                    metrics.truncate_after(self.step)
+                    self.log(f"{exc}: learner group restored from step {self.step} ({restart + 1}/{c.cluster.learner_restarts})")
             records = metrics.records()
             plot = plot_learning_curves(records, self.out / "learning_curve.png", title=f"{c.algo.estimator} on {c.env.id}")
             self._export()
         finally:
             metrics.close()
             await self.policy.aclose()
+            if self.learners is not None:
+                self.learners.close()
             if self.cluster is not None:
                 self.cluster.close()
         evals = [r for r in records if "eval/success" in r]

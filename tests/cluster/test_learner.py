@@ -1,0 +1,181 @@
+"""The learner as a torch.distributed group of Ray actors (2 ranks, gloo, FSDP2) on the real
+two-node cluster of ``conftest.py``: the same step as one process, the default config's numbers,
+a killed rank survived, bad input caught before any work."""
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'agentrl[ray]')")
+
+from click.testing import CliRunner
+
+from agentrl.cli import main
+from agentrl.cluster import ClusterConfig
+from agentrl.cluster.learner import LearnerGroup
+from agentrl.cluster.ray_rollout import connect
+from agentrl.policy.tiny import build_tiny_model, build_tiny_tokenizer
+from agentrl.rollout.batch import TokenRow
+from agentrl.train.config import ConfigError, OptimConfig, PolicyLossConfig, load_config
+from agentrl.train.learner import Learner, split_rows
+from agentrl.train.loss import loss_normalizer, loss_weights, token_logprobs_and_entropy
+from agentrl.train.trainer import Trainer
+from tests.cluster.conftest import on_cluster
+
+LEARNERS = {"learner_ranks": 2, "learner_cpus": 0.25}
+
+
+def test_rows_split_disjoint_balanced_by_tokens_and_deterministic():
+    lengths = [30, 5, 12, 12, 40, 7, 9]
+    parts = split_rows(lengths, 2)
+    # Longest first, each to the lighter rank: 40→0, 30→1, 12→1 (42), 12→0 (52), 9→1 (51), 7→1 (58), 5→0 (57).
+    assert parts == [[1, 3, 4], [0, 2, 5, 6]]
+    assert [sum(lengths[i] for i in p) for p in parts] == [57, 58]
+    assert split_rows(lengths, 2) == parts and split_rows(lengths, 1) == [list(range(7))]
+    assert split_rows([3], 3) == [[0], [], []]  # fewer rows than ranks: the others get none
+
+
+@pytest.mark.parametrize("aggregation", ["token-mean", "seq-mean"])
+def test_slices_weighed_with_summed_normalizers_equal_the_whole(aggregation):
+    mask = torch.tensor([[0, 1, 1, 1], [0, 0, 1, 0], [0, 0, 0, 0], [1, 1, 0, 0], [0, 1, 1, 1]])
+    whole = loss_weights(mask, aggregation)
+    parts = [[0, 1], [2, 3, 4]]
+    total = sum(loss_normalizer(mask[p], aggregation) for p in parts)
+    assert float(total) == (9.0 if aggregation == "token-mean" else 4.0)  # Σ mask; rows with a policy token
+    for p in parts:
+        assert torch.equal(loss_weights(mask[p], aggregation, total), whole[p])
+    # A rank's own mean would weigh the tokens otherwise: the slices' weights then do not sum to 1.
+    assert sum(float(loss_weights(mask[p], aggregation).sum()) for p in parts) == pytest.approx(2.0)
+
+
+def synthetic_rows(model, n: int = 7, seed: int = 0) -> list[TokenRow]:
+    """Rows of uneven lengths and masks; behaviour log-probs near the model's (ratios near 1)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        length = int(rng.integers(10, 48))
+        ids = rng.integers(3, 300, size=length).tolist()
+        prompt = int(rng.integers(2, length // 2))
+        mask = [0] * prompt + [int(rng.random() < 0.8) for _ in range(length - prompt)]
+        with torch.no_grad():
+            logp, _ = token_logprobs_and_entropy(model(input_ids=torch.tensor([ids])).logits[:, :-1], torch.tensor([ids[1:]]))
+        old = [0.0] + (logp[0] + torch.from_numpy(rng.normal(0, 0.3, length - 1)).float()).tolist()
+        adv = float(rng.normal()) * (1 if i % 3 else -1)
+        rows.append(TokenRow(ids, mask, old, [adv * m for m in mask]))
+    return rows
+
+
+def tiny_learner(aggregation: str) -> Learner:
+    tokenizer = build_tiny_tokenizer(vocab_size=512)
+    model = build_tiny_model(tokenizer, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
+                             initializer_range=0.1, seed=3)
+    optim = OptimConfig(lr=1e-3, ppo_epochs=2, minibatches=2, micro_batch_tokens=64, max_grad_norm=0.5)
+    loss = PolicyLossConfig(kl_coef=0.1, entropy_coef=0.01, aggregation=aggregation)
+    return Learner(model, optim, loss, pad_id=0, seed=5)
+
+
+@pytest.mark.slow
+def test_two_ranks_make_the_single_process_step(cluster):
+    """seq-mean; PPO epochs x mini-batches x uneven micro-batches, KL and entropy terms, an active
+    clip: loss, gradient norm, updated weights and Adam moments agree with one process to 1e-5.
+    (token-mean: the default config's run below, same quantities.)"""
+    single = tiny_learner("seq-mean")
+    driver = copy.deepcopy(single)  # the trainer's learner the group stands in for
+    rows = synthetic_rows(single.model)
+    lengths = [len(r) for r in rows]
+    # The ranks' slices differ in tokens and sequences, so per-rank means would give another step.
+    slices = split_rows(lengths, 2)
+    assert len({sum(sum(rows[i].mask) for i in s) for s in slices}) == 2
+    expected = single.update(rows)
+    assert expected["grad_norm"] > 0.5  # the clip is active
+
+    connect(ClusterConfig(address=cluster.address))
+    group = LearnerGroup(ClusterConfig(address=cluster.address, **LEARNERS), driver)
+    try:
+        got = group.update(rows)
+        group.pull()
+    finally:
+        group.close()
+        ray.shutdown()
+    for key in ("loss", "pg_loss", "kl", "entropy", "clip_frac", "approx_kl", "grad_norm", "lr", "trained_tokens"):
+        assert got[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-7), key
+    start, want = copy.deepcopy(driver.reference.state_dict()), single.model.state_dict()
+    assert max(float((want[k] - start[k]).abs().max()) for k in want) > 1e-3  # the step moved the weights
+    for name, tensor in driver.model.state_dict().items():  # ~1e-6 apart (float32 sums in another order)
+        torch.testing.assert_close(tensor, want[name], rtol=1e-5, atol=1e-5, msg=name)
+    mine, theirs = driver.optimizer.state_dict(), single.optimizer.state_dict()
+    assert mine["state"].keys() == theirs["state"].keys() and mine["param_groups"][0]["params"] == theirs["param_groups"][0]["params"]
+    for i, state in theirs["state"].items():
+        for key in ("exp_avg", "exp_avg_sq"):
+            torch.testing.assert_close(mine["state"][i][key], state[key], rtol=1e-4, atol=1e-8)
+        assert float(mine["state"][i]["step"]) == float(state["step"]) == 4.0  # 2 epochs x 2 mini-batches
+    assert driver.rng.bit_generator.state == single.rng.bit_generator.state  # the same shuffles were drawn
+
+
+def make_trainer(tmp_path, overrides, log=None):
+    config = load_config(overrides=[f"output_dir={tmp_path}", "model.device=cpu", *overrides])
+    return Trainer(config, progress=False, log=log or (lambda *_: None))
+
+
+@pytest.mark.slow
+def test_default_config_on_two_learner_ranks_matches_one_process_through_a_killed_rank(cluster, tmp_path):
+    """The default maze config, 2 RL steps (2 env workers, a sampler, 2 learner ranks) against one
+    process on the same seeds; rank 1 is killed at the second update, so the group is rebuilt from
+    the step-1 checkpoint and step 2 runs again — with the same numbers and final weights."""
+    common = ["steps=2", "sft.episodes=0", "checkpoint.every=1", "eval.episodes=2", "eval.greedy=false"]
+    make_trainer(tmp_path / "local", common).run()
+    lines: list[str] = []
+    trainer = make_trainer(tmp_path / "ray", [*common, *on_cluster(cluster, **LEARNERS)], log=lines.append)
+    group, update, ranks_at_call = trainer.learners, trainer.learners.update, []
+
+    def update_killing_rank_1_at_the_second_call(rows):
+        ranks_at_call.append(len(group.ranks))
+        if len(ranks_at_call) == 2:
+            ray.kill(group.ranks[1])
+        return update(rows)
+
+    group.update = update_killing_rank_1_at_the_second_call
+    summary = trainer.run()
+    assert summary["steps"] == 2 and not ray.is_initialized()
+    assert ranks_at_call == [0, 2, 0]  # built at the first update, killed, rebuilt after the restore
+    assert any("a learner rank died during update" in line and "restored from step 1 (1/3)" in line for line in lines)
+    records = {}
+    for run in ("local", "ray"):
+        rows = [json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in rows] == [0, 1, 2]  # step 2 once: the lost attempt's record is gone
+        records[run] = rows
+    for a, b in zip(records["local"][1:], records["ray"][1:]):
+        for key in ("train/loss", "train/grad_norm", "train/kl", "adv/mean", "adv/abs_mean", "adv/nonzero_frac",
+                    "train/trained_tokens", "rollout/success"):
+            assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-7), key
+    local, remote = (load_file(tmp_path / run / "final" / "model.safetensors") for run in ("local", "ray"))
+    for name, tensor in local.items():
+        torch.testing.assert_close(remote[name], tensor, rtol=1e-5, atol=1e-5, msg=name)
+
+
+def test_learner_ranks_without_a_cluster_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"cluster\.learner_ranks: more than one learner rank needs a cluster"):
+        load_config(overrides=["cluster.learner_ranks=2"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"learner_ranks": 4, "learner_cpus": 1},
+         "the placement needs 5.5 CPUs (2 env workers x 0.5 + 1 samplers x 0.5 + 4 learner ranks x 1) but the cluster has 2"),
+        ({**LEARNERS, "learner_gpus": 1}, "the placement needs 2 GPUs (1 samplers x 0 + 2 learner ranks x 1) but the cluster has 0"),
+    ],
+)
+def test_learner_ranks_the_cluster_cannot_place_are_one_line_before_any_work(cluster, tmp_path, changes, message):
+    args = ["train", "--set", f"output_dir={tmp_path}", "--set", "model.device=cpu", "--set", "sft.episodes=0"]
+    for override in on_cluster(cluster, **changes):
+        args += ["--set", override]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0 and not ray.is_initialized()
+    assert f"Error: {message}\n" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "metrics.jsonl").exists()
