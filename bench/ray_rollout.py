@@ -121,7 +121,8 @@ def main() -> None:
 
     here = os.path.dirname(os.path.abspath(__file__))
     path = os.pathsep.join([here, *sys.path[1:]])
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="warning", runtime_env={"env_vars": {"PYTHONPATH": path}})
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="warning",
+             runtime_env={"env_vars": {"PYTHONPATH": path}})  # "local": a new instance, never another's cluster
     try:
         small = build_tiny_model(tokenizer, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, seed=0)
         rates = {}

@@ -134,7 +134,7 @@ def connect(config: ClusterConfig) -> bool:
     try:
         if address == "local":  # sized so the placement fits even on a small machine (logical CPUs)
             cpus = max(os.cpu_count() or 1, math.ceil(config.cpus_needed))
-            ray.init(num_cpus=cpus, include_dashboard=False, logging_level=logging.WARNING)
+            ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level=logging.WARNING)
         else:
             ray.init(address=address, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as exc:
