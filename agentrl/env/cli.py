@@ -151,6 +151,7 @@ def up(
     detach: bool,
 ) -> None:
     """Start COUNT containers serving ENV_ID without network, each on a Unix socket; print their addresses."""
+    import signal
     import time
 
     from agentrl.env.container import stale_image_warning, start_env_containers
@@ -172,6 +173,7 @@ def up(
         click.echo(f"stop them with: agentrl env down {env_id}", err=True)
         return
     click.echo("Ctrl-C stops them", err=True)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a `kill` stops them too
     try:
         while True:
             time.sleep(3600)

@@ -19,7 +19,6 @@ all N is a pool a rollout spreads its episodes over. It returns once every serve
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import importlib
 import importlib.metadata
@@ -59,6 +58,7 @@ BUILD_LABEL = "agentrl.env-build"  # hash of everything the image is built from
 SOURCES_LABEL = "agentrl.env-sources"  # hash of the agentrl packages in it (`up` warns when stale)
 ENV_LABEL = "agentrl.env-server"  # the env id, on the image and on its containers
 DIR_LABEL = "agentrl.env-dir"  # a container's socket folder on the host
+MADE_LABEL = "agentrl.env-made-dir"  # "1": its parent folder is a temporary one `up` made
 SOCKET_MOUNT = "/run/agentrl"
 SOCKET_NAME = "env.sock"
 DOCKERFILE = Path(__file__).with_name("Dockerfile")
@@ -290,7 +290,7 @@ def start_env_containers(
                     user=f"{uid}:{gid}",
                     cap_drop=["ALL"],
                     security_opt=["no-new-privileges"],
-                    labels={ENV_LABEL: env_id, DIR_LABEL: str(sub)},
+                    labels={ENV_LABEL: env_id, DIR_LABEL: str(sub), MADE_LABEL: str(int(made))},
                 )
             )
         _wait_healthy(started, timeout_s)
@@ -333,7 +333,7 @@ def _wait_healthy(started: EnvContainers, timeout_s: float) -> None:
                 f"{len(waiting)} env server container(s) did not answer /health within {timeout_s:g} s"
             )
         if waiting:
-            on_io_sync(asyncio.sleep(0.1))
+            time.sleep(0.1)
 
 
 def stop_env_containers(env_id: str | None = None, folder: str | Path | None = None) -> list[str]:
@@ -349,5 +349,8 @@ def stop_env_containers(env_id: str | None = None, folder: str | Path | None = N
             continue  # not started by `agentrl env up` (the image's check), or in another folder
         _remove(container)
         shutil.rmtree(sub, ignore_errors=True)
+        parent = os.path.dirname(sub)
+        if container.labels.get(MADE_LABEL) == "1" and os.path.isdir(parent) and not os.listdir(parent):
+            os.rmdir(parent)
         removed.append(container.name)
     return removed

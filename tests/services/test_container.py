@@ -10,6 +10,7 @@ import asyncio
 import functools
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -156,6 +157,28 @@ def test_cli_up_detached_then_down(calc_image):
     finally:
         stop_env_containers(CALC, folder)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_cli_up_in_the_foreground_stops_its_containers_on_ctrl_c_or_kill(calc_image, stop):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentrl", "env", "up", CALC, "-n", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = proc.stdout.readline().strip()  # printed once the server answers
+        folder = os.path.dirname(os.path.dirname(url.removeprefix("unix://")))
+        assert url.startswith("unix:///") and RemoteEnv(url, CALC).reset(seed=0)[0]
+        proc.send_signal(stop)
+        assert proc.wait(60) == 0 and "stopped 1 container(s)" in proc.stderr.read()
+        assert not os.path.exists(folder)  # the temporary socket folder it made is gone too
+        assert stop_env_containers(CALC, folder) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_cli_errors_are_one_line(calc_image, monkeypatch):
