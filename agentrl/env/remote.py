@@ -85,11 +85,6 @@ class Address:
     def ws_url(self) -> str:
         return self.base.replace("http", "ws", 1) + "/ws"
 
-    @property
-    def where(self) -> str:
-        """The address for messages."""
-        return f"unix://{self.unix}" if self.unix else self.base
-
     def session(self, headers: dict[str, str]) -> aiohttp.ClientSession:
         """An HTTP client session bound to this address (a Unix-socket connector for ``unix://``)."""
         connector = aiohttp.UnixConnector(path=self.unix) if self.unix else None
@@ -155,7 +150,7 @@ class _Link:
 
     def __init__(self, address: Address, token: str | None, timeout_s: float, connect_timeout_s: float):
         self.address = address
-        self.where = address.where
+        self.where = address.url
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.timeout_s, self.connect_timeout_s = timeout_s, connect_timeout_s
         self._http: aiohttp.ClientSession | None = None
@@ -252,15 +247,15 @@ async def fetch_spec(address: Address, token: str | None, timeout_s: float) -> E
             http.get(address.base + "/spec", timeout=aiohttp.ClientTimeout(total=timeout_s)) as response,
         ):
             if response.status == 401:
-                raise EnvOptionError(f"token: the env server at {address.where} refused the bearer token")
+                raise EnvOptionError(f"token: the env server at {address.url} refused the bearer token")
             if response.status != 200:
                 raise RemoteEnvError(
-                    f"the env server at {address.where} answered /spec with HTTP {response.status}"
+                    f"the env server at {address.url} answered /spec with HTTP {response.status}"
                 )
             return EnvSpecData.model_validate_json(await response.read())
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         raise RemoteEnvError(
-            f"cannot reach the env server at {address.where}: {exc or type(exc).__name__}"
+            f"cannot reach the env server at {address.url}: {exc or type(exc).__name__}"
         ) from exc
 
 
@@ -331,7 +326,7 @@ class RemoteEnv(TextEnv):
         expected = self.config.env_id  # type: ignore[attr-defined]
         if expected is not None and spec.env_id != expected:
             raise EnvOptionError(
-                f"env_id: the server at {self.address.where} serves {spec.env_id!r}, not {expected!r}"
+                f"env_id: the server at {self.address.url} serves {spec.env_id!r}, not {expected!r}"
             )
         self._env_spec = spec
         self.spec = self._gym_spec(spec.env_id)
