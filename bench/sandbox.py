@@ -216,14 +216,16 @@ async def bench_backend(backend: str, n: int, concurrency: list[int], base: dict
     async with await create(backend, limits) as sb:
         for _ in range(30):
             await sb.run_code(CELL)
-        lat = []
+        lat, inside = [], []
         for _ in range(n):
             t = time.perf_counter()
-            await sb.run_code(CELL)
+            result = await sb.run_code(CELL)
             lat.append(time.perf_counter() - t)
+            inside.append(result.duration)
         p50, p99 = pct(lat, 0.5), pct(lat, 0.99)
         print(
             f"[{backend}] execute `{CELL}` round trip: p50 {p50 * 1e3:.2f} ms  p99 {p99 * 1e3:.2f} ms  ({load()})"
+            f"  of which in the server (request to kernel, cell, reply read) p50 {pct(inside, 0.5) * 1e3:.2f} ms"
         )
         for name, xs in base.items():
             print(f"    vs {name:<28} p50 {pct(xs, 0.5) * 1e3:7.2f} ms  -> {pct(xs, 0.5) / p50:6.2f}x")

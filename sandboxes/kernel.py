@@ -7,11 +7,12 @@ start, a restart, a reset) is ready in milliseconds.
 Execution semantics of :meth:`KernelSession.execute`:
 
 * one cell at a time (an ``asyncio.Lock``); state persists between cells;
-* the cell's stdout / stderr are the shell process's fd 1 / fd 2 (pipes read by the event loop),
-  so ``print``, ``os.system`` and child processes are all captured, in order; the reply comes on
-  its own pipe after the shell has flushed, and the pipes are drained once more when it arrives,
-  so every byte written during the cell belongs to it (output a leftover background process
-  writes between cells is dropped);
+* the cell's stdout / stderr are the shell process's fd 1 / fd 2 (pipes), so ``print``,
+  ``os.system`` and child processes are all captured, in order; the reply comes on its own pipe
+  after the shell has flushed, and the pipes are read when it arrives, so every byte written
+  during the cell belongs to it (output a leftover background process writes between cells is
+  dropped). A cell that runs past :data:`OUTPUT_WATCH_DELAY` has its pipes read as they fill
+  (streamed), so no amount of output blocks the kernel; a shorter one costs no wake-up per write;
 * the reply carries ``execute_result`` → ``result`` (text/plain) and its image if any,
   ``display_data`` → ``display`` (PNG as base64, text types as text), ``error`` → ``error``
   (traceback without ANSI colour codes);
@@ -24,8 +25,10 @@ Execution semantics of :meth:`KernelSession.execute`:
 * if the shell process dies during the cell (``os._exit``, a signal, out of memory) a fresh one
   is started and the call reports ``outcome="crashed"``.
 
-Latency: a trivial cell costs the shell ≈0.3 ms plus one pipe hop each way; a default ipykernel
-spends 4-7 ms per request in its messaging layer (measured in sandboxes/README.md).
+Latency: a trivial cell costs the shell ≈0.15-0.25 ms (IPython's ``run_cell``) plus one pipe hop
+each way; a default ipykernel spends 4-7 ms per request in its messaging layer (measured in
+sandboxes/README.md). Waiting for the reply is one future per cell, resolved by the reply pipe's
+reader, the process-exit callback or the deadline timer, whichever comes first.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import os
 import re
 import signal
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +51,11 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 TEXT_MIMES = ("text/plain", "text/html", "text/markdown", "text/latex", "image/svg+xml", "application/json")
 IMAGE_MIMES = ("image/png", "image/jpeg")
 CHUNK = 1 << 16
+OUTPUT_WATCH_DELAY = 0.001
+"""Seconds a cell runs before the server watches its stdout / stderr pipes. A shorter cell's
+output waits in the pipes and is read once, with the reply (a write into a watched pipe wakes the
+server, which on a busy machine preempts the kernel mid-cell: ~80 µs per ``print``); a longer
+cell's output is streamed, so one that writes more than a pipe holds waits at most this long."""
 
 
 def _valid_unicode(reply: Any) -> Any:
@@ -59,6 +68,11 @@ def _valid_unicode(reply: Any) -> Any:
 
 class KernelDied(Exception):
     """The shell process exited while we waited for it."""
+
+
+def _resolve(future: asyncio.Future, value: Any) -> None:
+    if not future.done():
+        future.set_result(value)
 
 
 class KernelSession:
@@ -85,7 +99,9 @@ class KernelSession:
         self._names: dict[int, str] = {}
         self._collector: _Collector | None = None
         self._reply_parts: list[bytes] = []
-        self._replies: asyncio.Queue[dict] = asyncio.Queue()
+        self._replies: deque[dict] = deque()  # arrived while nobody waited
+        self._waiter: asyncio.Future | None = None  # the reply (None: deadline) or KernelDied
+        self._watching = False  # stdout / stderr readers registered (a long cell)
 
     # ---------------------------------------------------------------- lifecycle
     async def start(self, timeout: float = 60.0) -> None:
@@ -103,8 +119,9 @@ class KernelSession:
         finally:
             for fd in (out_w, err_w, req_r, rep_w):
                 os.close(fd)
-        self._replies = asyncio.Queue()
+        self._replies.clear()
         self._reply_parts = []
+        self.proc.exited.add_done_callback(self._exited)
         self._names = {out_r: "stdout", err_r: "stderr", rep_r: "reply"}
         self._decoders = {
             fd: codecs.getincrementaldecoder("utf-8")(errors="replace") for fd in (out_r, err_r)
@@ -112,7 +129,7 @@ class KernelSession:
         self._fds = [out_r, err_r, rep_r]
         for fd in self._fds:
             os.set_blocking(fd, False)
-            loop.add_reader(fd, self._read, fd)
+        loop.add_reader(rep_r, self._read, rep_r)  # stdout / stderr: only during a long cell
         self._requests, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(req_w, "wb"))
         try:
             reply = await self._reply(time.perf_counter() + timeout)
@@ -135,6 +152,7 @@ class KernelSession:
             loop.remove_reader(fd)
             os.close(fd)
         self._fds = []
+        self._watching = False
         if self._requests is not None:
             self._requests.close()
             self._requests = None
@@ -167,40 +185,53 @@ class KernelSession:
                 return
             name = self._names[fd]
             if name == "reply":
-                if b"\n" not in chunk:  # part of a long reply (a big display): join once, at its end
-                    self._reply_parts.append(chunk)
-                    continue
-                lines = b"".join([*self._reply_parts, chunk]).split(b"\n")
-                self._reply_parts = [lines.pop()]
-                for line in lines:
-                    try:
-                        self._replies.put_nowait(
-                            _valid_unicode(json.loads(line)) if b"\\u" in line else json.loads(line)
-                        )
-                    except ValueError:  # user code wrote junk into the reply pipe: not a reply
-                        pass
+                self._reply_parts.append(chunk)
+                if b"\n" in chunk:  # a long reply (a big display) comes in parts: join once, at its end
+                    lines = b"".join(self._reply_parts).split(b"\n")
+                    self._reply_parts = [lines.pop()]
+                    for line in lines:
+                        self._deliver(line)
             else:
                 text = self._decoders[fd].decode(chunk)
                 if self._collector is not None:
                     self._collector.add_stream(name, text)
+            if len(chunk) < CHUNK:  # a short read: the pipe holds nothing more now
+                return
+
+    def _deliver(self, line: bytes) -> None:
+        """One reply line: to the call waiting for it, else kept for the next one."""
+        try:
+            reply = _valid_unicode(json.loads(line)) if b"\\u" in line else json.loads(line)
+        except ValueError:  # user code wrote junk into the reply pipe: not a reply
+            return
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(reply)
+        else:
+            self._replies.append(reply)
+
+    def _exited(self, exited: asyncio.Future) -> None:
+        """The shell process is gone: the call waiting for its reply gets KernelDied."""
+        current = self.proc is not None and exited is self.proc.exited
+        if current and self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(KernelDied())
 
     async def _reply(self, deadline: float) -> dict | None:
-        """The next reply, or None at the deadline; KernelDied if the shell exits first."""
-        if not self._replies.empty():
-            return self._replies.get_nowait()
-        get = asyncio.ensure_future(self._replies.get())
-        died = asyncio.ensure_future(self.proc.wait())
-        try:
-            await asyncio.wait({get, died}, timeout=max(0.0, deadline - time.perf_counter()),
-                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
-        finally:
-            get.cancel()
-            died.cancel()
-        if get.done() and not get.cancelled():
-            return get.result()
-        if died.done() and not died.cancelled():
+        """The next reply, or None at the deadline; KernelDied if the shell exits first.
+
+        One future per wait, resolved by whichever comes first: the reply pipe's reader, the
+        process exit callback or the deadline's timer (no task, no queue hand-off)."""
+        if self._replies:
+            return self._replies.popleft()
+        if self.proc.returncode is not None:
             raise KernelDied
-        return None
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(max(0.0, deadline - time.perf_counter()), _resolve, waiter, None)
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
 
     # ---------------------------------------------------------------- execution
     async def execute(self, code: str, timeout: float, max_output: int) -> ExecResult:
@@ -208,16 +239,18 @@ class KernelSession:
             if not await self.alive():
                 await self.restart()
             self.executions += 1
-            for fd in self._fds[:2]:  # output left by background processes between cells
-                self._read(fd)
+            self._drain()  # output left by background processes between cells: dropped
             out = self._collector = _Collector(max_output)
             start = time.perf_counter()
+            loop = asyncio.get_running_loop()
+            watch = loop.call_later(OUTPUT_WATCH_DELAY, self._watch_output, loop, True)
             try:
                 self._requests.write(json.dumps({"code": code}).encode() + b"\n")
                 try:
                     reply = await self._reply(start + timeout)
                 except KernelDied:
                     exit_code = self.proc.returncode
+                    self._drain()
                     await self.restart()
                     return out.result(
                         "crashed", time.perf_counter() - start, state_kept=False, exit_code=exit_code
@@ -231,15 +264,29 @@ class KernelSession:
                 except KernelDied:
                     reply = None
                 if reply is None:
+                    self._drain()
                     await self.restart()
                     return out.result("timeout", time.perf_counter() - start, state_kept=False)
                 return self._finish(out, reply, start, timed_out=True)
             finally:
+                watch.cancel()
+                self._watch_output(loop, False)
                 self._collector = None
 
-    def _finish(self, out: _Collector, reply: dict, start: float, timed_out: bool) -> ExecResult:
-        for fd in self._fds[:2]:  # everything the cell wrote is in the pipes by now
+    def _watch_output(self, loop: asyncio.AbstractEventLoop, on: bool) -> None:
+        """Stream stdout / stderr as they are written (a cell past OUTPUT_WATCH_DELAY), or stop."""
+        if on != self._watching:
+            self._watching = on
+            for fd in self._fds[:2]:
+                loop.add_reader(fd, self._read, fd) if on else loop.remove_reader(fd)
+
+    def _drain(self) -> None:
+        """Read what stdout / stderr hold now (into the running cell's output, if any)."""
+        for fd in self._fds[:2]:
             self._read(fd)
+
+    def _finish(self, out: _Collector, reply: dict, start: float, timed_out: bool) -> ExecResult:
+        self._drain()  # everything the cell wrote is in the pipes by now
         try:
             for kind, content in reply.get("outputs", []):
                 out.add(kind, content)

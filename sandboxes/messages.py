@@ -39,7 +39,15 @@ Outcome = Literal["ok", "error", "timeout", "crashed"]
 
 CHANNEL = "channel.sock"
 RESULT, ERROR = b"R", b"E"
+MAX_FRAME = 1 << 30
+"""Bytes a frame's payload may announce; a longer one breaks the framing (:class:`FrameError`)."""
 _LENGTH = struct.Struct(">I")
+HEADER = _LENGTH.size
+
+
+class FrameError(ValueError):
+    """Bytes on the channel that are not a frame (a length past :data:`MAX_FRAME`, a frame
+    nobody asked for): the connection cannot be trusted any more."""
 
 
 def frame(payload: bytes) -> bytes:
@@ -47,10 +55,17 @@ def frame(payload: bytes) -> bytes:
     return _LENGTH.pack(len(payload)) + payload
 
 
+def frame_length(data: bytes | bytearray) -> int:
+    """The payload length a frame's header (the first :data:`HEADER` bytes of ``data``) announces."""
+    (length,) = _LENGTH.unpack_from(data)
+    if length > MAX_FRAME:
+        raise FrameError(f"a frame of {length} bytes (at most {MAX_FRAME})")
+    return length
+
+
 async def read_frame(reader: asyncio.StreamReader) -> bytes:
-    """The next frame's payload; ``asyncio.IncompleteReadError`` at EOF."""
-    (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
-    return await reader.readexactly(length)
+    """The next frame's payload; ``asyncio.IncompleteReadError`` at EOF, FrameError if malformed."""
+    return await reader.readexactly(frame_length(await reader.readexactly(HEADER)))
 
 
 class Message(BaseModel):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import time
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -54,28 +55,28 @@ def descendants(root: int) -> list[int]:
     return found
 
 
-def kill_descendants(root: int, keep: set[int] = frozenset()) -> int:
+def kill_descendants(root: int, keep: set[int] = frozenset(), patience: float = 5.0) -> None:
     """SIGKILL every descendant of ``root`` except ``keep`` and their subtrees; reap the zombies.
 
-    Repeats until the tree is stable (a fork bomb may add processes while we kill). Returns the
-    number of processes signalled.
+    Repeats until none is left, for at most ``patience`` seconds: a fork bomb may add processes
+    while we kill, and a killed process stays in the tree until it has exited and been reaped
+    (on a loaded machine that takes a while).
     """
-    killed = 0
-    for _ in range(50):
+    deadline = time.monotonic() + patience
+    while True:
         spared = set(keep)
         for pid in keep:
             spared.update(descendants(pid))
         victims = [p for p in descendants(root) if p not in spared]
-        if not victims:
-            break
+        if not victims or time.monotonic() > deadline:
+            return
         for pid in victims:
             try:
                 os.kill(pid, signal.SIGKILL)
-                killed += 1
             except ProcessLookupError:
                 pass
         reap_orphans(root, keep)
-    return killed
+        time.sleep(0.001)  # let the killed ones exit before looking again
 
 
 def kill_tree(pid: int) -> None:

@@ -46,6 +46,7 @@ from agentrl_sandboxes.messages import (
     ErrorBody,
     ExecuteRequest,
     FileInfo,
+    FrameError,
     Health,
     ProcRequest,
     ProcResult,
@@ -151,8 +152,8 @@ class SandboxServer:
                 result = await self.kernel.execute(req.code, req.timeout, req.max_output)
                 writer.write(frame(RESULT + result.model_dump_json().encode()))
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass  # the client went away
+        except (asyncio.IncompleteReadError, ConnectionError, FrameError):
+            pass  # the client went away or broke the framing
         finally:
             writer.close()
 

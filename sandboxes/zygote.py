@@ -87,6 +87,11 @@ class Forked:
         self.returncode = code
         self._done.set_result(code)
 
+    @property
+    def exited(self) -> asyncio.Future:
+        """Resolved with the exit code when the process is gone (for done callbacks)."""
+        return self._done
+
     async def wait(self) -> int:
         return await asyncio.shield(self._done)
 

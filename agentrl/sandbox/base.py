@@ -22,17 +22,19 @@ from agentrl_sandboxes.messages import (
     CHANNEL,
     DEFAULT_MAX_OUTPUT,
     ERROR,
+    HEADER,
     RESULT,
     ErrorBody,
     ExecResult,
     ExecuteRequest,
     FileInfo,
+    FrameError,
     Health,
     ProcRequest,
     ProcResult,
     ResetRequest,
     frame,
-    read_frame,
+    frame_length,
 )
 from pydantic import BaseModel, ValidationError
 
@@ -49,6 +51,70 @@ from agentrl.sandbox.limits import Limits
 CALL_SLACK = 30.0
 # Seconds to wait, after the connection dropped, for the backend to confirm the server exited.
 EXIT_GRACE = 2.0
+
+
+class Channel(asyncio.Protocol):
+    """The host end of the run_code channel (framing: :mod:`agentrl_sandboxes.messages`): one
+    frame out and one back per call, the reply handed to the waiting call straight from
+    ``data_received`` (no stream reader, no task, no timeout context).
+
+    :meth:`call` raises ``ConnectionResetError`` when the connection drops, ``TimeoutError``
+    past ``timeout`` and :class:`FrameError` for bytes that are not the one reply expected.
+    """
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self._buffer = bytearray()
+        self._reply: asyncio.Future | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        if len(self._buffer) < HEADER:
+            return
+        try:
+            end = HEADER + frame_length(self._buffer)
+            if self._reply is None or self._reply.done() or len(self._buffer) > end:
+                raise FrameError("a frame no call was waiting for")
+        except FrameError as exc:
+            self._fail(exc)
+            return
+        if len(self._buffer) == end:
+            payload, self._buffer = bytes(self._buffer[HEADER:]), bytearray()
+            self._reply.set_result(payload)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._fail(ConnectionResetError("the sandbox server closed the run_code channel"))
+
+    def _fail(self, exc: Exception) -> None:
+        if self._reply is not None and not self._reply.done():
+            self._reply.set_exception(exc)
+        if self.transport is not None:
+            self.transport.close()
+
+    async def call(self, payload: bytes, timeout: float) -> bytes:
+        loop = asyncio.get_running_loop()
+        reply = self._reply = loop.create_future()
+        timer = loop.call_later(timeout, _fail_future, reply, TimeoutError)
+        try:
+            self.transport.write(frame(payload))
+            return await reply
+        finally:
+            timer.cancel()
+            self._reply = None
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+def _fail_future(future: asyncio.Future, exc: type[Exception]) -> None:
+    if not future.done():
+        future.set_exception(exc())
 
 
 @runtime_checkable
@@ -86,7 +152,7 @@ class ServerSandbox:
         self.token = secrets.token_hex(32)  # sent on every request; the server rejects others
         self.socket_path: Path | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._channel: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._channel: Channel | None = None
         self._channel_lock = asyncio.Lock()
         self._alive = False
         self._closed = False
@@ -210,11 +276,13 @@ class ServerSandbox:
             raise SandboxError(f"sandbox server error {status} on {route}: {message}")
         return raw
 
-    async def _run_on_channel(self, req: ExecuteRequest, timeout: float) -> bytes:
+    async def _run_on_channel(self, req: ExecuteRequest, timeout: float) -> ExecResult:
         """``run_code``'s transport: one kept-open connection to the server's channel socket
-        (framing: :mod:`agentrl_sandboxes.messages`); returns the ExecResult JSON.
+        (framing: :mod:`agentrl_sandboxes.messages`); returns the ExecResult, parsed into its model
+        here, at the host boundary (the one place it is validated).
 
-        A connection the server already closed (seen by this loop before the request is sent)
+        A reply that breaks the protocol (a bad frame, an unknown kind, JSON that fails its
+        model) is :class:`SandboxCrashed` (infra: the server is not the code's). A connection the server already closed (seen by this loop before the request is sent)
         means the server was gone before the call: :class:`SandboxCrashed` (infra). One that
         drops after the request was sent, with the server confirmed exited, was taken down by
         the call's code: :class:`CodeCrashed` (``sandbox_lost``)."""
@@ -223,18 +291,27 @@ class ServerSandbox:
         async with self._channel_lock:
             sent = False
             try:
-                async with asyncio.timeout(timeout):
-                    if self._channel is None:
-                        path = self.socket_path.with_name(CHANNEL)
-                        self._channel = await asyncio.open_unix_connection(path, limit=1 << 30)
-                        self._channel[1].write(frame(self.token.encode()))
-                    reader, writer = self._channel
-                    if reader.at_eof():
-                        raise ConnectionResetError("the server closed the connection before the call")
-                    writer.write(frame(req.model_dump_json().encode()))
-                    sent = True
-                    reply = await read_frame(reader)
-            except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
+                if self._channel is None:
+                    path = self.socket_path.with_name(CHANNEL)
+                    connect = asyncio.get_running_loop().create_unix_connection(Channel, path)
+                    _, self._channel = await asyncio.wait_for(connect, timeout)
+                    self._channel.transport.write(frame(self.token.encode()))
+                if self._channel.closed:
+                    raise ConnectionResetError("the server closed the connection before the call")
+                sent = True
+                reply = await self._channel.call(req.model_dump_json().encode(), timeout)
+                kind, body = reply[:1], reply[1:]
+                if kind == RESULT:
+                    result = ExecResult.model_validate_json(body)
+                elif kind == ERROR:
+                    err = ErrorBody.model_validate_json(body)
+                else:
+                    raise FrameError(f"a reply of unknown kind {reply[:50]!r}")
+            except (FrameError, ValidationError) as exc:  # the server broke the protocol
+                self._alive = False
+                self._drop_channel()
+                raise SandboxCrashed(f"{self.backend} sandbox sent a malformed reply: {exc}") from None
+            except (TimeoutError, OSError) as exc:
                 self._alive = False
                 self._drop_channel()
                 gone = sent and not isinstance(exc, TimeoutError) and await self._exited_within(EXIT_GRACE)
@@ -250,17 +327,13 @@ class ServerSandbox:
             except BaseException:  # cancelled mid-call: the reply would land on the next call
                 self._drop_channel()
                 raise
-        kind, body = reply[:1], reply[1:]
-        if kind == RESULT:
-            return body
         if kind == ERROR:
-            err = ErrorBody.model_validate_json(body)
             raise ValueError(f"{err.error}: {err.detail}")
-        raise SandboxError(f"sandbox server sent an unknown reply {reply[:50]!r}")
+        return result
 
     def _drop_channel(self) -> None:
         if self._channel is not None:
-            self._channel[1].close()
+            self._channel.close()
             self._channel = None
 
     async def _exited_within(self, grace: float) -> bool:
@@ -298,7 +371,7 @@ class ServerSandbox:
         sandbox stopped answering or was already dead.
         """
         req = ExecuteRequest(code=code, timeout=timeout, max_output=max_output)
-        result = ExecResult.model_validate_json(await self._run_on_channel(req, timeout + CALL_SLACK))
+        result = await self._run_on_channel(req, timeout + CALL_SLACK)
         if result.outcome == "timeout":
             how = "interrupted, state kept" if result.state_kept else "kernel restarted, state lost"
             raise SandboxTimeout(f"code ran past {timeout:g} s ({how})", result)
