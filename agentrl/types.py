@@ -5,17 +5,23 @@ records each step as a :class:`StepRecord`, whole episodes as a :class:`Trajecto
 a :class:`RolloutTree` (shared prefixes), and estimators read those records as columns.
 
 Every model is a pydantic model, so bad data fails loudly where it enters, and every model
-round-trips through JSON Lines with :func:`write_jsonl` / :func:`read_jsonl`.
+round-trips through JSON Lines with :func:`write_jsonl` / :func:`read_jsonl`. The records are the
+exact log of what happened; :class:`StepColumns` is their scalar step fields as numpy columns,
+taken once per finished record (``record.columns``), which is what a batch of a million steps is
+built from (:meth:`agentrl.algos.StepBatch.from_trees`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticSerializationError
 
@@ -115,6 +121,82 @@ class StepRecord(Record):
         return self
 
 
+STEP_COLUMNS = np.dtype(
+    [
+        ("parent", np.int64),  # position of the parent step in the record, -1 at a root
+        ("node", np.int64),  # node id (a chain: the step's position)
+        ("depth", np.int64),  # steps from the root, 0 at a root
+        ("reward", np.float64),  # the env's step reward
+        ("action_valid", bool),
+        ("tool_calls", np.int64),
+        ("n_tokens", np.int64),  # completion (policy) tokens
+        ("state", np.int64),  # index into StepColumns.state_keys, -1 for no state key
+    ]
+)
+STATUSES: tuple[str, ...] = get_args(TrajectoryStatus)
+EPISODE_COLUMNS = np.dtype(
+    [
+        ("row", np.int64),  # position of the step the episode ends on
+        ("reward", np.float64),  # final_reward
+        ("success", bool),
+        ("status", np.int8),  # index into STATUSES
+    ]
+)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class StepColumns:
+    """A finished record as columns: ``rows`` holds one :data:`STEP_COLUMNS` entry per step
+    (chain) or node (tree) in the record's order, ``episodes`` one :data:`EPISODE_COLUMNS` entry
+    per episode (a chain: one; a tree: one per leaf) in row order (stable).
+
+    Taken once per record (``Trajectory.columns`` / ``RolloutTree.columns``, cached): the rollout
+    takes them when the episode or tree is finished, so building a batch joins two arrays per
+    record instead of reading every pydantic step again; a record read back from JSON Lines
+    takes them on first use, from the same fields. The steps and outcome of a record are not
+    edited after that (``del record.columns`` retakes them); its ids and ``info`` are read when
+    the batch is built.
+    """
+
+    rows: np.ndarray  # structured, dtype STEP_COLUMNS
+    episodes: np.ndarray  # structured, dtype EPISODE_COLUMNS
+    state_keys: tuple[str, ...]  # the record's state keys, first seen first
+
+    @classmethod
+    def of(
+        cls,
+        steps: Sequence[StepRecord],
+        structure: Iterable[tuple[int, int, int]],
+        episodes: Iterable[Trajectory | TreeLeaf],
+        episode_rows: Iterable[int],
+    ) -> StepColumns:
+        """Columns of ``steps`` with their (parent position, node id, depth) given, and of
+        ``episodes`` ending on ``episode_rows``."""
+        keys: dict[str, int] = {}
+        rows = np.array(
+            [
+                (
+                    *where,
+                    s.reward,
+                    s.valid_action,
+                    s.tool_calls,
+                    len(s.completion_token_ids),
+                    -1 if s.state_key is None else keys.setdefault(s.state_key, len(keys)),
+                )
+                for s, where in zip(steps, structure)
+            ],
+            dtype=STEP_COLUMNS,
+        )
+        ends = np.array(
+            [
+                (r, e.final_reward, e.success, STATUSES.index(e.status))
+                for e, r in zip(episodes, episode_rows)
+            ],
+            dtype=EPISODE_COLUMNS,
+        )
+        return cls(rows=rows, episodes=ends[np.argsort(ends["row"], kind="stable")], state_keys=tuple(keys))
+
+
 class Trajectory(Record):
     """One episode as a chain of steps.
 
@@ -150,6 +232,14 @@ class Trajectory(Record):
     def learnable(self) -> bool:
         """False for infra failures: they must not enter any group statistic."""
         return self.status != "infra_error"
+
+    @cached_property
+    def columns(self) -> StepColumns:
+        """The steps as :class:`StepColumns` (a chain; one episode, ending at the last step)."""
+        n = len(self.steps)
+        return StepColumns.of(
+            self.steps, zip(range(-1, n - 1), range(n), range(n)), [self] if n else [], [n - 1]
+        )
 
 
 class TreeNode(Record):
@@ -200,6 +290,27 @@ class RolloutTree(Record):
             if leaf.node_id not in seen:
                 raise ValueError(f"leaf points at unknown node {leaf.node_id}")
         return self
+
+    @property
+    def steps(self) -> list[StepRecord]:
+        """The nodes' steps, in node order."""
+        return [n.step for n in self.nodes]
+
+    @cached_property
+    def columns(self) -> StepColumns:
+        """The nodes as :class:`StepColumns`; each leaf is an episode."""
+        row_of = {n.node_id: i for i, n in enumerate(self.nodes)}
+        parent = [-1 if n.parent_id is None else row_of[n.parent_id] for n in self.nodes]
+        depth = [0] * len(parent)
+        for i, p in enumerate(parent):  # parents come first: their depth is known
+            if p >= 0:
+                depth[i] = depth[p] + 1
+        return StepColumns.of(
+            self.steps,
+            zip(parent, (n.node_id for n in self.nodes), depth),
+            self.leaves,
+            (row_of[lf.node_id] for lf in self.leaves),
+        )
 
     def path_to(self, node_id: int) -> list[TreeNode]:
         """The nodes from the root down to ``node_id``."""
@@ -308,4 +419,3 @@ def iter_jsonl(path: str | Path, model: type[RecordT]) -> Iterator[RecordT]:
 
 def read_jsonl(path: str | Path, model: type[RecordT]) -> list[RecordT]:
     return list(iter_jsonl(path, model))
-

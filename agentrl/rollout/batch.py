@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from agentrl.algos.batch import StepBatch
-from agentrl.types import RolloutTree, StepRecord, Trajectory
+from agentrl.types import STATUSES, RolloutTree, StepRecord, Trajectory
 
 if TYPE_CHECKING:
     from agentrl.algos.pipeline import Advantages
@@ -96,28 +96,14 @@ class RolloutBatch:
         groups: Sequence[Group] = (),
         keep_text: bool = False,
     ) -> RolloutBatch:
-        """The batch of trajectories and/or trees (chains become one-path trees when mixed)."""
+        """The batch of trajectories and/or trees (a chain among trees is a one-path tree)."""
         is_trees = not all(isinstance(m, Trajectory) for m in members)
-        if not is_trees:
-            kept = [t for t in members if t.steps]
-            steps = StepBatch.from_trajectories(kept, keep_text=keep_text)
-            records = [s for t in kept for s in t.steps]
-            status = [t.status for t in kept]
-            dropped = len(members) - len(kept)
-        else:
-            forest = [m if isinstance(m, RolloutTree) else RolloutTree.from_trajectory(m) for m in members]
-            steps = StepBatch.from_trees(forest, keep_text=keep_text)
-            records = [n.step for t in forest for n in t.nodes]
-            leaf_rows, leaf_status, offset = [], [], 0
-            for tree in forest:  # the StepBatch's episode order: leaves by row, stable
-                row_of = {n.node_id: offset + i for i, n in enumerate(tree.nodes)}
-                leaf_rows += [row_of[leaf.node_id] for leaf in tree.leaves]
-                leaf_status += [leaf.status for leaf in tree.leaves]
-                offset += len(tree.nodes)
-            status = [
-                leaf_status[i] for i in np.argsort(np.asarray(leaf_rows, dtype=np.int64), kind="stable")
-            ]
-            dropped = sum(1 for t in forest if not t.nodes)
+        kept = [m for m in members if m.columns.rows.size]
+        steps = (StepBatch.from_trees if is_trees else StepBatch.from_trajectories)(kept, keep_text=keep_text)
+        records = [s for m in kept for s in m.steps]
+        status = np.asarray(STATUSES, dtype=object)[
+            np.concatenate([m.columns.episodes["status"] for m in kept]) if kept else np.zeros(0, np.int8)
+        ]
         rows, token_row, token_pos = _layout(records, steps.parent)
         return cls(
             steps=steps,
@@ -125,8 +111,8 @@ class RolloutBatch:
             groups=tuple(groups),
             token_row=token_row,
             token_pos=token_pos,
-            episode_status=np.asarray(status, dtype=object),
-            dropped=dropped,
+            episode_status=status,
+            dropped=len(members) - len(kept),
             trees=is_trees,
         )
 

@@ -360,11 +360,12 @@ async def play(env: TextEnv, actor: Actor, trajectory: Trajectory, *, seed: int 
 
 
 def finalize(trajectory: Trajectory) -> Trajectory:
-    """Fill the summary fields from the steps (reward sum, oldest policy version, token counts)."""
+    """Fill the summary fields from the steps (reward sum, oldest policy version, token counts)
+    and take the step columns now, while the episode ends, not when the trainer builds the batch."""
     trajectory.final_reward = sum(s.reward for s in trajectory.steps)
     versions = [s.policy_version for s in trajectory.steps if s.policy_version is not None]
     trajectory.policy_version = min(versions) if versions else None
-    trajectory.info["generated_tokens"] = sum(len(s.completion_token_ids) for s in trajectory.steps)
+    trajectory.info["generated_tokens"] = int(trajectory.columns.rows["n_tokens"].sum())
     return trajectory
 
 
