@@ -22,7 +22,6 @@ _EXPORTS = {
             "play",
             "play_turns",
             "run_actor",
-            "run_episode",
         ),
         "agentrl.rollout.episode",
     ),
@@ -49,5 +48,4 @@ __all__ = [  # noqa: RUF022 - grouped: the light configs, then the lazy exports
     "play",
     "play_turns",
     "run_actor",
-    "run_episode",
 ]

@@ -419,29 +419,3 @@ async def run_actor(
         await close_env(env)
     trajectory.info["duration_s"] = round(time.perf_counter() - start, 4)
     return finalize(trajectory)
-
-
-async def run_episode(
-    env_factory: EnvFactory,
-    policy: Policy,
-    renderer: ChatRenderer,
-    sampling: SamplingParams,
-    *,
-    seed: int | None = None,
-    task_id: str | None = None,
-    group_id: str = "",
-    timeout_s: float | None = None,
-    max_context_tokens: int | None = None,
-    strict: bool = True,
-) -> Trajectory:
-    """:func:`run_actor` with a :class:`TokenActor`; turn seeds derive from ``sampling.seed``."""
-    return await run_actor(
-        env_factory,
-        TokenActor(policy, renderer, sampling, max_context_tokens),
-        seed=seed,
-        task_id=task_id,
-        group_id=group_id,
-        sampling_seed=sampling.seed,
-        timeout_s=timeout_s,
-        strict=strict,
-    )

@@ -9,7 +9,7 @@ from agentrl.algos.grpo import GRPOConfig, grpo
 from agentrl.policy import HFPolicy, SamplingParams
 from agentrl.policy.base import Completion
 from agentrl.policy.tiny import build_tiny_model
-from agentrl.rollout import run_episode
+from agentrl.rollout import TokenActor, run_actor
 
 
 class ScriptedTokens:
@@ -39,7 +39,8 @@ async def test_tiny_model_episode_is_recorded_with_error_observations(tokenizer,
     model = build_tiny_model(tokenizer, hidden_size=64, intermediate_size=128)
     policy = HFPolicy(model, tokenizer, max_batch_size=2, max_wait_s=0.01)
     sampling = SamplingParams(max_tokens=16, stop=("e", "a", " "))
-    traj = await run_episode(code_math(max_invalid_actions=3), policy, renderer, sampling, seed=3, strict=True)
+    actor = TokenActor(policy, renderer, sampling)
+    traj = await run_actor(code_math(max_invalid_actions=3), actor, seed=3, strict=True)
     assert (traj.status, traj.truncation, traj.num_turns) == ("truncated", "invalid_actions", 3)
     assert traj.env_id == "agentrl/CodeMath-v0" and traj.final_reward == 0.0
     assert all(not s.valid_action and s.logprobs for s in traj.steps)
@@ -48,10 +49,8 @@ async def test_tiny_model_episode_is_recorded_with_error_observations(tokenizer,
 async def test_scripted_tokens_solve_a_task_through_the_kernel(tokenizer, renderer):
     task_id, expression, gold = chain_sum_task()
     texts = [f"```python\nanswer = {expression}\n```", "```python\nprint(answer)\n```", f"\\boxed{{{gold}}}"]
-    traj = await run_episode(
-        code_math(), ScriptedTokens(tokenizer, texts), renderer, SamplingParams(max_tokens=64),
-        seed=0, task_id=task_id, strict=True,
-    )  # fmt: skip
+    actor = TokenActor(ScriptedTokens(tokenizer, texts), renderer, SamplingParams(max_tokens=64))
+    traj = await run_actor(code_math(), actor, seed=0, task_id=task_id, strict=True)
     assert (traj.status, traj.success, traj.final_reward) == ("ok", True, 1.0)
     assert [s.tool_calls for s in traj.steps] == [1, 1, 0]
     assert traj.steps[2].observation == f"<interpreter>\n{gold}\n</interpreter>"  # what the agent saw
@@ -64,10 +63,11 @@ async def test_code_that_crashes_its_sandbox_is_learnable_with_the_failure_rewar
     crashed = ["```python\nimport os\nos._exit(3)\n```", "```python\nimport os\nos._exit(3)\n```"]
     group = []
     for texts in (solved, crashed):
+        actor = TokenActor(ScriptedTokens(tokenizer, texts), renderer, SamplingParams(max_tokens=64))
         group.append(
-            await run_episode(
-                code_math(max_turns=2 if texts is crashed else 3), ScriptedTokens(tokenizer, texts), renderer,
-                SamplingParams(max_tokens=64), seed=0, task_id=task_id, group_id="g", strict=True,
+            await run_actor(
+                code_math(max_turns=2 if texts is crashed else 3), actor,
+                seed=0, task_id=task_id, group_id="g", strict=True,
             )
         )  # fmt: skip
     crash = group[1]

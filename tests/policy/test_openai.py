@@ -16,7 +16,7 @@ from agentrl.policy import (
 )
 from agentrl.policy.openai import OpenAIChatPolicy, OpenAIPolicy
 from agentrl.policy.serve import build_app
-from agentrl.rollout import ChatActor, run_actor, run_episode
+from agentrl.rollout import ChatActor, TokenActor, run_actor
 
 
 @pytest.fixture
@@ -48,7 +48,8 @@ async def test_completions_with_token_ids_match_the_model(client, policy, model,
 
 async def test_a_multi_turn_episode_over_http_keeps_exact_tokens(client, renderer):
     sampling = SamplingParams(max_tokens=12, stop=("e", "a", " "))
-    traj = await run_episode(lambda: CalculatorEnv(max_invalid_actions=2), client, renderer, sampling, seed=3, strict=True)
+    actor = TokenActor(client, renderer, sampling)
+    traj = await run_actor(lambda: CalculatorEnv(max_invalid_actions=2), actor, seed=3, strict=True)
     assert traj.num_turns == 2 and traj.truncation == "invalid_actions"
     first, second = traj.steps
     sampled = first.prompt_token_ids + first.completion_token_ids
@@ -66,7 +67,7 @@ async def test_context_overflow_and_unreachable_server_are_typed(model, tokenize
     gone = OpenAIPolicy(f"http://127.0.0.1:{port}/v1", "tiny", timeout_s=5)
     with pytest.raises(PolicyBackendError):
         await gone.generate([5, 6, 7], SamplingParams(max_tokens=2))
-    traj = await run_episode(CalculatorEnv, gone, renderer, SamplingParams(max_tokens=2), seed=1)
+    traj = await run_actor(CalculatorEnv, TokenActor(gone, renderer, SamplingParams(max_tokens=2)), seed=1)
     assert traj.status == "infra_error" and traj.error.startswith("PolicyBackendError")
     await gone.aclose()
 

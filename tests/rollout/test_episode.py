@@ -8,7 +8,7 @@ from agentrl_envs.toy import MazeEnv
 
 import agentrl
 from agentrl.policy import PolicyBackendError, SamplingParams
-from agentrl.rollout import run_episode
+from agentrl.rollout import TokenActor, run_actor
 from agentrl.sandbox.errors import SandboxUnavailable
 
 # The random model rarely writes <|im_end|>; stop strings end its turns after a few tokens.
@@ -34,8 +34,8 @@ def maze(**options):
 
 async def test_recorded_tokens_are_exactly_what_the_policy_saw(policy, renderer, model):
     recorder = RecordingPolicy(policy)
-    traj = await run_episode(
-        maze(max_invalid_actions=3), recorder, renderer, SHORT_TURNS, seed=11, strict=True
+    traj = await run_actor(
+        maze(max_invalid_actions=3), TokenActor(recorder, renderer, SHORT_TURNS), seed=11, strict=True
     )
     assert (traj.status, traj.truncation) == ("truncated", "invalid_actions")
     assert traj.num_turns == 3 == len(recorder.calls)
@@ -66,14 +66,14 @@ async def test_recorded_tokens_are_exactly_what_the_policy_saw(policy, renderer,
 
 
 async def test_max_turns_truncation(policy, renderer):
-    traj = await run_episode(
-        maze(max_turns=2, max_invalid_actions=None), policy, renderer, SHORT_TURNS, seed=1
+    traj = await run_actor(
+        maze(max_turns=2, max_invalid_actions=None), TokenActor(policy, renderer, SHORT_TURNS), seed=1
     )
     assert (traj.status, traj.truncation, traj.num_turns) == ("truncated", "max_turns", 2)
 
 
 async def test_length_cut_ends_the_episode_without_stepping_the_env(policy, renderer):
-    traj = await run_episode(maze(), policy, renderer, SamplingParams(max_tokens=3), seed=2)
+    traj = await run_actor(maze(), TokenActor(policy, renderer, SamplingParams(max_tokens=3)), seed=2)
     assert (traj.status, traj.truncation, traj.num_turns) == ("truncated", "length", 1)
     step = traj.steps[0]
     assert step.finish_reason == "length" and len(step.completion_token_ids) == 3
@@ -82,11 +82,12 @@ async def test_length_cut_ends_the_episode_without_stepping_the_env(policy, rend
 
 async def test_context_overflow_is_a_clean_truncation(policy, renderer, tokenizer):
     prompt_len = len(renderer.start(MazeEnv.instructions, MazeEnv().reset(seed=3)[0]).prompt_ids())
-    full = await run_episode(maze(), policy, renderer, SHORT_TURNS, seed=3, max_context_tokens=prompt_len)
-    assert (full.status, full.truncation, full.num_turns) == ("truncated", "context_overflow", 0)
-    cut = await run_episode(
-        maze(), policy, renderer, SamplingParams(max_tokens=8), seed=3, max_context_tokens=prompt_len + 2
+    full = await run_actor(
+        maze(), TokenActor(policy, renderer, SHORT_TURNS, max_context_tokens=prompt_len), seed=3
     )
+    assert (full.status, full.truncation, full.num_turns) == ("truncated", "context_overflow", 0)
+    actor = TokenActor(policy, renderer, SamplingParams(max_tokens=8), max_context_tokens=prompt_len + 2)
+    cut = await run_actor(maze(), actor, seed=3)
     assert (cut.status, cut.truncation, cut.num_turns) == ("truncated", "context_overflow", 1)
     assert len(cut.steps[0].completion_token_ids) == 2
 
@@ -98,7 +99,7 @@ class SlowMaze(MazeEnv):
 
 
 async def test_timeout_covers_the_whole_episode_and_is_an_infra_error(policy, renderer):
-    traj = await run_episode(SlowMaze, policy, renderer, SHORT_TURNS, seed=4, timeout_s=1.0)
+    traj = await run_actor(SlowMaze, TokenActor(policy, renderer, SHORT_TURNS), seed=4, timeout_s=1.0)
     assert (traj.status, traj.truncation) == ("infra_error", "timeout")
     assert "deadline" in traj.error and traj.info["duration_s"] < 5
     assert not traj.learnable and traj.num_turns == 1  # the step taken before the hang is kept
@@ -109,7 +110,7 @@ async def test_slow_env_creation_counts_against_the_deadline(policy, renderer):
         await asyncio.sleep(30)  # e.g. a sandbox that never comes up
         return MazeEnv()
 
-    traj = await run_episode(booting_env, policy, renderer, SHORT_TURNS, seed=4, timeout_s=0.3)
+    traj = await run_actor(booting_env, TokenActor(policy, renderer, SHORT_TURNS), seed=4, timeout_s=0.3)
     assert (traj.status, traj.truncation, traj.num_turns) == ("infra_error", "timeout", 0)
 
 
@@ -124,10 +125,10 @@ class FailingPolicy(RecordingPolicy):
 
 
 async def test_infra_failures_are_typed_and_never_scored(policy, renderer):
-    traj = await run_episode(BrokenSandboxMaze, policy, renderer, SHORT_TURNS, seed=5)
+    traj = await run_actor(BrokenSandboxMaze, TokenActor(policy, renderer, SHORT_TURNS), seed=5)
     assert traj.status == "infra_error" and traj.truncation is None
     assert traj.error == "SandboxUnavailable: docker engine is down"
-    backend = await run_episode(maze(), FailingPolicy(policy), renderer, SHORT_TURNS, seed=5)
+    backend = await run_actor(maze(), TokenActor(FailingPolicy(policy), renderer, SHORT_TURNS), seed=5)
     assert backend.status == "infra_error" and "connection reset" in backend.error
 
 
@@ -138,6 +139,6 @@ class BuggyMaze(MazeEnv):
 
 async def test_unexpected_errors_fail_by_default_and_are_masked_when_not_strict(policy, renderer):
     with pytest.raises(KeyError):
-        await run_episode(BuggyMaze, policy, renderer, SHORT_TURNS, seed=6)
-    traj = await run_episode(BuggyMaze, policy, renderer, SHORT_TURNS, seed=6, strict=False)
+        await run_actor(BuggyMaze, TokenActor(policy, renderer, SHORT_TURNS), seed=6)
+    traj = await run_actor(BuggyMaze, TokenActor(policy, renderer, SHORT_TURNS), seed=6, strict=False)
     assert traj.status == "infra_error" and traj.error.startswith("KeyError")
