@@ -16,6 +16,8 @@ Any object with ``search_batch(queries, k)`` and ``asearch_batch(queries, k)`` i
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import logging
 import os
 import shutil
@@ -89,9 +91,16 @@ class BM25Retriever:
 
     @classmethod
     def open(cls, corpus: Corpus | None = None, directory: Path | None = None) -> BM25Retriever:
-        """Load the cached index for ``corpus`` or build and cache it."""
+        """Load the cached index for ``corpus`` or build and cache it. Processes that share the
+        cache (env workers on one node) build it once: the first holds a lock file beside the
+        cache while it builds, the others wait for it and then load its cache."""
         corpus = corpus or load_corpus()
         directory = directory or cache_dir() / f"bm25-{corpus.fingerprint[:16]}"
+        with _build_lock(directory):
+            return cls._load_or_build(corpus, directory)
+
+    @classmethod
+    def _load_or_build(cls, corpus: Corpus, directory: Path) -> BM25Retriever:
         if (directory / "params.index.json").is_file():
             try:
                 return cls.load(corpus, directory)
@@ -135,6 +144,20 @@ class BM25Retriever:
 
 _shared: BM25Retriever | None = None
 _shared_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _build_lock(directory: Path):
+    """An exclusive lock on ``.<directory>.lock`` beside ``directory`` (none where it cannot be made)."""
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(directory.parent / f".{directory.name}.lock", "a")  # noqa: SIM115 - held across the yield
+    except OSError:  # a read-only cache: no lock, the build below is not cached either
+        yield
+        return
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 def shared_retriever() -> BM25Retriever:
