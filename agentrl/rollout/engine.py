@@ -392,7 +392,10 @@ class GroupStream:
 
 
 async def _wait(event: asyncio.Event, timeout: float) -> None:
+    """Until ``event`` is set or ``timeout`` passed (``asyncio.wait``: on Python 3.11
+    ``wait_for`` can swallow a cancellation that arrives as the event is set)."""
+    waiter = asyncio.ensure_future(event.wait())
     try:
-        await asyncio.wait_for(event.wait(), timeout)
-    except TimeoutError:
-        pass
+        await asyncio.wait([waiter], timeout=timeout)
+    finally:
+        waiter.cancel()
