@@ -125,11 +125,12 @@ def make_trainer(tmp_path, overrides, log=None):
 def test_default_config_on_two_learner_ranks_matches_one_process_through_a_killed_rank(cluster, tmp_path):
     """The default maze config, 2 RL steps (2 env workers, a sampler, 2 learner ranks) against one
     process on the same seeds; rank 1 is killed at the second update, so the group is rebuilt from
-    the step-1 checkpoint and step 2 runs again — with the same numbers and final weights."""
-    common = ["steps=2", "sft.episodes=0", "checkpoint.every=1", "eval.episodes=2", "eval.greedy=false"]
-    make_trainer(tmp_path / "local", common).run()
+    the step-1 checkpoint and step 2 runs again — with the same numbers and weights. Then both
+    the cluster run resumes in one process (1 rank) for a third step: equal to one process's third."""
+    common = ["sft.episodes=0", "checkpoint.every=1", "eval.episodes=2", "eval.greedy=false"]
+    make_trainer(tmp_path / "local", [*common, "steps=3"]).run()
     lines: list[str] = []
-    trainer = make_trainer(tmp_path / "ray", [*common, *on_cluster(cluster, **LEARNERS)], log=lines.append)
+    trainer = make_trainer(tmp_path / "ray", [*common, "steps=2", *on_cluster(cluster, **LEARNERS)], log=lines.append)
     group, update, ranks_at_call = trainer.learners, trainer.learners.update, []
 
     def update_killing_rank_1_at_the_second_call(rows):
@@ -143,18 +144,35 @@ def test_default_config_on_two_learner_ranks_matches_one_process_through_a_kille
     assert summary["steps"] == 2 and not ray.is_initialized()
     assert ranks_at_call == [0, 2, 0]  # built at the first update, killed, rebuilt after the restore
     assert any("a learner rank died during update" in line and "restored from step 1 (1/3)" in line for line in lines)
-    records = {}
-    for run in ("local", "ray"):
-        rows = [json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
-        assert [r["step"] for r in rows] == [0, 1, 2]  # step 2 once: the lost attempt's record is gone
-        records[run] = rows
-    for a, b in zip(records["local"][1:], records["ray"][1:]):
+    local, remote = (records(tmp_path / run) for run in ("local", "ray"))
+    assert [r["step"] for r in remote] == [0, 1, 2]  # step 2 once: the lost attempt's record is gone
+    assert_same_steps(local[1:3], remote[1:3])
+    assert_same_weights(*(tmp_path / run / "checkpoints" / "step_00000002" for run in ("local", "ray")))
+    # The group's checkpoints are one process's files: the cluster run goes on in one process.
+    make_trainer(tmp_path / "ray", [*common, "steps=3"]).run(resume=True)
+    local, remote = (records(tmp_path / run) for run in ("local", "ray"))
+    assert [r["step"] for r in local] == [r["step"] for r in remote] == [0, 1, 2, 3]
+    assert_same_steps(local[1:], remote[1:])
+    assert_same_weights(tmp_path / "local" / "final", tmp_path / "ray" / "final")
+
+
+def records(run_dir) -> list[dict]:
+    """metrics.jsonl's records, one per step (the evaluation's keys merged into their step's)."""
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def assert_same_steps(expected: list[dict], got: list[dict]) -> None:
+    for a, b in zip(expected, got, strict=True):
         for key in ("train/loss", "train/grad_norm", "train/kl", "adv/mean", "adv/abs_mean", "adv/nonzero_frac",
                     "train/trained_tokens", "rollout/success"):
-            assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-7), key
-    local, remote = (load_file(tmp_path / run / "final" / "model.safetensors") for run in ("local", "ray"))
-    for name, tensor in local.items():
-        torch.testing.assert_close(remote[name], tensor, rtol=1e-5, atol=1e-5, msg=name)
+            assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-7), (a["step"], key)
+
+
+def assert_same_weights(expected, got) -> None:
+    want, have = (load_file(folder / "model.safetensors") for folder in (expected, got))
+    assert want.keys() == have.keys()
+    for name, tensor in want.items():
+        torch.testing.assert_close(have[name], tensor, rtol=1e-5, atol=1e-5, msg=name)
 
 
 def test_learner_ranks_without_a_cluster_is_a_config_error():
