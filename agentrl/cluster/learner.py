@@ -121,8 +121,8 @@ class LearnerRank:
         from torch.distributed.checkpoint.state_dict import set_model_state_dict, set_optimizer_state_dict
 
         gpu = bool(ray.get_gpu_ids())
-        if not gpu:
-            torch.set_num_threads(1)
+        if not gpu:  # one torch thread per CPU the bundle reserves
+            torch.set_num_threads(max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
         dist.init_process_group(
             "nccl" if gpu else "gloo", init_method=init_method, rank=self.rank, world_size=self.world,
             timeout=datetime.timedelta(minutes=30),
