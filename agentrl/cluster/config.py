@@ -46,8 +46,8 @@ class ClusterConfig(BaseModel):
     )
     learner_cpus: float = Field(default=1.0, gt=0, description="CPUs reserved per learner rank (learner_ranks >= 2).")
     learner_gpus: float = Field(
-        default=0.0, ge=0, description="GPUs per learner rank (learner_ranks >= 2): > 0 puts each rank's shard on "
-        "its GPU and the group on NCCL; 0 keeps them on CPU with gloo.",
+        default=0.0, ge=0, description="GPUs per learner rank (learner_ranks >= 2): 1 puts each rank's shard on "
+        "its own GPU and the group on NCCL; 0 keeps them on CPU with gloo.",
     )
     learner_restarts: int = Field(
         default=3, ge=0, description="How often a learner group that lost a rank is rebuilt from the last checkpoint.",
@@ -62,6 +62,13 @@ class ClusterConfig(BaseModel):
             raise ValueError(f"{value!r} is not 'local', 'auto' or HOST:PORT")
         if importlib.util.find_spec("ray") is None:
             raise ValueError(RAY_MISSING)
+        return value
+
+    @field_validator("learner_gpus")
+    @classmethod
+    def _one_gpu_per_rank(cls, value: float) -> float:
+        if value not in (0, 1):  # NCCL refuses two ranks on one GPU; a rank drives one device
+            raise ValueError(f"{value:g}: each learner rank drives one GPU (0 or 1)")
         return value
 
     @model_validator(mode="after")

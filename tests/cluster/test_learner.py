@@ -175,9 +175,11 @@ def assert_same_weights(expected, got) -> None:
         torch.testing.assert_close(have[name], tensor, rtol=1e-5, atol=1e-5, msg=name)
 
 
-def test_learner_ranks_without_a_cluster_is_a_config_error():
+def test_learner_ranks_without_a_cluster_or_with_a_shared_gpu_are_config_errors():
     with pytest.raises(ConfigError, match=r"cluster\.learner_ranks: more than one learner rank needs a cluster"):
         load_config(overrides=["cluster.learner_ranks=2"])
+    with pytest.raises(ConfigError, match=r"cluster\.learner_gpus: 0\.5: each learner rank drives one GPU \(0 or 1\)"):
+        load_config(overrides=["cluster.address=local", "cluster.learner_ranks=2", "cluster.learner_gpus=0.5"])
 
 
 @pytest.mark.slow
