@@ -51,6 +51,8 @@ from agentrl.sandbox.limits import Limits
 CALL_SLACK = 30.0
 # Seconds to wait, after the connection dropped, for the backend to confirm the server exited.
 EXIT_GRACE = 2.0
+# Seconds between "has the server exited?" checks while waiting for a starting one to answer.
+GONE_CHECK_S = 0.5
 
 
 class Channel(asyncio.Protocol):
@@ -192,11 +194,18 @@ class ServerSandbox:
                 base_url="http://sandbox",
                 headers={"Authorization": f"Bearer {self.token}"},
             )
+            gone_check = 0.0
             while True:
-                if await self._server_gone():
-                    raise SandboxUnavailable(
-                        f"{self.backend} sandbox exited during start-up: {self._log_tail()}"
-                    )
+                # /health is a cheap local call, polled every 20 ms; whether the server exited
+                # can cost an engine round trip (docker: an API call in a worker thread), so it is
+                # asked twice a second: 32 sandboxes starting at once would otherwise queue 50
+                # engine calls a second each on the few worker threads, ahead of their own starts
+                if time.monotonic() >= gone_check:
+                    if await self._server_gone():
+                        raise SandboxUnavailable(
+                            f"{self.backend} sandbox exited during start-up: {self._log_tail()}"
+                        )
+                    gone_check = time.monotonic() + GONE_CHECK_S
                 try:
                     async with self._session.get("/health", timeout=aiohttp.ClientTimeout(total=5)) as resp:
                         if resp.status == 200 and Health.model_validate_json(await resp.read()).ok:
