@@ -130,7 +130,7 @@ STEP_COLUMNS = np.dtype(
         ("action_valid", bool),
         ("tool_calls", np.int64),
         ("n_tokens", np.int64),  # completion (policy) tokens
-        ("state", np.int64),  # index into StepColumns.state_keys, -1 for no state key
+        ("state", np.int64),  # index into the record's state keys (first seen first), -1 for none
     ]
 )
 STATUSES: tuple[str, ...] = get_args(TrajectoryStatus)
@@ -160,7 +160,10 @@ class StepColumns:
 
     rows: np.ndarray  # structured, dtype STEP_COLUMNS
     episodes: np.ndarray  # structured, dtype EPISODE_COLUMNS
-    state_keys: tuple[str, ...]  # the record's state keys, first seen first
+    # The record's state keys, first seen first, packed as one string and each key's length: a
+    # batch then reads one object per record, not one string per key scattered over the heap.
+    state_text: str
+    state_lengths: np.ndarray  # int64
 
     @classmethod
     def of(
@@ -194,7 +197,12 @@ class StepColumns:
             ],
             dtype=EPISODE_COLUMNS,
         )
-        return cls(rows=rows, episodes=ends[np.argsort(ends["row"], kind="stable")], state_keys=tuple(keys))
+        return cls(
+            rows=rows,
+            episodes=ends[np.argsort(ends["row"], kind="stable")],
+            state_text="".join(keys),
+            state_lengths=np.fromiter(map(len, keys), np.int64, len(keys)),
+        )
 
 
 class Trajectory(Record):

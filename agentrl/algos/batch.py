@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import itertools
 from collections.abc import Sequence
 from functools import cached_property
 
@@ -424,10 +423,12 @@ class StepBatch:
         :meth:`RolloutTree.paths` keeps its tree (``info["tree_id"]``) so Tree-GRPO's intra-tree
         term works on materialised paths.
         """
-        for tr in trajectories:
-            if not tr.steps and tr.learnable:
-                raise ValueError(f"trajectory {tr.id!r} has no steps but is learnable (status {tr.status!r})")
-        return cls.from_trees(trajectories, token_entropy=token_entropy, keep_text=keep_text)
+        batch = cls.from_trees(trajectories, token_entropy=token_entropy, keep_text=keep_text)
+        if len(batch.traj_names) < len(trajectories):  # some had no steps: only infra errors may
+            for tr in trajectories:
+                if not tr.steps and tr.learnable:
+                    raise ValueError(f"trajectory {tr.id!r} has no steps but is learnable (status {tr.status!r})")
+        return batch
 
     @classmethod
     def from_trees(
@@ -466,12 +467,15 @@ class StepBatch:
         cols, group_ids, task_ids, ids, tree_ids = zip(*kept) if kept else ((),) * 5
         rows = _join([c.rows for c in cols], STEP_COLUMNS)
         ends = _join([c.episodes for c in cols], EPISODE_COLUMNS)
-        counts = np.array([(c.rows.size, len(c.state_keys), c.episodes.size) for c in cols], np.int64)
+        counts = np.array([(c.rows.size, c.state_lengths.size, c.episodes.size) for c in cols], np.int64)
         sizes, n_keys, n_episodes = counts.reshape(-1, 3).T
         starts = np.cumsum(sizes) - sizes
         traj = np.repeat(np.arange(len(kept)), sizes)
         # State keys: each record's own ids → the batch's (first seen first, records in order).
-        state_keys, state_ids = _dense(list(itertools.chain.from_iterable(c.state_keys for c in cols)))
+        text = "".join([c.state_text for c in cols])
+        key_ends = np.cumsum(np.frombuffer(b"".join([c.state_lengths for c in cols]), np.int64)).tolist()
+        key_slices = map(slice, [0, *key_ends[:-1]], key_ends)
+        state_keys, state_ids = _dense(list(map(text.__getitem__, key_slices)))
         state = rows["state"].copy()
         has = state >= 0
         state[has] = state_ids[state[has] + (np.cumsum(n_keys) - n_keys)[traj[has]]]
