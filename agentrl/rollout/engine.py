@@ -291,6 +291,8 @@ class GroupStream:
                 group = entry.group
                 group.staleness = self.engine._staleness(group)
                 return group
+            if self._error is None and self._pump.done() and not self._pump.cancelled():
+                self._error = self._pump.exception()
             if self._error is not None:
                 raise self._error  # a failed rollout (strict mode) fails the consumer
             if self._pump.done() and not self._entries:
