@@ -36,6 +36,10 @@ class ClusterConfig(BaseModel):
     )
     samplers: int = Field(default=1, ge=1, description="Sampler actors (policy servers) behind the router.")
     sampler_cpus: float = Field(default=1.0, gt=0, description="CPUs reserved per sampler actor.")
+    sampler_restarts: int = Field(
+        default=3, ge=0, description="How often a dead sampler is replaced by a new actor in its bundle (loaded "
+        "with the last pushed weights before it serves).",
+    )
     sampler_gpus: float = Field(
         default=0.0, ge=0, description="GPUs reserved per sampler actor (model.backend vllm needs at least one)."
     )

@@ -22,7 +22,9 @@
   still alive); the dead worker is replaced by a new actor in its bundle (up to
   ``cluster.env_worker_restarts`` times, then it gets no more work). A sampler that dies has its requests sent
   again to another sampler (same tokens: same seed and version), counted in
-  ``stats["sampler_retries"]``. With no env worker or no sampler left the run stops with
+  ``stats["sampler_retries"]``, and is replaced by a new actor in its bundle (up to
+  ``cluster.sampler_restarts`` times), which loads the last pushed weights and version before any
+  env worker sends it a request. With no env worker or no sampler left the run stops with
   :class:`ClusterError`.
 
 Importing this module imports Ray; :mod:`agentrl.train.trainer` imports it only when
@@ -84,13 +86,13 @@ class EpisodeJob:
 class EnvWorker:
     """Plays many episodes at once (an async actor) with the one turn loop."""
 
-    def __init__(self, index: int, samplers: list, renderer, max_context_tokens: int | None):
+    def __init__(self, index: int, samplers: list, generations: list[int], renderer, max_context_tokens: int | None):
         import torch
 
         torch.set_num_threads(1)
         self.index = index
         self.samplers = samplers
-        self.router = Router(len(samplers))
+        self.router = Router(len(samplers), generations)
         self.renderer = renderer
         self.max_context_tokens = max_context_tokens
 
@@ -109,6 +111,12 @@ class EnvWorker:
             "samplers_lost": list(self.router.lost),
         }
         return trajectory
+
+    @ray.method(concurrency_group="control")  # not queued behind the episodes
+    def replace_sampler(self, index: int, handle, generation: int) -> None:
+        """Sampler slot ``index`` holds a new server, ready to serve."""
+        self.samplers[index] = handle
+        self.router.revive(index, generation)
 
 
 # ------------------------------------------------------------------------------------ the driver
@@ -180,18 +188,12 @@ class RayRollouts:
         self._group = None
         self.samplers: list = []
         self.workers: list = []
+        self.sampler_generation = [0] * config.samplers  # bumped by each replacement of a slot's server
+        self._restarting: dict[int, asyncio.Task] = {}  # slot -> the start of its replacement
         try:
             self._group = place(config)
-            build = ray.put(build_policy)
-            self.samplers = [
-                ray.remote(SamplerServer)
-                .options(
-                    num_cpus=config.sampler_cpus, num_gpus=config.sampler_gpus, scheduling_strategy=self._bundle(i),
-                    max_restarts=0,
-                )
-                .remote(i, build)
-                for i in range(config.samplers)
-            ]
+            self._build = ray.put(build_policy)
+            self.samplers = [self._start_sampler(i) for i in range(config.samplers)]
             self._worker_args = (renderer, max_context_tokens)
             self.workers = [self._start_worker(i) for i in range(config.env_workers)]
             self.nodes = ray.get(
@@ -208,21 +210,37 @@ class RayRollouts:
         self.load = [0] * config.env_workers
         self.restarts = [0] * config.env_workers
         self.samplers_alive = [True] * config.samplers
-        self.stats = {"workers_lost": 0, "workers_restarted": 0, "samplers_lost": 0, "sampler_retries": 0}
+        self.sampler_restarts = [0] * config.samplers
+        self._weights: tuple | None = None  # (object ref, version) of the last push: what a replacement loads
+        self._paused = False
+        self.stats = {
+            "workers_lost": 0, "workers_restarted": 0, "samplers_lost": 0, "samplers_restarted": 0,
+            "sampler_retries": 0,
+        }
 
     def _bundle(self, i: int) -> PlacementGroupSchedulingStrategy:
         return PlacementGroupSchedulingStrategy(self._group, placement_group_bundle_index=i)
+
+    def _start_sampler(self, i: int):
+        """Sampler ``i`` in its bundle, its policy built inside the actor."""
+        c = self.config
+        return (
+            ray.remote(SamplerServer)
+            .options(num_cpus=c.sampler_cpus, num_gpus=c.sampler_gpus, scheduling_strategy=self._bundle(i),
+                     max_restarts=0)
+            .remote(i, self._build)
+        )
 
     def _start_worker(self, i: int):
         """Env worker ``i`` in its bundle (the samplers' bundles come first)."""
         c = self.config
         return (
-            ray.remote(EnvWorker)
+            ray.remote(concurrency_groups={"control": 1})(EnvWorker)
             .options(
                 num_cpus=c.env_worker_cpus, scheduling_strategy=self._bundle(c.samplers + i),
                 max_concurrency=c.episodes_per_worker, max_restarts=0,
             )
-            .remote(i, self.samplers, *self._worker_args)
+            .remote(i, self.samplers, self.sampler_generation, *self._worker_args)
         )
 
     def _worker_lost(self, i: int, handle, exc: BaseException) -> None:
@@ -271,15 +289,15 @@ class RayRollouts:
 
     # ------------------------------------------------------------------ control plane
     async def _fan_out(self, method: str, *args) -> list:
-        """``method(*args)`` on every live sampler at once; one that is gone is marked dead."""
-        live = [i for i, up in enumerate(self.samplers_alive) if up]
+        """``method(*args)`` on every live sampler at once; one that is gone is replaced (or marked dead)."""
+        live = [(i, self.sampler_generation[i]) for i, up in enumerate(self.samplers_alive) if up]
         results = await asyncio.gather(
-            *(getattr(self.samplers[i], method).remote(*args) for i in live), return_exceptions=True
+            *(getattr(self.samplers[i], method).remote(*args) for i, _ in live), return_exceptions=True
         )
         out = []
-        for i, result in zip(live, results):
+        for (i, generation), result in zip(live, results):
             if isinstance(result, RayActorError):
-                self._sampler_lost(i)
+                await self._sampler_lost(i, generation, first_line(result))
             elif isinstance(result, BaseException):
                 raise result
             else:
@@ -289,9 +307,11 @@ class RayRollouts:
 
     async def pause(self) -> None:
         """Every sampler stops at a turn boundary: the turns running finish, new requests wait."""
+        self._paused = True
         await self._fan_out("pause")
 
     async def resume(self) -> None:
+        self._paused = False
         await self._fan_out("resume")
 
     async def push_weights(self, weights, version: int) -> None:
@@ -300,6 +320,7 @@ class RayRollouts:
         go on with the new weights from their next turn."""
         state = weights.state_dict() if hasattr(weights, "state_dict") else weights
         ref = ray.put({name: tensor.detach().cpu() for name, tensor in state.items()})
+        self._weights = (ref, version)  # kept (one copy in the object store) for a replacement sampler
         await self.pause()
         try:
             await self._fan_out("load_weights", ref, version)
@@ -310,14 +331,74 @@ class RayRollouts:
         """Each live sampler's version, gate and queue."""
         return await self._fan_out("status")
 
-    def _sampler_lost(self, index: int) -> None:
+    def metrics(self) -> dict[str, float]:
+        """The run's failure counters so far, for the trainer's metrics log."""
+        s = self.stats
+        return {
+            "rollout/sampler_retries": float(s["sampler_retries"]),
+            "rollout/sampler_restarts": float(s["samplers_restarted"]),
+            "rollout/env_worker_restarts": float(s["workers_restarted"]),
+        }
+
+    async def _sampler_lost(self, index: int, generation: int, reason: str) -> None:
+        """Server ``generation`` of slot ``index`` is gone: replace it while restarts are left
+        (once, whoever reports it; every reporter waits for the replacement), else leave the slot dead."""
+        if generation != self.sampler_generation[index]:
+            return  # a server already replaced
+        left = self.sampler_restarts[index] < self.config.sampler_restarts
         if self.samplers_alive[index]:
             self.samplers_alive[index] = False
             self.stats["samplers_lost"] += 1
-            log.warning("sampler %d is gone; the others serve its conversations", index)
+            ray.kill(self.samplers[index])  # an unavailable actor may still be running
+            log.warning("sampler %d is gone (%s); %s", index, reason,
+                        "it is replaced" if left else "no restart left, the others serve its conversations")
+        if left and index not in self._restarting:  # (also a replacement cancelled by an earlier run's end)
+            self._restarting[index] = asyncio.ensure_future(self._restart_sampler(index))
+        if index in self._restarting:
+            await asyncio.wait([self._restarting[index]])
+
+    async def _restart_sampler(self, index: int) -> None:
+        """A new server in slot ``index``'s bundle: it loads the last push (and takes the gate's
+        state) before the env workers' routers may send it a request."""
+        try:
+            while self.sampler_restarts[index] < self.config.sampler_restarts:
+                self.sampler_restarts[index] += 1
+                server = self._start_sampler(index)
+                try:
+                    await self._catch_up(server)
+                except RayActorError as exc:
+                    ray.kill(server)
+                    log.warning("sampler %d's replacement did not start: %s", index, first_line(exc))
+                    continue
+                except BaseException:  # cancelled (the run is closing)
+                    if ray.is_initialized():
+                        ray.kill(server)
+                    raise
+                generation = self.sampler_generation[index] + 1
+                self.samplers[index], self.sampler_generation[index] = server, generation
+                self.samplers_alive[index] = True  # from here on every push reaches it
+                self.stats["samplers_restarted"] += 1
+                live = [w for w, up in zip(self.workers, self.alive) if up]
+                await asyncio.gather(*(w.replace_sampler.remote(index, server, generation) for w in live),
+                                     return_exceptions=True)  # a dead env worker is the engine's business
+                log.warning("sampler %d replaced (restart %d)", index, self.sampler_restarts[index])
+                return
+        finally:
+            self._restarting.pop(index, None)
+
+    async def _catch_up(self, server) -> None:
+        """Bring a new server to the last pushed weights and version and the gate's state; again
+        if a push, a pause or a resume ran meanwhile."""
+        while True:
+            weights, paused = self._weights, self._paused
+            if weights is not None:
+                await server.load_weights.remote(*weights)
+            await (server.pause if paused else server.resume).remote()
+            if self._weights is weights and self._paused == paused:
+                return
 
     def _check_samplers(self) -> None:
-        if not any(self.samplers_alive):
+        if not any(self.samplers_alive) and not self._restarting:
             raise ClusterError(f"all {len(self.samplers)} samplers died")
 
     # ------------------------------------------------------------------ episodes
@@ -327,6 +408,9 @@ class RayRollouts:
         live = [i for i, up in enumerate(self.alive) if up]
         if not live:
             raise ClusterError(f"all {len(self.workers)} env workers died")
+        if not any(self.samplers_alive) and self._restarting:  # an attempt now could only fail
+            await asyncio.wait(list(self._restarting.values()))
+        self._check_samplers()
         i = min(live, key=lambda k: self.load[k])
         self.load[i] += 1
         handle = self.workers[i]
@@ -344,13 +428,15 @@ class RayRollouts:
         finally:
             self.load[i] -= 1
         self.stats["sampler_retries"] += trajectory.info["sampler_retries"]
-        for index in trajectory.info["samplers_lost"]:
-            self._sampler_lost(index)
+        for index, generation in trajectory.info["samplers_lost"]:
+            await self._sampler_lost(index, generation, f"found by env worker {i}")
         self._check_samplers()
         return trajectory
 
     def close(self) -> None:
         """Stop the actors, free the placement group, disconnect if :func:`connect` connected."""
+        for task in self._restarting.values():
+            task.cancel()  # its new server is killed by the task
         for actor in [*self.workers, *self.samplers]:
             ray.kill(actor)
         if self._group is not None:

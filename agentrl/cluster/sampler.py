@@ -10,7 +10,9 @@
   cache holds its history; a new conversation goes to the live server with the fewest
   conversations bound to it from this worker (ties: the lowest index). A server whose call fails
   with an actor error is marked dead and the request is sent again to another server
-  (:class:`RoutedPolicy`): the same prompt, seed and weights version give the same tokens.
+  (:class:`RoutedPolicy`): the same prompt, seed and weights version give the same tokens. The
+  driver replaces a dead server by a new actor in its slot (a new *generation* of the slot,
+  loaded with the last pushed weights first) and revives the slot in every router.
 * **The control plane** (:class:`agentrl.cluster.ray_rollout.RayRollouts`: ``pause`` / ``resume`` /
   ``push_weights``) fans each call out to every live server.
 
@@ -108,13 +110,16 @@ class NoSamplerLeft(PolicyBackendError):
 
 
 class Router:
-    """Which server each conversation uses (see the module docstring); plain bookkeeping, no Ray."""
+    """Which server each conversation uses (see the module docstring); plain bookkeeping, no Ray.
+    Each slot has a generation: a replacement server gets the next one, so a failure of the server
+    it replaced does not mark it dead."""
 
-    def __init__(self, servers: int):
+    def __init__(self, servers: int, generations: list[int] | None = None):
         self.alive = [True] * servers
+        self.generation = list(generations or [0] * servers)
         self.bound = [0] * servers  # conversations bound to each server
         self.affinity: dict[str, int] = {}
-        self.lost: list[int] = []  # servers found dead, in order
+        self.lost: list[tuple[int, int]] = []  # (slot, generation) of each server found dead, in order
 
     def pick(self, key: str) -> int:
         """The server of conversation ``key`` (bound on its first request)."""
@@ -137,13 +142,19 @@ class Router:
         if index is not None:
             self.bound[index] -= 1
 
-    def mark_dead(self, index: int) -> bool:
-        """True the first time ``index`` is marked."""
-        if not self.alive[index]:
+    def mark_dead(self, index: int, generation: int) -> bool:
+        """Server ``generation`` of slot ``index`` failed: True the first time it is marked (False
+        for a slot already dead or already holding a newer server)."""
+        if not self.alive[index] or generation != self.generation[index]:
             return False
         self.alive[index] = False
-        self.lost.append(index)
+        self.lost.append((index, generation))
         return True
+
+    def revive(self, index: int, generation: int) -> None:
+        """Slot ``index`` holds a new server (``generation``)."""
+        self.generation[index] = generation  # before alive: a request that sees the slot alive sees this
+        self.alive[index] = True
 
 
 class RoutedPolicy(VersionedPolicy):
@@ -151,7 +162,7 @@ class RoutedPolicy(VersionedPolicy):
     to the conversation's server; a dead server's request is sent again to another one."""
 
     def __init__(self, servers: list, router: Router, key: str, max_context_tokens: int | None):
-        self.servers, self.router, self.key = servers, router, key
+        self.servers, self.router, self.key = servers, router, key  # servers: the env worker's list, kept current
         self._max_context = max_context_tokens
         self.used: list[int] = []  # the server of each turn
         self.retries = 0
@@ -159,10 +170,11 @@ class RoutedPolicy(VersionedPolicy):
     async def generate(self, prompt_token_ids: list[int], sampling: SamplingParams) -> Completion:
         while True:
             index = self.router.pick(self.key)
+            server, generation = self.servers[index], self.router.generation[index]
             try:
-                completion = await self.servers[index].generate.remote(prompt_token_ids, sampling)
+                completion = await server.generate.remote(prompt_token_ids, sampling)
             except RayActorError as exc:
-                if self.router.mark_dead(index):
+                if self.router.mark_dead(index, generation):
                     log.warning("sampler %d is gone (%s); its requests go to the others", index, first_line(exc))
                 self.retries += 1
                 continue

@@ -1,8 +1,10 @@
 """Two samplers behind the router on a real two-node Ray cluster: conversation affinity, the
-control plane's fan-out, partial rollouts across a weight update, a killed sampler survived."""
+control plane's fan-out, partial rollouts across a weight update, a killed sampler survived and
+replaced."""
 
 import asyncio
 import copy
+import sys
 
 import pytest
 import torch
@@ -11,10 +13,11 @@ ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'agen
 
 from agentrl.cluster.ray_rollout import ClusterError
 from agentrl.cluster.sampler import NoSamplerLeft, Router
+from agentrl.policy.hf import HFPolicy
 from agentrl.rollout import RolloutEngine, group_specs
 from agentrl.train.config import load_config
 from agentrl.train.sft import run_sft
-from agentrl.train.trainer import Trainer
+from agentrl.train.trainer import Trainer, build_model, build_policy
 from tests.cluster.conftest import on_cluster
 
 
@@ -25,11 +28,24 @@ def test_the_router_keeps_a_conversation_and_sends_new_ones_to_the_least_bound_s
     assert router.pick("d") == 1 and router.bound == [2, 2]
     router.release("a")
     assert router.bound == [1, 2] and router.pick("e") == 0  # the freed server takes the next one
-    assert router.mark_dead(0) is True and router.mark_dead(0) is False and router.lost == [0]
+    assert router.mark_dead(0, 0) is True and router.mark_dead(0, 0) is False and router.lost == [(0, 0)]
     assert router.pick("c") == 1 and router.bound == [1, 3]  # c moves off the dead server
-    router.mark_dead(1)
+    router.mark_dead(1, 0)
     with pytest.raises(NoSamplerLeft, match="no sampler left: all 2 samplers died"):
         router.pick("f")
+    router.revive(0, 1)  # slot 0's replacement (generation 1)
+    assert router.pick("f") == 0
+    assert router.mark_dead(0, 0) is False and router.alive[0]  # a late failure of the server it replaced
+    assert router.mark_dead(0, 1) is True and router.lost == [(0, 0), (1, 0), (0, 1)]
+
+
+def test_on_a_cluster_the_trainer_builds_no_vllm_engine_of_its_own():
+    """With model.backend vllm the sampler actors are the vLLM engines; the trainer keeps the
+    in-process policy over its model (vLLM is not installed here: building one would fail)."""
+    config = load_config(overrides=["model.backend=vllm", "cluster.address=local", "cluster.sampler_gpus=1"])
+    model, tokenizer = build_model(config, torch.device("cpu"))
+    policy = build_policy(config, model, tokenizer)
+    assert isinstance(policy, HFPolicy) and policy.model is model and "vllm" not in sys.modules
 
 
 # ------------------------------------------------------------------------------ on the cluster
@@ -41,7 +57,7 @@ def trainer(cluster, tmp_path_factory):
     """A default-config trainer whose rollouts run on 2 env workers and 2 samplers."""
     config = load_config(overrides=[
         f"output_dir={tmp_path_factory.mktemp('samplers')}", "sft.episodes=0", "model.device=cpu", *SMALL,
-        *on_cluster(cluster, samplers=2, episodes_per_worker=8),
+        *on_cluster(cluster, samplers=2, episodes_per_worker=8, sampler_restarts=1),
     ])
     trainer = Trainer(config, progress=False, log=lambda *_: None)
     # A short warm start: the random tiny model rarely ends a turn; this one plays 5-6 turn episodes.
@@ -165,22 +181,22 @@ def test_an_episode_in_flight_across_an_update_keeps_its_tokens_and_versions(tra
 
 
 @pytest.mark.slow
-def test_a_killed_sampler_is_survived_and_none_left_is_a_cluster_error(trainer):
+def test_a_killed_sampler_is_survived_and_replaced_and_none_left_is_a_cluster_error(trainer):
     engine, pool = trainer.engine, trainer.cluster
     version = run(pool.sampler_status())[0]["version"]
-    model = copy.deepcopy(trainer.model)
+    model = copy.deepcopy(trainer.model)  # the weights of trainer.policy, the one-process reference
     run(pool.push_weights(model, version))
     retries = pool.stats["sampler_retries"]
-    specs = group_specs(2, seed=13)
+    dead = pool.samplers[0]
 
     async def scenario():
         await pool.pause()
-        rollout = asyncio.ensure_future(engine.run(specs))
+        rollout = asyncio.ensure_future(engine.run(group_specs(2, seed=13)))
         for _ in range(400):  # requests are queued at sampler 0 when it dies
             await asyncio.sleep(0.05)
-            if (await pool.samplers[0].status.remote())["waiting"]:
+            if (await dead.status.remote())["waiting"]:
                 break
-        ray.kill(pool.samplers[0])
+        ray.kill(dead)
         await pool.resume()
         return await rollout
 
@@ -188,12 +204,41 @@ def test_a_killed_sampler_is_survived_and_none_left_is_a_cluster_error(trainer):
     trajectories = members(groups)
     assert [len(g.members) for g in groups] == [4, 4] and len({t.id for t in trajectories}) == 8
     assert all(t.status != "infra_error" and t.info["attempts"] == 1 for t in trajectories)
-    assert pool.samplers_alive == [False, True] and pool.stats["samplers_lost"] == 1
     moved = sum(t.info["sampler_retries"] for t in trajectories)
     assert moved >= 1 and pool.stats["sampler_retries"] - retries == moved
     assert all(set(t.info["samplers"]) == {1} for t in trajectories)  # every turn ran after the kill
     assert max_logprob_error(trajectories, {version: model}) < 1e-4  # the retried turns are exact
+    # Slot 0 holds a new actor, loaded with the last push before it took a request ...
+    assert pool.samplers[0] is not dead and pool.samplers_alive == [True, True]
+    assert pool.sampler_restarts == [1, 0] and pool.stats["samplers_lost"] == pool.stats["samplers_restarted"] == 1
+    assert [(s["index"], s["version"]) for s in run(pool.sampler_status())] == [(0, version), (1, version)]
+    assert pool.metrics() == {
+        "rollout/sampler_retries": float(pool.stats["sampler_retries"]), "rollout/sampler_restarts": 1.0,
+        "rollout/env_worker_restarts": 0.0,
+    }
+    # ... and serves the next rollout: the version pushed, the tokens of one process (a new actor
+    # built but not loaded would decode the start weights as version 0).
+    specs = group_specs(2, seed=19)
+    after = members(run(engine.run(specs)))
+    local = RolloutEngine(engine.env_factory, trainer.policy, trainer.renderer, engine.config)
+    assert [[s.completion_token_ids for s in t.steps] for t in after] == [
+        [s.completion_token_ids for s in t.steps] for t in members(run(local.run(specs)))
+    ]
+    assert {t.info["samplers"][0] for t in after} == {0, 1}
+    assert {s.policy_version for t in after for s in t.steps} == {version}
 
+    # Both die: slot 0 has no restart left, slot 1 is replaced; the attempts that found no sampler
+    # are infra failures, retried once a sampler is back; none lost or duplicated.
+    ray.kill(pool.samplers[0])
     ray.kill(pool.samplers[1])
+    groups = run(engine.run(group_specs(2, seed=23)))
+    trajectories = members(groups)
+    assert [len(g.members) for g in groups] == [4, 4] and len({t.id for t in trajectories}) == 8
+    assert all(t.status != "infra_error" for t in trajectories)
+    assert pool.samplers_alive == [False, True] and pool.sampler_restarts == [1, 1]
+    assert all(set(t.info["samplers"]) == {1} for t in trajectories)
+    assert {s.policy_version for t in trajectories for s in t.steps} == {version}
+
+    ray.kill(pool.samplers[1])  # no restart left anywhere
     with pytest.raises(ClusterError, match="all 2 samplers died"):
         run(engine.run(group_specs(1, seed=17)))
