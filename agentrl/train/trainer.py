@@ -125,10 +125,13 @@ def build_model(config: TrainConfig, device: torch.device):
 
 def build_policy(config: TrainConfig, model, tokenizer) -> TrainablePolicy:
     """The sampler, from the one policy factory: in-process transformers (shares ``model``) or
-    vLLM (gets the weights pushed on every sync)."""
+    vLLM (gets the weights pushed on every sync). On a cluster the sampler actors are the
+    ``model.backend`` engines: this process keeps the in-process one over ``model`` (versions, no
+    second vLLM engine)."""
     m = config.model
+    backend = "hf" if config.cluster.address is not None else m.backend
     policy = load_policy(
-        m.backend, model if m.backend == "hf" else m.name, tokenizer=tokenizer, seed=config.seed,
+        backend, model if backend == "hf" else m.name, tokenizer=tokenizer, seed=config.seed,
         max_batch_size=m.max_batch_size, gpu_memory_utilization=m.gpu_memory_utilization,
     )
     if not isinstance(policy, TrainablePolicy):
@@ -492,6 +495,8 @@ class Trainer:
                     batch, seconds, skipped = await pending
                     pending = None
                 record = batch.metrics(seconds) | staleness_metrics(batch.groups, self.policy.policy_version)
+                if self.cluster is not None:  # sampler retries, sampler and env-worker restarts so far
+                    record |= self.cluster.metrics()
                 if c.rollout.dynamic_sampling:
                     record["rollout/skipped_groups"] = float(skipped)
                 if c.mode == "one_step_off" and step < c.steps:
