@@ -117,6 +117,7 @@ def test_a_one_step_off_run_end_to_end_on_the_cluster(cluster, tmp_path):
     assert [r["step"] for r in records] == [0, 1, 2]
     assert [r.get("policy_version") for r in records[1:]] == [1, 2]
     assert records[2]["rollout/staleness"] <= 1 and records[2]["rollout/infra_errors"] == 0
+    assert records[2]["rollout/sampler_retries"] == records[2]["rollout/env_worker_restarts"] == 0  # cluster counters
     assert "eval/success" in records[2]
 
 
