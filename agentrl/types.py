@@ -144,7 +144,7 @@ EPISODE_COLUMNS = np.dtype(
 )
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+@dataclasses.dataclass(frozen=True, eq=False, slots=True)
 class StepColumns:
     """A finished record as columns: ``rows`` holds one :data:`STEP_COLUMNS` entry per step
     (chain) or node (tree) in the record's order, ``episodes`` one :data:`EPISODE_COLUMNS` entry

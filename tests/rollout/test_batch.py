@@ -191,3 +191,30 @@ def test_chains_and_trees_mix_and_groups_carry_their_staleness():
     assert batch.steps.n_episodes == 3 and len(batch.tokens) == 3  # the chain became a one-path tree
     metrics = batch.metrics(1.0)
     assert metrics["rollout/staleness"] == 2 and metrics["rollout/episodes"] == 3
+
+
+async def test_the_rollout_takes_the_columns_and_a_record_read_back_gives_the_same_batch(
+    policy, renderer, tmp_path
+):
+    from agentrl_envs.toy import MazeEnv
+
+    from agentrl.policy import SamplingParams
+    from agentrl.rollout import TokenActor, run_actor
+    from agentrl.types import read_jsonl, write_jsonl
+
+    actor = TokenActor(policy, renderer, SamplingParams(max_tokens=8, stop=("e", "a", " ")))
+    played = [
+        await run_actor(lambda: MazeEnv(max_invalid_actions=2), actor, seed=s, group_id="g") for s in (1, 2)
+    ]
+    assert all("columns" in t.__dict__ for t in played)  # taken when each episode ended
+    assert sum(t.num_turns for t in played) >= 2
+    write_jsonl(tmp_path / "episodes.jsonl", played)
+    loaded = read_jsonl(tmp_path / "episodes.jsonl", Trajectory)
+    assert loaded == played and not any("columns" in t.__dict__ for t in loaded)
+    a, b = RolloutBatch.from_members(played), RolloutBatch.from_members(loaded)
+    assert a.tokens == b.tokens and a.episode_status.tolist() == b.episode_status.tolist()
+    for name in ("group", "traj", "parent", "reward", "action_valid", "state", "n_tokens", "episode_rows"):
+        assert getattr(a.steps, name).tolist() == getattr(b.steps, name).tolist(), name
+    assert a.steps.state_keys == b.steps.state_keys and a.steps.n_tokens.tolist() == [
+        len(s.completion_token_ids) for t in played for s in t.steps
+    ]

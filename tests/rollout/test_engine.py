@@ -102,6 +102,7 @@ async def test_tree_rollouts_share_prefixes(policy, renderer):
                 assert node.step.index == parent.index + 1
         assert all(len(p.steps) == 3 and p.truncation in ("invalid_actions", "length") for p in tree.paths())
         assert tree.info["generated_tokens"] == sum(len(n.step.completion_token_ids) for n in tree.nodes)
+        assert "columns" in tree.__dict__  # the step columns were taken when the tree was finished
         # Shared prefixes are generated once: fewer tokens than the 3 paths spelled out.
         assert tree.info["generated_tokens"] < sum(
             len(s.completion_token_ids) for p in tree.paths() for s in p.steps
