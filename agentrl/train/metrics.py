@@ -17,9 +17,9 @@ from __future__ import annotations
 import json
 import logging
 import math
-from pathlib import Path
 from collections import Counter
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from agentrl.types import Trajectory

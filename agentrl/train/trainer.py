@@ -278,14 +278,18 @@ class Trainer:
         return RolloutBatch.from_groups(groups, keep_text="action_texts" in self.needs)
 
     def open_stream(self) -> GroupStream:
-        """Mode async: the endless stream of group specs (index i → a seed derived from ``(seed, i)``,
-        group id ``g<i>``), resumed from the checkpoint's rollout buffer when there is one."""
+        """Mode async: the endless stream of group specs — spec i is sync mode's spec ``i % B`` of
+        step ``i // B + 1`` (the same tasks and seeds, in order), with group id ``g<i>`` — resumed
+        from the checkpoint's rollout buffer when there is one."""
         state = self._stream_state
+        per_step = self.config.rollout.groups_per_step
+
+        def spec(i: int) -> GroupSpec:
+            step_specs = group_specs(per_step, seed=self.config.seed * SPEC_SEED_STRIDE + i // per_step + 1)
+            return dataclasses.replace(step_specs[i % per_step], group_id=f"g{i:07d}")
+
         first = 0 if state is None else int(state["drawn"])
-        specs = (
-            GroupSpec(seed=derive_seed(self.config.seed, "async", i), group_id=f"g{i:07d}") for i in itertools.count(first)
-        )
-        return self.engine.open_stream(specs, groups_per_step=self.config.rollout.groups_per_step, state=state)
+        return self.engine.open_stream(map(spec, itertools.count(first)), groups_per_step=per_step, state=state)
 
     async def evaluate(self) -> dict[str, float]:
         """Success on fixed evaluation episodes (same seeds every time)."""
