@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from agentrl.algos.batch import StepBatch
-from agentrl.types import STATUSES, RolloutTree, StepRecord, Trajectory
+from agentrl.types import EPISODE_COLUMNS, STATUSES, RolloutTree, StepRecord, Trajectory
 
 if TYPE_CHECKING:
     from agentrl.algos.pipeline import Advantages
@@ -101,9 +101,8 @@ class RolloutBatch:
         kept = [m for m in members if m.columns.rows.size]
         steps = (StepBatch.from_trees if is_trees else StepBatch.from_trajectories)(kept, keep_text=keep_text)
         records = [s for m in kept for s in m.steps]
-        status = np.asarray(STATUSES, dtype=object)[
-            np.concatenate([m.columns.episodes["status"] for m in kept]) if kept else np.zeros(0, np.int8)
-        ]
+        episodes = np.frombuffer(b"".join([m.columns.episodes for m in kept]), EPISODE_COLUMNS)
+        status = np.asarray(STATUSES, dtype=object)[episodes["status"]]
         rows, token_row, token_pos = _layout(records, steps.parent)
         return cls(
             steps=steps,
