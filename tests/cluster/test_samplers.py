@@ -235,6 +235,7 @@ def test_a_killed_sampler_is_survived_and_replaced_and_none_left_is_a_cluster_er
     trajectories = members(groups)
     assert [len(g.members) for g in groups] == [4, 4] and len({t.id for t in trajectories}) == 8
     assert all(t.status != "infra_error" for t in trajectories)
+    assert max(t.info["attempts"] for t in trajectories) >= 2  # the attempts in flight found none
     assert pool.samplers_alive == [False, True] and pool.sampler_restarts == [1, 1]
     assert all(set(t.info["samplers"]) == {1} for t in trajectories)
     assert {s.policy_version for t in trajectories for s in t.steps} == {version}
