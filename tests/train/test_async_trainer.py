@@ -1,9 +1,11 @@
 """mode async end to end (tiny model, the maze): the metrics, dynamic sampling, and a stop after a
 checkpoint with buffered groups that resumes losing and duplicating no group."""
 
+import asyncio
 import json
 
 import pytest
+import torch
 
 from agentrl.rollout import Group, GroupSpec
 from agentrl.train.config import load_config
@@ -112,3 +114,14 @@ def test_resume_with_buffered_groups_loses_and_duplicates_nothing(tmp_path):
     taken, left, drawn = consumed_and_buffered(tmp_path / "c", 2, 2)
     assert len(taken) == len(set(taken)) == 8 and not set(taken) & set(left)
     assert sorted(taken + left) == [f"g{i:07d}" for i in range(drawn)]
+
+
+def test_the_overlapping_sampler_decodes_from_its_own_copy_until_the_sync(tmp_path):
+    t, _ = trainer(tmp_path, steps=1)
+    assert t.sampler_model is not t.model and t.policy.model is t.sampler_model
+    learner, sampler = next(t.model.parameters()), next(t.sampler_model.parameters())
+    with torch.no_grad():
+        learner.add_(1.0)  # an optimizer step of the learner, mid-rollout
+    assert not torch.equal(learner, sampler) and t.policy.policy_version == 0  # rollouts still see version 0
+    asyncio.run(t.sync_weights())
+    assert torch.equal(learner, sampler) and t.policy.policy_version == 1
