@@ -163,7 +163,7 @@ class RolloutSection(Section):
     dynamic_sampling_max_draws: int = Field(
         default=3, ge=1,
         description="With dynamic_sampling: at most this × groups_per_step groups are drawn for one step; "
-        "short of informative groups then, skipped groups fill the batch.",
+        "once (this − 1) × groups_per_step were skipped, groups are kept whatever their rewards.",
     )
 
 
