@@ -81,7 +81,7 @@ class Records:
         u = self.rng.random(2)
         return bool(u[0] < 0.3), "infra_error" if u[1] < 0.02 else "truncated" if u[1] < 0.07 else "ok"
 
-    def chain(self, i: int, group: int) -> Trajectory:
+    def chain(self, i: int, group: int, spec: GroupSpec, task_id: str) -> Trajectory:
         rng = self.rng
         steps = [
             r
@@ -93,8 +93,8 @@ class Records:
         steps[-1].reward = 10.0 * success
         return Trajectory(
             id=f"t{i}",
-            task_id=f"q{group}",
-            group_id=f"g{group}",
+            task_id=task_id,
+            group_id=spec.group_id,
             seed=group,
             steps=steps,
             final_reward=10.0 * success,
@@ -102,7 +102,7 @@ class Records:
             status=status,
         )
 
-    def tree(self, i: int, group: int) -> RolloutTree:
+    def tree(self, i: int, group: int, spec: GroupSpec, task_id: str) -> RolloutTree:
         rng = self.rng
         nodes: list[TreeNode] = []
         leaves: list[TreeLeaf] = []
@@ -127,27 +127,29 @@ class Records:
             depth = nodes[at].step.index + 1
             grow(at, depth, context, state, max(depth, int(rng.integers(7, 24))))
         return RolloutTree(
-            id=f"T{i}", task_id=f"q{group}", group_id=f"G{group}", seed=group, nodes=nodes, leaves=leaves
+            id=f"T{i}", task_id=task_id, group_id=spec.group_id, seed=group, nodes=nodes, leaves=leaves
         )
 
 
 def chain_groups(n_episodes: int, group_size: int) -> list[Group]:
+    """Groups as the engine hands them over: members share their spec's group id and task id."""
     make = Records(0)
     groups = []
     for g in range(n_episodes // group_size):
-        members = [make.chain(g * group_size + k, g) for k in range(group_size)]
-        groups.append(Group(GroupSpec(seed=g, group_id=f"g{g}"), members))
+        spec, task_id = GroupSpec(seed=g, group_id=f"g{g}"), f"q{g}"
+        groups.append(
+            Group(spec, [make.chain(g * group_size + k, g, spec, task_id) for k in range(group_size)])
+        )
     return groups
 
 
 def tree_groups(n_trees: int, per_group: int = 4) -> list[Group]:
     make = Records(1)
-    return [
-        Group(
-            GroupSpec(seed=g, group_id=f"G{g}"), [make.tree(g * per_group + k, g) for k in range(per_group)]
-        )
-        for g in range(n_trees // per_group)
-    ]
+    groups = []
+    for g in range(n_trees // per_group):
+        spec, task_id = GroupSpec(seed=g, group_id=f"G{g}"), f"q{g}"
+        groups.append(Group(spec, [make.tree(g * per_group + k, g, spec, task_id) for k in range(per_group)]))
+    return groups
 
 
 # ------------------------------------------------------------- the old per-record builders (baseline)
@@ -342,6 +344,7 @@ def assert_same_rows(new: RolloutBatch, old: RolloutBatch) -> None:
 def compare(label: str, groups: list[Group], repeat: int) -> None:
     members = [m for g in groups for m in g.members]
     take = take_columns(members)
+    gc.freeze()  # the columns live as long as the records
     old_steps = old_from_trees if isinstance(members[0], RolloutTree) else old_from_trajectories
     new_steps = StepBatch.from_trees if isinstance(members[0], RolloutTree) else StepBatch.from_trajectories
     t_old, old = best_of(lambda: old_steps(members), repeat)
