@@ -5,7 +5,9 @@ Semantics:
 * ``size`` sandboxes are kept started and idle, so :meth:`SandboxPool.acquire` is a queue pop
   (well under a millisecond) while the pool is warm;
 * at most ``max_size`` sandboxes live at once (idle + in use + starting + resetting); when all
-  are taken, ``acquire`` waits (up to ``timeout``, then :class:`SandboxUnavailable`);
+  are taken, ``acquire`` waits (up to ``timeout``, then :class:`SandboxUnavailable`); when none
+  is idle but released ones are being reset, it waits for one of those (milliseconds) rather
+  than start a new sandbox (seconds of CPU), as long as there are resets in flight for it;
 * :meth:`release` returns immediately; the sandbox is reset (fresh kernel, leftover processes
   killed, work dir wiped) in the background and only then becomes idle again, so no caller ever
   sees another caller's state;
@@ -78,6 +80,7 @@ class SandboxPool:
         self._failures = 0
         self._refilling = 0  # background starts in flight
         self._recycling = 0  # released sandboxes being reset
+        self._waiting = 0  # acquire calls waiting for a sandbox
         self.replaced = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -130,16 +133,21 @@ class SandboxPool:
                         self._refill()
                         return sb
                     self._discard(sb)
-                if self._live < self.max_size:
+                # a released sandbox being reset is back in milliseconds, a new one takes seconds
+                # of CPU: start one only when no reset in flight is left for this caller
+                if self._live < self.max_size and self._waiting >= self._recycling:
                     self._live += 1
                     break
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise SandboxUnavailable(f"all {self.max_size} sandboxes busy for {timeout:g} s")
+                self._waiting += 1
                 try:
                     await asyncio.wait_for(self._cond.wait(), remaining)
                 except TimeoutError:
                     pass
+                finally:
+                    self._waiting -= 1
         try:
             return await self._start_one()
         except BaseException:

@@ -97,6 +97,19 @@ async def test_pool_cap_reset_and_replacement():
         await pool.release(fresh)
 
 
+async def test_acquire_waits_for_a_reset_in_flight_rather_than_start_a_sandbox():
+    # size 0: no background refill, so every sandbox the pool has is one acquire started
+    async with SandboxPool(backend="local", size=0, max_size=2, limits=LIMITS, health_interval=0) as pool:
+        sb = await pool.acquire()
+        await pool.release(sb)  # its reset runs in the background (milliseconds)
+        again = await pool.acquire(timeout=60)  # not a second sandbox (seconds of CPU)
+        assert again is sb and pool.stats()["live"] == 1
+        other = await pool.acquire(timeout=60)  # nothing in flight for this one: a new sandbox
+        assert other is not sb and pool.stats()["live"] == 2
+        await pool.release(again)
+        await pool.release(other)
+
+
 async def test_health_check_replaces_a_dead_idle_sandbox():
     async with SandboxPool(backend="local", size=1, max_size=1, limits=LIMITS, health_interval=0.2) as pool:
         idle = pool._idle[0]
