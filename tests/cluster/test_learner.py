@@ -4,6 +4,7 @@ a killed rank survived, bad input caught before any work."""
 
 import copy
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -78,33 +79,54 @@ def tiny_learner(aggregation: str) -> Learner:
     return Learner(model, optim, loss, pad_id=0, seed=5)
 
 
+def with_tis(learner: Learner, rows: list[TokenRow]) -> tuple[list[TokenRow], dict[str, float]]:
+    """The trainer's ``loss.off_policy: tis`` correction of ``rows`` against ``learner``'s current
+    weights (π_prox: the trainer's own model, which the group keeps at the latest weights)."""
+    config = SimpleNamespace(loss=PolicyLossConfig(off_policy="tis", tis_cap=1.2))
+    return Trainer.correct_off_policy(SimpleNamespace(config=config, learner=learner), rows)
+
+
 @pytest.mark.slow
 def test_two_ranks_make_the_single_process_step(cluster):
     """seq-mean; PPO epochs x mini-batches x uneven micro-batches, KL and entropy terms, an active
     clip: loss, gradient norm, updated weights and Adam moments agree with one process to 1e-5.
-    (token-mean: the default config's run below, same quantities.)"""
+    A second update with ``loss.off_policy: tis`` on other rows (behaviour log-probs 0.3 off, so
+    the weights are not 1): its π_prox comes from the trainer's model, which must hold the first
+    update's weights — the same loss as one process. (token-mean: the default config's run below.)"""
     single = tiny_learner("seq-mean")
     driver = copy.deepcopy(single)  # the trainer's learner the group stands in for
-    rows = synthetic_rows(single.model)
+    rows, later = synthetic_rows(single.model), synthetic_rows(single.model, seed=1)
     lengths = [len(r) for r in rows]
     # The ranks' slices differ in tokens and sequences, so per-rank means would give another step.
     slices = split_rows(lengths, 2)
     assert len({sum(sum(rows[i].mask) for i in s) for s in slices}) == 2
-    expected = single.update(rows)
-    assert expected["grad_norm"] > 0.5  # the clip is active
+    stale, _ = with_tis(single, later)  # π_prox at the starting weights: what a stale model would give
+    expected = [single.update(rows)]
+    assert expected[0]["grad_norm"] > 0.5  # the clip is active
+    corrected, correction = with_tis(single, later)
+    assert 0 < correction["is_capped_frac"] < 1 and correction["behav_prox_kl"] > 0.01  # weights not 1, some capped
+    # The first update moved π_prox: a group that left the trainer's model stale would train other rows.
+    gap = max(abs(a - b) for x, y in zip(stale, corrected, strict=True) for a, b in zip(x.old_logp, y.old_logp, strict=True))
+    assert gap > 1e-3
+    expected.append(single.update(corrected))
 
     connect(ClusterConfig(address=cluster.address))
     group = LearnerGroup(ClusterConfig(address=cluster.address, **LEARNERS), driver)
     try:
-        got = group.update(rows)
+        got = [group.update(rows)]
+        corrected, got_correction = with_tis(driver, later)
+        got.append(group.update(corrected))
         group.pull()
     finally:
         group.close()
         ray.shutdown()
-    for key in ("loss", "pg_loss", "kl", "entropy", "clip_frac", "approx_kl", "grad_norm", "lr", "trained_tokens"):
-        assert got[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-7), key
+    for key, value in correction.items():
+        assert got_correction[key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
+    for mine, theirs in zip(got, expected, strict=True):
+        for key in ("loss", "pg_loss", "kl", "entropy", "clip_frac", "approx_kl", "grad_norm", "lr", "trained_tokens"):
+            assert mine[key] == pytest.approx(theirs[key], rel=1e-5, abs=1e-7), key
     start, want = copy.deepcopy(driver.reference.state_dict()), single.model.state_dict()
-    assert max(float((want[k] - start[k]).abs().max()) for k in want) > 1e-3  # the step moved the weights
+    assert max(float((want[k] - start[k]).abs().max()) for k in want) > 1e-3  # the steps moved the weights
     for name, tensor in driver.model.state_dict().items():  # ~1e-6 apart (float32 sums in another order)
         torch.testing.assert_close(tensor, want[name], rtol=1e-5, atol=1e-5, msg=name)
     mine, theirs = driver.optimizer.state_dict(), single.optimizer.state_dict()
@@ -112,7 +134,7 @@ def test_two_ranks_make_the_single_process_step(cluster):
     for i, state in theirs["state"].items():
         for key in ("exp_avg", "exp_avg_sq"):
             torch.testing.assert_close(mine["state"][i][key], state[key], rtol=1e-4, atol=1e-8)
-        assert float(mine["state"][i]["step"]) == float(state["step"]) == 4.0  # 2 epochs x 2 mini-batches
+        assert float(mine["state"][i]["step"]) == float(state["step"]) == 8.0  # 2 updates x 2 epochs x 2 mini-batches
     assert driver.rng.bit_generator.state == single.rng.bit_generator.state  # the same shuffles were drawn
 
 
@@ -123,14 +145,16 @@ def make_trainer(tmp_path, overrides, log=None):
 
 @pytest.mark.slow
 def test_default_config_on_two_learner_ranks_matches_one_process_through_a_killed_rank(cluster, tmp_path):
-    """The default maze config, 2 RL steps (2 env workers, a sampler, 2 learner ranks) against one
+    """The default maze config, 2 RL steps (2 env workers, 2 samplers, 2 learner ranks) against one
     process on the same seeds; rank 1 is killed at the second update, so the group is rebuilt from
-    the step-1 checkpoint and step 2 runs again — with the same numbers and weights. Then both
-    the cluster run resumes in one process (1 rank) for a third step: equal to one process's third."""
-    common = ["sft.episodes=0", "checkpoint.every=1", "eval.episodes=2", "eval.greedy=false"]
-    make_trainer(tmp_path / "local", [*common, "steps=3"]).run()
+    the step-1 checkpoint and step 2 runs again — with the same numbers and weights. The ranks'
+    checkpoint is one process's files (optimizer, schedule, generators): a run saved by 2 ranks
+    resumes in one process."""
+    common = ["sft.episodes=0", "checkpoint.every=1", "eval.episodes=2", "eval.greedy=false", "steps=2"]
+    make_trainer(tmp_path / "local", common).run()
     lines: list[str] = []
-    trainer = make_trainer(tmp_path / "ray", [*common, "steps=2", *on_cluster(cluster, **LEARNERS)], log=lines.append)
+    placement = {**LEARNERS, "samplers": 2, "sampler_cpus": 0.25, "env_worker_cpus": 0.25}  # 1.5 of the 2 CPUs
+    trainer = make_trainer(tmp_path / "ray", [*common, *on_cluster(cluster, **placement)], log=lines.append)
     group, update, ranks_at_call = trainer.learners, trainer.learners.update, []
 
     def update_killing_rank_1_at_the_second_call(rows):
@@ -140,20 +164,36 @@ def test_default_config_on_two_learner_ranks_matches_one_process_through_a_kille
         return update(rows)
 
     group.update = update_killing_rank_1_at_the_second_call
+    samplers: set[int] = set()
+    rollout = trainer.rollout
+
+    async def recording(step):
+        batch, seconds, skipped = await rollout(step)
+        samplers.update(s for g in batch.groups for t in g.members for s in t.info["samplers"])
+        return batch, seconds, skipped
+
+    trainer.rollout = recording
     summary = trainer.run()
     assert summary["steps"] == 2 and not ray.is_initialized()
+    assert samplers == {0, 1}  # both samplers served the training rollouts
     assert ranks_at_call == [0, 2, 0]  # built at the first update, killed, rebuilt after the restore
     assert any("a learner rank died during update" in line and "restored from step 1 (1/3)" in line for line in lines)
     local, remote = (records(tmp_path / run) for run in ("local", "ray"))
-    assert [r["step"] for r in remote] == [0, 1, 2]  # step 2 once: the lost attempt's record is gone
-    assert_same_steps(local[1:3], remote[1:3])
-    assert_same_weights(*(tmp_path / run / "checkpoints" / "step_00000002" for run in ("local", "ray")))
-    # The group's checkpoints are one process's files: the cluster run goes on in one process.
-    make_trainer(tmp_path / "ray", [*common, "steps=3"]).run(resume=True)
-    local, remote = (records(tmp_path / run) for run in ("local", "ray"))
-    assert [r["step"] for r in local] == [r["step"] for r in remote] == [0, 1, 2, 3]
+    assert [r["step"] for r in local] == [r["step"] for r in remote] == [0, 1, 2]  # step 2 once: the lost attempt's record is gone
     assert_same_steps(local[1:], remote[1:])
-    assert_same_weights(tmp_path / "local" / "final", tmp_path / "ray" / "final")
+    saved = [tmp_path / run / "checkpoints" / "step_00000002" for run in ("local", "ray")]
+    assert_same_weights(*saved)
+    want, have = (torch.load(folder / "optimizer.pt", weights_only=False) for folder in saved)
+    assert have["scheduler"] == want["scheduler"]
+    betas_as_tuple = [{**g, "betas": tuple(g["betas"])} for g in have["optimizer"]["param_groups"]]  # a list via the ranks
+    assert betas_as_tuple == want["optimizer"]["param_groups"]
+    assert have["optimizer"]["state"].keys() == want["optimizer"]["state"].keys()
+    for i, state in want["optimizer"]["state"].items():
+        assert float(have["optimizer"]["state"][i]["step"]) == float(state["step"])
+        for key in ("exp_avg", "exp_avg_sq"):
+            torch.testing.assert_close(have["optimizer"]["state"][i][key], state[key], rtol=1e-4, atol=1e-8)
+    want, have = (json.loads((folder / "state.json").read_text()) for folder in saved)
+    assert have == want
 
 
 def records(run_dir) -> list[dict]:
