@@ -86,11 +86,17 @@ async def step_overhead(backend: str, steps: int) -> None:
     print(f"  kernel's own run time        {ms(kernel_p50)}")
     print(f"  baseline: sandbox.run_code   {ms(raw_p50)}")
     print(f"  env.astep                    {ms(env_p50)}   ratio env/baseline {env_p50 / raw_p50:5.2f}x")
-    print(f"  env overhead outside the code {ms(env_p50 - kernel_p50)}  (of which beyond run_code: {ms(env_p50 - raw_p50)})")
+    print(
+        f"  env overhead outside the code {ms(env_p50 - kernel_p50)}  (of which beyond run_code: {ms(env_p50 - raw_p50)})"
+    )
 
 
 async def pooled_episodes(backend: str, concurrency: int, episodes: int) -> float:
-    envs = [make_env(backend, pool_size=concurrency + 4, pool_max=2 * concurrency + 4) for _ in range(concurrency)]
+    # the pool keeps pool_size sandboxes idle beyond those in use, up to pool_max: a cap above
+    # what the run needs makes it start sandboxes (seconds of CPU each) inside the measured window
+    envs = [
+        make_env(backend, pool_size=concurrency + 4, pool_max=concurrency + 4) for _ in range(concurrency)
+    ]
     pool = await envs[0].pool()  # shared: started (warm) before the clock starts
     del pool
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -159,7 +165,9 @@ def docker_up() -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--backends", default="local,docker")
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--steps", type=int, default=50)
