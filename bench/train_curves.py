@@ -91,7 +91,7 @@ def report(results: dict[str, dict[int, dict]]) -> None:
     first = results[estimators[0]]
     seeds = list(first)
     steps = first[seeds[0]]["steps"]
-    episodes = first[seeds[0]]["episodes"]
+    episodes = int(first[seeds[0]]["episodes"])
     print(f"eval success, mean ± 95% t-interval over {len(seeds)} seeds ({seeds}), {episodes} episodes per point")
     print(f"{'estimator':<10} {'step':>4}  {'sampled':>15}  {'greedy':>15}   per seed (sampled / greedy)")
     for est, runs in results.items():
@@ -111,29 +111,46 @@ def report(results: dict[str, dict[int, dict]]) -> None:
 
 
 def plot(results: dict[str, dict[int, dict]], path: Path) -> None:
+    """Sampled and greedy eval success (mean, 95% band, thin per-seed lines), then the paired differences."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    colors = dict(zip(results, ("tab:blue", "tab:red", "tab:green")))
+    first, *others = results
+    seeds = list(results[first])
+    steps = results[first][seeds[0]]["steps"]
+    episodes = int(results[first][seeds[0]]["episodes"])
+
+    def band(ax, series: list[list[float]], color: str, label: str, low: float = 0.0) -> None:
+        stats = [t_interval([s[i] for s in series]) for i in range(len(steps))]
+        mean = [m for m, _ in stats]
+        ax.plot(steps, mean, color=color, linewidth=2, marker="o", markersize=3, label=label)
+        ax.fill_between(steps, [max(low, m - h) for m, h in stats], [min(1.0, m + h) for m, h in stats],
+                        color=color, alpha=0.15)
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for ax, key in zip(axes, ("sampled", "greedy")):
-        for (est, runs), color in zip(results.items(), ("tab:blue", "tab:red", "tab:green")):
-            seeds = list(runs)
-            steps = runs[seeds[0]]["steps"]
+        for est, runs in results.items():
             for s in seeds:
-                ax.plot(steps, runs[s][key], color=color, alpha=0.25, linewidth=1)
-            stats = [t_interval([runs[s][key][i] for s in seeds]) for i in range(len(steps))]
-            mean = [m for m, _ in stats]
-            ax.plot(steps, mean, color=color, linewidth=2, marker="o", markersize=3, label=f"{est} (mean of {len(seeds)} seeds)")
-            ax.fill_between(steps, [m - h for m, h in stats], [m + h for m, h in stats], color=color, alpha=0.15)
-        episodes = next(iter(next(iter(results.values())).values()))["episodes"]
-        ax.set_title(f"eval {key} ({episodes} episodes per point; band: 95% t-interval over seeds)", fontsize=9)
-        ax.set_xlabel("RL step")
+                ax.plot(steps, runs[s][key], color=colors[est], alpha=0.25, linewidth=1)
+            band(ax, [runs[s][key] for s in seeds], colors[est], f"{est} (mean of {len(seeds)} seeds)")
+        ax.set_title(f"eval success, {key} ({episodes} episodes per point)", fontsize=9)
         ax.set_ylim(-0.02, 1.02)
+    diff_ax = axes[2]
+    for est in others:
+        for key, style in (("sampled", "-"), ("greedy", "--")):
+            series = [[a - b for a, b in zip(results[est][s][key], results[first][s][key])] for s in seeds]
+            band(diff_ax, series, colors[est], f"{est} − {first}, {key}", low=-1.0)
+            diff_ax.lines[-1].set_linestyle(style)
+    diff_ax.axhline(0.0, color="k", lw=0.8)
+    diff_ax.set_title("paired difference by seed (same warm start)", fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("RL step")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("success rate")
-    axes[0].legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0].set_ylabel("success rate (bands: 95% t-interval over seeds)", fontsize=8)
     fig.suptitle(f"toy maze: {' vs '.join(results)} from the same SFT start, same invalid-action penalty", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
