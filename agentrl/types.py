@@ -6,14 +6,16 @@ a :class:`RolloutTree` (shared prefixes), and estimators read those records as c
 
 Every model is a pydantic model, so bad data fails loudly where it enters, and every model
 round-trips through JSON Lines with :func:`write_jsonl` / :func:`read_jsonl`. The records are the
-exact log of what happened; :class:`StepColumns` is their scalar step fields as numpy columns,
-taken once per finished record (``record.columns``), which is what a batch of a million steps is
-built from (:meth:`agentrl.algos.StepBatch.from_trees`).
+exact log of what happened; :class:`StepColumns` is their scalar step fields as numpy columns
+and their token rows as flat arrays (:class:`TokenLayout`), taken once per finished record
+(``record.columns``), which is what a batch of a million steps is built from
+(:meth:`agentrl.algos.StepBatch.from_trees`, :class:`agentrl.rollout.RolloutBatch`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -145,10 +147,90 @@ EPISODE_COLUMNS = np.dtype(
 
 
 @dataclasses.dataclass(frozen=True, eq=False, slots=True)
+class TokenLayout:
+    """A record's token rows, flat: what :class:`agentrl.rollout.RolloutBatch` trains on.
+
+    A step whose prompt extends its parent's row exactly (``prompt = row ‖ …``) continues that
+    row; otherwise (a second child of a tree node, a new segment after a template rewrote
+    history) it starts a new row whose context is its prompt. Steps without completion tokens
+    add nothing. Rows only ever involve the record's own steps, so the layout is taken with the
+    record's columns and a batch shifts and joins the records' layouts.
+    """
+
+    ids: np.ndarray  # int64: every row's token ids, rows in order
+    old_logp: np.ndarray  # float64, beside ids: behaviour log-prob of policy tokens, 0 in context
+    row_lengths: np.ndarray  # int64, one per row
+    version: np.ndarray  # int64, per row: oldest policy version of its steps (see ``versioned``)
+    versioned: np.ndarray  # bool, per row: some step of the row has a policy version
+    token_row: np.ndarray  # int64, per policy token (steps in order): the record's row …
+    token_pos: np.ndarray  # int64: … and the position in it
+    error: str | None = None  # why the record cannot be trained on token rows (raised at batch time)
+
+    @classmethod
+    def of(cls, steps: Sequence[StepRecord], parents: Sequence[int]) -> TokenLayout:
+        """The rows of ``steps`` (record order; ``parents``: each step's parent position, -1)."""
+        ids: list[list[int]] = []
+        logp: list[list[float]] = []
+        version: list[int | None] = []
+        tip: list[int] = []  # token row → the step it ends with
+        row_of_step = [-1] * len(steps)
+        token_row: list[int] = []
+        token_pos: list[int] = []
+        for r, (step, p) in enumerate(zip(steps, parents)):
+            completion = step.completion_token_ids
+            n = len(completion)
+            if n == 0:
+                continue
+            if len(step.logprobs) != n:
+                return cls.empty(f"step {step.index}: completion has no behaviour logprobs")
+            prompt = step.prompt_token_ids
+            if not prompt:
+                return cls.empty(f"step {step.index}: empty prompt_token_ids")
+            ri = row_of_step[p] if p >= 0 else -1
+            if ri < 0 or tip[ri] != p or prompt[: len(ids[ri])] != ids[ri]:
+                ri = len(ids)
+                ids.append([])
+                logp.append([])
+                version.append(step.policy_version)
+                tip.append(-1)
+            row = ids[ri]
+            extra = len(prompt) - len(row)
+            row += prompt[len(row) :]
+            row += completion
+            logp[ri] += [0.0] * extra
+            logp[ri] += step.logprobs
+            token_row += [ri] * n
+            token_pos += range(len(prompt), len(prompt) + n)
+            if step.policy_version is not None:
+                older = version[ri]
+                version[ri] = step.policy_version if older is None else min(older, step.policy_version)
+            tip[ri] = r
+            row_of_step[r] = ri
+        lengths = [len(row) for row in ids]
+        total = sum(lengths)
+        return cls(
+            ids=np.fromiter(itertools.chain.from_iterable(ids), np.int64, total),
+            old_logp=np.fromiter(itertools.chain.from_iterable(logp), np.float64, total),
+            row_lengths=np.array(lengths, np.int64),
+            version=np.array([-1 if v is None else v for v in version], np.int64),
+            versioned=np.array([v is not None for v in version], bool),
+            token_row=np.array(token_row, np.int64),
+            token_pos=np.array(token_pos, np.int64),
+        )
+
+    @classmethod
+    def empty(cls, error: str | None = None) -> TokenLayout:
+        """No rows, and why (None: no rows, no error)."""
+        ints = np.zeros(0, np.int64)
+        return cls(ints, np.zeros(0), ints, ints, np.zeros(0, bool), ints, ints, error)
+
+
+@dataclasses.dataclass(frozen=True, eq=False, slots=True)
 class StepColumns:
     """A finished record as columns: ``rows`` holds one :data:`STEP_COLUMNS` entry per step
     (chain) or node (tree) in the record's order, ``episodes`` one :data:`EPISODE_COLUMNS` entry
-    per episode (a chain: one; a tree: one per leaf) in row order (stable).
+    per episode (a chain: one; a tree: one per leaf) in row order (stable), ``tokens`` the
+    record's :class:`TokenLayout`.
 
     Taken once per record (``Trajectory.columns`` / ``RolloutTree.columns``, cached): the rollout
     takes them when the episode or tree is finished, so building a batch joins two arrays per
@@ -164,6 +246,7 @@ class StepColumns:
     # batch then reads one object per record, not one string per key scattered over the heap.
     state_text: str
     state_lengths: np.ndarray  # int64
+    tokens: TokenLayout  # the record's token rows
 
     @classmethod
     def of(
@@ -202,6 +285,7 @@ class StepColumns:
             episodes=ends[np.argsort(ends["row"], kind="stable")],
             state_text="".join(keys),
             state_lengths=np.fromiter(map(len, keys), np.int64, len(keys)),
+            tokens=TokenLayout.of(steps, rows["parent"].tolist()),
         )
 
 

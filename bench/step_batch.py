@@ -14,9 +14,12 @@ random non-terminal nodes, each running on to depth 8–24.
 ``RolloutBatch.from_groups`` on records whose :class:`~agentrl.types.StepColumns` the rollout took
 when each record finished (``rollout.episode.finalize``, ``TreeBuilder.grow``). Taking them is
 timed too: that cost moved to the rollout, paid once per finished record.
-**Old** (the same-run baseline): a faithful copy of the per-record builders that read every
-step's fields from the pydantic records at batch time (agentrl before issue 20 item 4), kept
-only in this file. Both builders are checked to give the same batch, field by field. Times are
+Their token layouts (:class:`~agentrl.types.TokenLayout`) are taken with the columns, so
+``from_groups`` joins flat arrays and the token rows are built when asked for (``sample_rows``:
+timed, as the learner's input needs them). **Old** (the same-run baseline): a faithful copy of
+the per-record builders that read every step's fields from the pydantic records at batch time,
+and of the token layout that read every step's tokens there too (agentrl before issue 20 item
+4), kept only in this file. Both builders are checked to give the same batch, field by field. Times are
 CPU seconds of this process (``time.process_time``: on a shared machine, wall time mostly
 measures the neighbours), best of ``--repeat``; the records are ``gc.freeze``-d so a collection
 of the million objects does not land in one timing and not the other.
@@ -32,9 +35,9 @@ import time
 import numpy as np
 
 from agentrl.algos import StepBatch
-from agentrl.rollout.batch import RolloutBatch, _layout
+from agentrl.rollout.batch import RolloutBatch, TokenRow
 from agentrl.rollout.engine import Group, GroupSpec
-from agentrl.types import RolloutTree, StepRecord, Trajectory, TreeLeaf, TreeNode
+from agentrl.types import RolloutTree, StepRecord, TokenLayout, Trajectory, TreeLeaf, TreeNode
 
 N_STATES = 40
 SYSTEM, COMPLETION, OBSERVATION = 8, 4, 2
@@ -265,7 +268,37 @@ def old_from_trees(trees, keep_text: bool = False) -> StepBatch:
     )
 
 
-def old_from_groups(groups) -> RolloutBatch:
+@dataclasses.dataclass
+class OldRolloutBatch:
+    """RolloutBatch as it was: the template token rows built with the batch."""
+
+    steps: StepBatch
+    tokens: list[TokenRow]
+    token_row: np.ndarray
+    token_pos: np.ndarray
+    episode_status: np.ndarray
+    dropped: int
+    trees: bool
+
+    def sample_rows(self) -> list[TokenRow]:
+        """The rows with every policy token trained once (the old per-row scatter)."""
+        mask = np.ones(self.token_row.size, np.int64)
+        pos = neg = np.zeros(self.token_row.size)
+        order = np.argsort(self.token_row, kind="stable")
+        bounds = np.searchsorted(self.token_row[order], np.arange(len(self.tokens) + 1))
+        rows = []
+        for ri, row in enumerate(self.tokens):
+            k = order[bounds[ri] : bounds[ri + 1]]
+            at = self.token_pos[k]
+            m, a, n = np.zeros(len(row), np.int64), np.zeros(len(row)), np.zeros(len(row))
+            m[at], a[at], n[at] = mask[k], pos[k], neg[k]
+            rows.append(
+                dataclasses.replace(row, mask=m.tolist(), advantage=a.tolist(), advantage_neg=n.tolist())
+            )
+        return rows
+
+
+def old_from_groups(groups) -> OldRolloutBatch:
     """RolloutBatch.from_groups as it was (chains became one-path trees when mixed)."""
     members = [m for g in groups for m in g.members]
     if all(isinstance(m, Trajectory) for m in members):
@@ -288,17 +321,57 @@ def old_from_groups(groups) -> RolloutBatch:
         status = [leaf_status[i] for i in np.argsort(np.asarray(leaf_rows, dtype=np.int64), kind="stable")]
         dropped = sum(1 for t in forest if not t.nodes)
         trees = True
-    rows, token_row, token_pos = _layout(records, steps.parent)
-    return RolloutBatch(
+    rows, token_row, token_pos = old_layout(records, steps.parent)
+    return OldRolloutBatch(
         steps=steps,
         tokens=rows,
-        groups=tuple(groups),
         token_row=token_row,
         token_pos=token_pos,
         episode_status=np.asarray(status, dtype=object),
         dropped=dropped,
         trees=trees,
     )
+
+
+def old_layout(
+    records: list[StepRecord], parent: np.ndarray
+) -> tuple[list[TokenRow], np.ndarray, np.ndarray]:
+    """The token layout as it was: every step of the batch read at batch time."""
+    rows: list[TokenRow] = []
+    tip: dict[int, int] = {}  # token row → the step row it ends with
+    row_of_step = np.full(len(records), -1, dtype=np.int64)
+    token_row: list[int] = []
+    token_pos: list[int] = []
+    for r, step in enumerate(records):
+        n = len(step.completion_token_ids)
+        if n == 0:
+            continue
+        if len(step.logprobs) != n:
+            raise ValueError(f"step {step.index}: completion has no behaviour logprobs")
+        prompt = step.prompt_token_ids
+        if not prompt:
+            raise ValueError(f"step {step.index}: empty prompt_token_ids")
+        p = int(parent[r])
+        ri = int(row_of_step[p]) if p >= 0 else -1
+        if ri < 0 or tip[ri] != p or prompt[: len(rows[ri].input_ids)] != rows[ri].input_ids:
+            ri = len(rows)
+            rows.append(TokenRow([], [], [], [], [], step.policy_version))
+        row = rows[ri]
+        extra = prompt[len(row.input_ids) :]
+        start = len(row.input_ids) + len(extra)
+        row.input_ids += list(extra) + list(step.completion_token_ids)
+        row.mask += [0] * (len(extra) + n)
+        row.old_logp += [0.0] * len(extra) + list(step.logprobs)
+        row.advantage += [0.0] * (len(extra) + n)
+        row.advantage_neg += [0.0] * (len(extra) + n)
+        if step.policy_version is not None:
+            older = row.policy_version
+            row.policy_version = step.policy_version if older is None else min(older, step.policy_version)
+        token_row += [ri] * n
+        token_pos += range(start, start + n)
+        tip[ri] = r
+        row_of_step[r] = ri
+    return rows, np.asarray(token_row, dtype=np.int64), np.asarray(token_pos, dtype=np.int64)
 
 
 # ------------------------------------------------------------------------------------- timing
@@ -324,6 +397,16 @@ def take_columns(members) -> float:
     return time.process_time() - t0
 
 
+def take_layouts(members) -> float:
+    """Seconds to take every record's token layout afresh (part of taking its columns)."""
+    parents = [m.columns.rows["parent"].tolist() for m in members]
+    gc.collect()
+    t0 = time.process_time()
+    for m, parent in zip(members, parents):
+        TokenLayout.of(m.steps, parent)
+    return time.process_time() - t0
+
+
 def assert_same(new: StepBatch, old: StepBatch) -> None:
     for f in dataclasses.fields(StepBatch):
         a, b = getattr(new, f.name), getattr(old, f.name)
@@ -334,9 +417,10 @@ def assert_same(new: StepBatch, old: StepBatch) -> None:
             assert a == b, f.name
 
 
-def assert_same_rows(new: RolloutBatch, old: RolloutBatch) -> None:
+def assert_same_rows(new: RolloutBatch, old: OldRolloutBatch) -> None:
     assert_same(new.steps, old.steps)
-    assert new.tokens == old.tokens and new.dropped == old.dropped and new.trees == old.trees
+    assert new.tokens == old.tokens and new.sample_rows() == old.sample_rows()
+    assert new.dropped == old.dropped and new.trees == old.trees
     for name in ("token_row", "token_pos", "episode_status"):
         np.testing.assert_array_equal(getattr(new, name), getattr(old, name), err_msg=name)
 
@@ -361,12 +445,22 @@ def compare(label: str, groups: list[Group], repeat: int) -> None:
     t_new_all, new_all = best_of(lambda: RolloutBatch.from_groups(groups), repeat)
     assert_same_rows(new_all, old_all)
     records = [s for m in members for s in m.steps]
-    t_layout, _ = best_of(lambda: _layout(records, new.parent), repeat)
+    t_layout_old, _ = best_of(lambda: old_layout(records, new.parent), repeat)
+    t_rows_old, _ = best_of(old_all.sample_rows, repeat)
+    t_rows_new, _ = best_of(new_all.sample_rows, repeat)
+    t_take_layout = take_layouts(members)
     print(
-        f"  RolloutBatch.from_groups         old {t_old_all * 1e6 / n:6.2f} us/step  ({t_old_all:6.2f} s)\n"
-        f"  RolloutBatch.from_groups         new {t_new_all * 1e6 / n:6.2f} us/step  ({t_new_all:6.2f} s)   "
+        f"  RolloutBatch.from_groups   old {t_old_all * 1e6 / n:6.2f} us/step  ({t_old_all:6.2f} s)"
+        f"   of which the token layout {t_layout_old * 1e6 / n:5.2f} us/step\n"
+        f"  RolloutBatch.from_groups   new {t_new_all * 1e6 / n:6.2f} us/step  ({t_new_all:6.2f} s)   "
         f"{t_old_all / t_new_all:5.1f}x\n"
-        f"    of which the token layout (the same code in both: per token) {t_layout * 1e6 / n:5.2f} us/step"
+        f"  token rows (sample_rows)   old {t_rows_old * 1e6 / n:6.2f} us/step\n"
+        f"  token rows (sample_rows)   new {t_rows_new * 1e6 / n:6.2f} us/step   {t_rows_old / t_rows_new:5.1f}x\n"
+        f"  from_groups + rows         old {(t_old_all + t_rows_old) * 1e6 / n:6.2f} us/step\n"
+        f"  from_groups + rows         new {(t_new_all + t_rows_new) * 1e6 / n:6.2f} us/step   "
+        f"{(t_old_all + t_rows_old) / (t_new_all + t_rows_new):5.1f}x\n"
+        f"  taking the token layouts at the end of each record (rollout side, part of taking the columns) "
+        f"{t_take_layout * 1e6 / n:5.2f} us/step"
     )
 
 

@@ -16,7 +16,12 @@ only ever appends) continues that row; otherwise (a second child of a tree node,
 after a template rewrote history) it starts a new row whose context is its prompt. No token is
 re-tokenized. A chain is therefore one row (or one per segment); a tree is one row per branch,
 and **each node's policy tokens appear once**: a shared prefix is trained once, as context
-(mask 0) in the rows of the branches below it.
+(mask 0) in the rows of the branches below it. Rows never cross a record, so each record's rows
+are laid out when its columns are taken (:class:`agentrl.types.TokenLayout`, at the end of the
+episode or tree); the batch joins them as flat arrays (``layout``) and builds the
+:class:`TokenRow` objects only when rows are asked for (``tokens``, ``sample_rows``,
+``with_advantages``). A record whose steps cannot be laid out (a completion without behaviour
+logprobs, an empty prompt) raises its ValueError when it is batched.
 
 **Credit (Tree-GRPO, reference §4.3).** Training every root-to-leaf path as its own sequence gives
 node v's tokens ``n(v)`` copies (``n`` = valid leaves below v), each with that leaf's advantage.
@@ -46,7 +51,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from agentrl.algos.batch import StepBatch
-from agentrl.types import EPISODE_COLUMNS, STATUSES, RolloutTree, StepRecord, Trajectory
+from agentrl.types import EPISODE_COLUMNS, STATUSES, RolloutTree, TokenLayout, Trajectory
 
 if TYPE_CHECKING:
     from agentrl.algos.pipeline import Advantages
@@ -74,10 +79,9 @@ class RolloutBatch:
     """Groups of chains or trees as one batch; see the module docstring."""
 
     steps: StepBatch
-    tokens: list[TokenRow]
+    layout: TokenLayout  # the token rows, flat (the records' layouts joined)
     groups: tuple = ()
-    token_row: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
-    token_pos: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
+    trained: list[TokenRow] | None = None  # the rows with advantages laid on (with_advantages)
     episode_status: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, object))
     dropped: int = 0  # infra-failed episodes without a single step (no row, counted in metrics)
     trees: bool = False  # built from tree rollouts
@@ -100,22 +104,37 @@ class RolloutBatch:
         is_trees = not all(isinstance(m, Trajectory) for m in members)
         kept = [m for m in members if m.columns.rows.size]
         steps = (StepBatch.from_trees if is_trees else StepBatch.from_trajectories)(kept, keep_text=keep_text)
-        records = [s for m in kept for s in m.steps]
         episodes = np.frombuffer(b"".join([m.columns.episodes for m in kept]), EPISODE_COLUMNS)
         status = np.asarray(STATUSES, dtype=object)[episodes["status"]]
-        rows, token_row, token_pos = _layout(records, steps.parent)
         return cls(
             steps=steps,
-            tokens=rows,
+            layout=_join_layouts([m.columns.tokens for m in kept]),
             groups=tuple(groups),
-            token_row=token_row,
-            token_pos=token_pos,
             episode_status=status,
             dropped=len(members) - len(kept),
             trees=is_trees,
         )
 
     # ------------------------------------------------------------------ what travels along the layout
+    @property
+    def token_row(self) -> np.ndarray:
+        """Each policy token's (StepBatch flat token axis) token row …"""
+        return self.layout.token_row
+
+    @property
+    def token_pos(self) -> np.ndarray:
+        """… and its position in that row."""
+        return self.layout.token_pos
+
+    @property
+    def tokens(self) -> list[TokenRow]:
+        """The token rows: with the advantages laid on (:meth:`with_advantages`), else with
+        mask and advantages 0."""
+        if self.trained is not None:
+            return self.trained
+        zeros = np.zeros(self.token_row.size)
+        return self._rows(zeros.astype(np.int64), zeros, zeros)
+
     def copies(self) -> np.ndarray:
         """Trained copies of each row's tokens: valid leaves at or below it (1/0 on chains)."""
         return np.rint(self.steps.credit(self.steps.episode_valid.astype(np.float64))).astype(np.int64)
@@ -167,23 +186,29 @@ class RolloutBatch:
             pos = np.repeat(w_pos / per, steps.n_tokens)
             neg = np.repeat(w_neg / per, steps.n_tokens)
         return dataclasses.replace(
-            self, tokens=self._rows(n, np.where(n > 0, pos, 0.0), np.where(n > 0, neg, 0.0))
+            self, trained=self._rows(n, np.where(n > 0, pos, 0.0), np.where(n > 0, neg, 0.0))
         )
 
     def _rows(self, mask: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> list[TokenRow]:
-        """Copies of the token rows with ``mask``/``pos``/``neg`` (flat token axis) laid on."""
-        order = np.argsort(self.token_row, kind="stable")
-        bounds = np.searchsorted(self.token_row[order], np.arange(len(self.tokens) + 1))
-        rows = []
-        for ri, row in enumerate(self.tokens):
-            k = order[bounds[ri] : bounds[ri + 1]]
-            at = self.token_pos[k]
-            m, a, n = np.zeros(len(row), np.int64), np.zeros(len(row)), np.zeros(len(row))
-            m[at], a[at], n[at] = mask[k], pos[k], neg[k]
-            rows.append(
-                dataclasses.replace(row, mask=m.tolist(), advantage=a.tolist(), advantage_neg=n.tolist())
+        """The token rows with ``mask``/``pos``/``neg`` (flat token axis) laid on."""
+        t = self.layout
+        ends = np.cumsum(t.row_lengths)
+        at = (ends - t.row_lengths)[t.token_row] + t.token_pos  # each policy token in the flat rows
+        flat = [np.zeros(t.ids.size, np.int64), np.zeros(t.ids.size), np.zeros(t.ids.size)]
+        for out, values in zip(flat, (mask, pos, neg)):
+            out[at] = values
+        ids, logp, (m, a, n), ends = t.ids, t.old_logp, flat, ends.tolist()
+        return [  # sliced per row: one long Python list per column costs more in the collector
+            TokenRow(
+                ids[b:e].tolist(),
+                m[b:e].tolist(),
+                logp[b:e].tolist(),
+                a[b:e].tolist(),
+                n[b:e].tolist(),
+                v if has else None,
             )
-        return rows
+            for b, e, v, has in zip([0, *ends[:-1]], ends, t.version.tolist(), t.versioned.tolist())
+        ]
 
     # ------------------------------------------------------------------ metrics
     def metrics(self, seconds: float) -> dict[str, float]:
@@ -236,40 +261,19 @@ def _subtree_sum(steps: StepBatch, values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _layout(records: list[StepRecord], parent: np.ndarray) -> tuple[list[TokenRow], np.ndarray, np.ndarray]:
-    """Token rows for the steps (StepBatch row order) and each policy token's (row, position)."""
-    rows: list[TokenRow] = []
-    tip: dict[int, int] = {}  # token row → the step row it ends with
-    row_of_step = np.full(len(records), -1, dtype=np.int64)
-    token_row: list[int] = []
-    token_pos: list[int] = []
-    for r, step in enumerate(records):
-        n = len(step.completion_token_ids)
-        if n == 0:
-            continue
-        if len(step.logprobs) != n:
-            raise ValueError(f"step {step.index}: completion has no behaviour logprobs")
-        prompt = step.prompt_token_ids
-        if not prompt:
-            raise ValueError(f"step {step.index}: empty prompt_token_ids")
-        p = int(parent[r])
-        ri = int(row_of_step[p]) if p >= 0 else -1
-        if ri < 0 or tip[ri] != p or prompt[: len(rows[ri].input_ids)] != rows[ri].input_ids:
-            ri = len(rows)
-            rows.append(TokenRow([], [], [], [], [], step.policy_version))
-        row = rows[ri]
-        extra = prompt[len(row.input_ids) :]
-        start = len(row.input_ids) + len(extra)
-        row.input_ids += list(extra) + list(step.completion_token_ids)
-        row.mask += [0] * (len(extra) + n)
-        row.old_logp += [0.0] * len(extra) + list(step.logprobs)
-        row.advantage += [0.0] * (len(extra) + n)
-        row.advantage_neg += [0.0] * (len(extra) + n)
-        if step.policy_version is not None:
-            older = row.policy_version
-            row.policy_version = step.policy_version if older is None else min(older, step.policy_version)
-        token_row += [ri] * n
-        token_pos += range(start, start + n)
-        tip[ri] = r
-        row_of_step[r] = ri
-    return rows, np.asarray(token_row, dtype=np.int64), np.asarray(token_pos, dtype=np.int64)
+def _join_layouts(layouts: Sequence[TokenLayout]) -> TokenLayout:
+    """The records' token layouts as one (rows in order; a record that cannot be laid out
+    raises its ValueError)."""
+    for layout in layouts:
+        if layout.error is not None:
+            raise ValueError(layout.error)
+    if not layouts:
+        return TokenLayout.empty()
+    counts = np.array([(t.row_lengths.size, t.token_row.size) for t in layouts], np.int64)
+    n_rows, n_tokens = counts.T
+    joined = {f: np.concatenate([getattr(t, f) for t in layouts]) for f in _LAYOUT_FIELDS}
+    joined["token_row"] += np.repeat(np.cumsum(n_rows) - n_rows, n_tokens)
+    return TokenLayout(**joined)
+
+
+_LAYOUT_FIELDS = [f.name for f in dataclasses.fields(TokenLayout) if f.name != "error"]

@@ -1,6 +1,8 @@
 """RolloutBatch: the one seam. Token rows from chains and trees, advantages laid on along one
 layout, and the deduplicated tree loss equal to training every root-to-leaf path."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -100,6 +102,53 @@ def test_token_entropies_follow_the_layout_to_the_step_axis():
     assert with_entropy.steps.token_entropy.tolist() == [0.3, 0.4, 0.6, 0.8, 0.9]
     chain_then_branch = RolloutBatch.from_members([small_tree(), small_tree()])
     assert chain_then_branch.token_row.tolist() == [0, 0, 0, 1, 1, 2, 2, 2, 3, 3]
+
+
+def test_the_batch_layout_is_the_records_layouts_shifted_as_built_by_hand():
+    chain = Trajectory(
+        task_id="t",
+        steps=[
+            step(0, [1, 2], [3, 4], version=3),
+            step(1, [1, 2, 3, 4, 5], [6], version=2),  # extends row 0
+            step(2, [9, 6], [7, 8], version=4).model_copy(update={"segment": 1}),  # history rewritten
+            step(3, [9, 6, 7, 8, 10], [11], version=None),  # extends row 1; no version
+            step(4, [9, 6, 7, 8, 10, 11, 12], [], version=None),  # no tokens: no row
+            step(5, [9, 6, 7, 8, 10, 11, 12, 13], [14], version=5),  # its parent has no row: a new one
+        ],
+    )
+    batch = RolloutBatch.from_members([chain, small_tree()])  # the tree's rows come after the chain's
+    # Flat token axis: chain steps 0, 1, 2, 3, 5, then tree nodes 0, 1, 2 (the second child of node 0).
+    assert batch.token_row.tolist() == [0, 0, 0, 1, 1, 1, 2] + [3, 3, 3, 4, 4]
+    assert batch.token_pos.tolist() == [2, 3, 5, 2, 3, 5, 8] + [2, 3, 5, 5, 6]
+    rows = batch.sample_rows()
+    assert [r.input_ids for r in rows] == [
+        [1, 2, 3, 4, 5, 6],
+        [9, 6, 7, 8, 10, 11],
+        [9, 6, 7, 8, 10, 11, 12, 13, 14],
+        [1, 2, 3, 4, 5, 6],
+        [1, 2, 3, 4, 7, 8, 9],
+    ]
+    assert [r.mask for r in rows] == [
+        [0, 0, 1, 1, 0, 1],
+        [0, 0, 1, 1, 0, 1],
+        [0] * 8 + [1],
+        [0, 0, 1, 1, 0, 1],
+        [0, 0, 0, 0, 0, 1, 1],
+    ]
+    logp = [0.0, 0.0, -0.1, -0.1 * 2, 0.0, -0.1]  # the steps' own values (step(): -0.1·(k+1))
+    assert [r.old_logp for r in rows] == [logp, logp, [0.0] * 8 + [-0.1], logp, [0.0] * 5 + [-0.1, -0.1 * 2]]
+    assert [r.policy_version for r in rows] == [2, 4, 5, 0, 0]  # the oldest version in the row
+    assert batch.tokens == [dataclasses.replace(r, mask=[0] * len(r)) for r in rows]  # before advantages
+
+
+def test_a_record_that_cannot_be_laid_out_fails_when_batched():
+    no_logprobs = step(0, [1, 2], [3]).model_copy(update={"logprobs": []})
+    no_prompt = step(0, [], [3])
+    for bad, message in ((no_logprobs, "completion has no behaviour logprobs"), (no_prompt, "empty prompt")):
+        traj = Trajectory(task_id="t", steps=[bad])
+        assert traj.columns.rows.size == 1  # the rollout still takes its columns
+        with pytest.raises(ValueError, match=f"step 0: {message}"):
+            RolloutBatch.from_members([traj])
 
 
 def random_tree(rng, tree_id, group="g"):
