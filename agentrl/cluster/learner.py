@@ -37,12 +37,12 @@ from agentrl.cluster.config import RAY_MISSING, ClusterConfig, LearnerLost
 try:
     import ray
     from ray.exceptions import GetTimeoutError, RayActorError, RayError
-    from ray.util.placement_group import placement_group, remove_placement_group
+    from ray.util.placement_group import remove_placement_group
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 except ImportError:  # pragma: no cover - the config validator says so first
     raise ImportError(RAY_MISSING) from None
 
-from agentrl.cluster.ray_rollout import ClusterError
+from agentrl.cluster.ray_rollout import ClusterError, placed
 from agentrl.cluster.sampler import first_line
 from agentrl.train.learner import Learner, Ranks
 from agentrl.train.rows import TokenRow
@@ -171,15 +171,8 @@ def place_learners(config: ClusterConfig):
     """The learner ranks' placement group (one bundle per rank, packed). The cluster's CPU and GPU
     totals were checked with the rollouts' placement (:func:`~agentrl.cluster.ray_rollout.place`)."""
     bundle = {"CPU": config.learner_cpus} | ({"GPU": config.learner_gpus} if config.learner_gpus else {})
-    group = placement_group([bundle] * config.learner_ranks, strategy="PACK")
-    if not group.wait(timeout_seconds=config.placement_timeout_s):
-        remove_placement_group(group)
-        raise ClusterError(
-            f"the learner placement group ({config.learner_ranks} x {bundle}) could not be placed within "
-            f"{config.placement_timeout_s:g}s (free now: {ray.available_resources().get('CPU', 0.0):g} CPUs; "
-            "a bundle must fit on one node)"
-        )
-    return group
+    what = f"the learner placement group ({config.learner_ranks} x {bundle})"
+    return placed([bundle] * config.learner_ranks, "PACK", what, config.placement_timeout_s)
 
 
 class LearnerGroup:

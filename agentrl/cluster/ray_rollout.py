@@ -165,11 +165,16 @@ def place(config: ClusterConfig):
         )
     sampler = {"CPU": config.sampler_cpus} | ({"GPU": config.sampler_gpus} if config.sampler_gpus else {})
     bundles = [sampler] * config.samplers + [{"CPU": config.env_worker_cpus}] * config.env_workers
-    group = placement_group(bundles, strategy="SPREAD")
-    if not group.wait(timeout_seconds=config.placement_timeout_s):
+    return placed(bundles, "SPREAD", f"the placement group {bundles}", config.placement_timeout_s)
+
+
+def placed(bundles: list[dict], strategy: str, what: str, timeout_s: float):
+    """A placement group of ``bundles``, ready, or a ClusterError naming ``what`` did not fit."""
+    group = placement_group(bundles, strategy=strategy)
+    if not group.wait(timeout_seconds=timeout_s):
         remove_placement_group(group)
         raise ClusterError(
-            f"the placement group {bundles} could not be placed within {config.placement_timeout_s:g}s "
+            f"{what} could not be placed within {timeout_s:g}s "
             f"(free now: {ray.available_resources().get('CPU', 0.0):g} CPUs over {len(ray.nodes())} nodes; "
             "a bundle must fit on one node)"
         )

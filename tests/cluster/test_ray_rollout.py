@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from agentrl.cli import main
 from agentrl.cluster import ClusterConfig
+from agentrl.cluster.learner import place_learners
 from agentrl.cluster.ray_rollout import ClusterError, connect, place
 from agentrl.rollout import group_specs
 from agentrl.train.config import TrainConfig, load_config
@@ -121,7 +122,7 @@ def test_a_one_step_off_run_end_to_end_on_the_cluster(cluster, tmp_path):
     assert "eval/success" in records[2]
 
 
-def test_too_few_cpus_and_an_unplaceable_bundle_are_named(cluster):
+def test_too_few_cpus_and_unplaceable_bundles_are_named(cluster):
     assert connect(ClusterConfig(address=cluster.address)) is True
     try:
         with pytest.raises(ClusterError, match=r"needs 5 CPUs \(4 env workers x 1 \+ 1 samplers x 1\) but the cluster has 2"):
@@ -131,6 +132,9 @@ def test_too_few_cpus_and_an_unplaceable_bundle_are_named(cluster):
         )
         with pytest.raises(ClusterError, match=r"could not be placed within 2s .* a bundle must fit on one node"):
             place(unplaceable)
+        big_ranks = ClusterConfig(address=cluster.address, learner_ranks=2, learner_cpus=1.5, placement_timeout_s=2)
+        with pytest.raises(ClusterError, match=r"learner placement group \(2 x \{'CPU': 1.5\}\) could not be placed within 2s"):
+            place_learners(big_ranks)
     finally:
         ray.shutdown()
 
