@@ -44,10 +44,8 @@ from agentrl.sandbox.docker import container_ids
 from agentrl.sandbox.image import (
     Log,
     _has_image,
-    base_python,
-    docker_build,
+    build_if_changed,
     docker_client,
-    download_wheels,
     resolve_base,
 )
 
@@ -141,21 +139,17 @@ def build_env_image(
     digest = hashlib.sha256(
         json.dumps([DOCKERFILE.read_text(), sources, reqs, client.images.get(base).id, env_id]).encode()
     ).hexdigest()[:20]
-    existing = _has_image(client, tag)
-    if existing is not None and existing.labels.get(BUILD_LABEL) == digest and not force:
-        log(f"{tag} is up to date (build {digest}); nothing to do")
-        return tag
-    wheels = download_wheels(reqs, base_python(client, base), log)
-    with tempfile.TemporaryDirectory(prefix="agentrl-env-build-") as tmp:
-        ctx = Path(tmp)
-        shutil.copy(DOCKERFILE, ctx / "Dockerfile")
-        shutil.copytree(wheels, ctx / "wheels")
+    def fill(ctx: Path) -> None:
         for name, data in _source_files():
             (ctx / "agentrl" / name).parent.mkdir(parents=True, exist_ok=True)
             (ctx / "agentrl" / name).write_bytes(data)
-        log(f"docker build {tag} FROM {base}")
-        labels = {BUILD_LABEL: digest, SOURCES_LABEL: sources, ENV_LABEL: env_id}
-        docker_build(client, ctx, tag, {"BASE_IMAGE": base, "ENV_ID": env_id}, labels, log)
+
+    built = build_if_changed(
+        client, tag, digest, force=force, requirements=reqs, base=base, dockerfile=DOCKERFILE, fill=fill,
+        buildargs={"BASE_IMAGE": base, "ENV_ID": env_id}, labels={SOURCES_LABEL: sources, ENV_LABEL: env_id}, log=log,
+    )
+    if not built:
+        return tag
     _check_image(client, tag, env_id, log)
     log(f"built {tag} (build {digest})")
     return tag

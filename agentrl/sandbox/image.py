@@ -24,6 +24,7 @@ docker backend). A variant without a registry base always builds on its Debian b
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -245,24 +246,42 @@ def build_image(
     base = resolve_base(client, base, log, spec)
     requirements = SERVER_REQUIREMENTS + list(packages)
     digest = build_hash(requirements, client.images.get(base).id)
+    copy_server = functools.partial(
+        shutil.copytree,
+        SERVER_DIR,
+        ignore=shutil.ignore_patterns("__pycache__", "Dockerfile", "*.md"),
+    )
+    built = build_if_changed(
+        client, tag, digest, force=force, requirements=requirements, base=base,
+        dockerfile=SERVER_DIR / "Dockerfile", fill=lambda ctx: copy_server(ctx / "agentrl_sandboxes"),
+        buildargs={"BASE_IMAGE": base}, log=log,
+    )
+    if built:
+        log(f"built {tag} (build {digest})")
+    return tag
+
+
+def build_if_changed(
+    client, tag: str, digest: str, *, force: bool, requirements: list[str], base: str, dockerfile: Path,
+    fill, buildargs: dict[str, str], labels: dict[str, str] | None = None, log: Log = print,
+) -> bool:
+    """Build ``tag`` unless an image of it carries build ``digest`` already (``force``: build anyway).
+
+    The context is ``dockerfile``, the wheels of ``requirements`` for ``base``'s Python (no registry
+    at run time) and whatever ``fill(context_dir)`` adds. Returns whether it built."""
     existing = _has_image(client, tag)
     if existing is not None and existing.labels.get(BUILD_LABEL) == digest and not force:
         log(f"{tag} is up to date (build {digest}); nothing to do")
-        return tag
+        return False
     wheels = download_wheels(requirements, base_python(client, base), log)
-    with tempfile.TemporaryDirectory(prefix="agentrl-build-") as ctx:
-        ctx = Path(ctx)
-        shutil.copy(SERVER_DIR / "Dockerfile", ctx / "Dockerfile")
+    with tempfile.TemporaryDirectory(prefix="agentrl-build-") as tmp:
+        ctx = Path(tmp)
+        shutil.copy(dockerfile, ctx / "Dockerfile")
         shutil.copytree(wheels, ctx / "wheels")
-        shutil.copytree(
-            SERVER_DIR,
-            ctx / "agentrl_sandboxes",
-            ignore=shutil.ignore_patterns("__pycache__", "Dockerfile", "*.md"),
-        )
+        fill(ctx)
         log(f"docker build {tag} FROM {base}")
-        docker_build(client, ctx, tag, {"BASE_IMAGE": base}, {BUILD_LABEL: digest}, log)
-    log(f"built {tag} (build {digest})")
-    return tag
+        docker_build(client, ctx, tag, buildargs, {BUILD_LABEL: digest, **(labels or {})}, log)
+    return True
 
 
 def docker_build(
