@@ -465,8 +465,8 @@ class StepBatch:
             if (c := r.columns).rows.size
         ]
         cols, group_ids, task_ids, ids, tree_ids = zip(*kept) if kept else ((),) * 5
-        rows = _join([c.rows for c in cols], STEP_COLUMNS)
-        ends = _join([c.episodes for c in cols], EPISODE_COLUMNS)
+        rows = join_columns([c.rows for c in cols], STEP_COLUMNS)
+        ends = join_columns([c.episodes for c in cols], EPISODE_COLUMNS)
         counts = np.array([(c.rows.size, c.state_lengths.size, c.episodes.size) for c in cols], np.int64)
         sizes, n_keys, n_episodes = counts.reshape(-1, 3).T
         starts = np.cumsum(sizes) - sizes
@@ -511,7 +511,7 @@ class StepBatch:
         )
 
 
-def _join(parts: Sequence[np.ndarray], dtype: np.dtype) -> np.ndarray:
+def join_columns(parts: Sequence[np.ndarray], dtype: np.dtype) -> np.ndarray:
     """One structured array from many, joined as bytes (read-only; the StepBatch copies the
     fields it keeps). ~13x cheaper per part than ``np.concatenate``, which re-derives the field
     types of every part in Python."""

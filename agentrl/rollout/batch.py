@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from agentrl.algos.batch import StepBatch
+from agentrl.algos.batch import StepBatch, join_columns
 from agentrl.types import EPISODE_COLUMNS, STATUSES, RolloutTree, TokenLayout, Trajectory
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ class RolloutBatch:
         is_trees = not all(isinstance(m, Trajectory) for m in members)
         kept = [m for m in members if m.columns.rows.size]
         steps = (StepBatch.from_trees if is_trees else StepBatch.from_trajectories)(kept, keep_text=keep_text)
-        episodes = np.frombuffer(b"".join([m.columns.episodes for m in kept]), EPISODE_COLUMNS)
+        episodes = join_columns([m.columns.episodes for m in kept], EPISODE_COLUMNS)
         status = np.asarray(STATUSES, dtype=object)[episodes["status"]]
         return cls(
             steps=steps,

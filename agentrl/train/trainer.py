@@ -44,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import functools
 import itertools
 import time
 from pathlib import Path
@@ -284,9 +285,12 @@ class Trainer:
         state = self._stream_state
         per_step = self.config.rollout.groups_per_step
 
+        @functools.lru_cache(maxsize=1)  # the stream asks for a step's specs in order: draw them once
+        def step_specs(step: int) -> list[GroupSpec]:
+            return group_specs(per_step, seed=self.config.seed * SPEC_SEED_STRIDE + step)
+
         def spec(i: int) -> GroupSpec:
-            step_specs = group_specs(per_step, seed=self.config.seed * SPEC_SEED_STRIDE + i // per_step + 1)
-            return dataclasses.replace(step_specs[i % per_step], group_id=f"g{i:07d}")
+            return dataclasses.replace(step_specs(i // per_step + 1)[i % per_step], group_id=f"g{i:07d}")
 
         first = 0 if state is None else int(state["drawn"])
         return self.engine.open_stream(map(spec, itertools.count(first)), groups_per_step=per_step, state=state)
