@@ -114,9 +114,10 @@ def _source_files() -> Iterator[tuple[str, bytes]]:
     yield f"{info}/entry_points.txt", (dist.read_text("entry_points.txt") or "").encode()
 
 
-def sources_hash() -> str:
+def sources_hash(files: Sequence[tuple[str, bytes]] | None = None) -> str:
+    """The hash of agentrl's sources as they go in the image (``files``: already read ones)."""
     h = hashlib.sha256()
-    for name, data in _source_files():
+    for name, data in _source_files() if files is None else files:
         h.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
     return h.hexdigest()[:20]
 
@@ -135,12 +136,13 @@ def build_env_image(
     client = docker_client()
     base = resolve_base(client, base, log)
     reqs = requirements(packages)
-    sources = sources_hash()
+    files = list(_source_files())  # read once: hashed, then written into the build context
+    sources = sources_hash(files)
     digest = hashlib.sha256(
         json.dumps([DOCKERFILE.read_text(), sources, reqs, client.images.get(base).id, env_id]).encode()
     ).hexdigest()[:20]
     def fill(ctx: Path) -> None:
-        for name, data in _source_files():
+        for name, data in files:
             (ctx / "agentrl" / name).parent.mkdir(parents=True, exist_ok=True)
             (ctx / "agentrl" / name).write_bytes(data)
 
@@ -253,12 +255,8 @@ def start_env_containers(
 
     tag = image or image_tag(env_id)
     client = docker_client()
-    try:
-        client.images.get(tag)
-    except docker.errors.ImageNotFound:
-        raise EnvContainerError(
-            f"image {tag} not found: build it with `agentrl env image {env_id}`"
-        ) from None
+    if _has_image(client, tag) is None:
+        raise EnvContainerError(f"image {tag} not found: build it with `agentrl env image {env_id}`")
     path, made = socket_folder(folder, n)
     uid, gid = container_ids()
     command = ["python", "-m", "agentrl", "env", "serve", env_id]
