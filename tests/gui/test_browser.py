@@ -208,3 +208,29 @@ async def test_sliders_sim_matches_the_real_widget(browser_pool):
                     task_id, action)
     finally:
         await env.aclose()
+
+
+def test_acquire_beyond_the_pool_size_waits_for_a_release():
+    """More envs than browsers (eval's default concurrency 8 against a pool of 4): an acquire
+    without a timeout waits for a release; one with a timeout is an infra error after it."""
+    import threading
+    import time
+
+    from agentrl.errors import InfraError
+
+    pool = BrowserPool(size=1)
+    try:
+        first = pool.acquire()
+        got = []
+        waiter = threading.Thread(target=lambda: got.append(pool.acquire()))
+        waiter.start()
+        time.sleep(0.5)
+        assert waiter.is_alive() and got == []  # still waiting: the one slot is leased
+        with pytest.raises(InfraError, match="pool size 1"):
+            pool.acquire(timeout=0.2)
+        pool.release(first)
+        waiter.join(timeout=30)
+        assert got == [first]  # the warm browser, handed over
+        pool.release(first)
+    finally:
+        pool.close()

@@ -5,7 +5,8 @@ An env leases one browser for as long as it runs episodes (``acquire`` on its fi
 0.1 s, so browsers are kept warm and reused across episodes and envs. ``size`` bounds how many
 Chromium instances run at once (each holds ~100–300 MB); an ``acquire`` beyond it waits for a
 release. A browser released dead (crashed or killed as hung) is dropped and its slot freed, so
-the next ``acquire`` starts a replacement: ``stats()["replaced"]`` counts them.
+the next ``acquire`` starts a replacement: ``stats()["replaced"]`` counts them. No free slot
+within ``acquire``'s timeout is a :class:`BrowserUnavailable` (an infra error: masked).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import atexit
 import threading
 import weakref
 
-from agentrl_envs.gui.browser.chromium import Browser, BrowserConfig, launch
+from agentrl_envs.gui.browser.chromium import Browser, BrowserConfig, BrowserUnavailable, launch
 
 
 class BrowserPool:
@@ -39,8 +40,8 @@ class BrowserPool:
         """A warm idle browser, or a new one if a slot is free; waits up to ``timeout`` s for one."""
         if self._closed:
             raise RuntimeError("the browser pool is closed")
-        if not self._slots.acquire(timeout=timeout if timeout is not None else -1):
-            raise TimeoutError(f"no browser free within {timeout} s (pool size {self.size})")
+        if not self._slots.acquire(timeout=timeout):  # None: wait for a release
+            raise BrowserUnavailable(f"no browser free within {timeout} s (pool size {self.size})")
         with self._lock:
             while self._idle:
                 browser = self._idle.pop()
