@@ -8,8 +8,8 @@ Every model is a pydantic model, so bad data fails loudly where it enters, and e
 round-trips through JSON Lines with :func:`write_jsonl` / :func:`read_jsonl`. The records are the
 exact log of what happened; :class:`StepColumns` is their scalar step fields as numpy columns
 and their token rows as flat arrays (:class:`TokenLayout`), taken once per finished record
-(``record.columns``), which is what a batch of a million steps is built from
-(:meth:`agentrl.algos.StepBatch.from_trees`, :class:`agentrl.rollout.RolloutBatch`).
+(``record.take_columns()``, then ``record.columns``), which is what a batch of a million steps
+is built from (:meth:`agentrl.algos.StepBatch.from_trees`, :class:`agentrl.rollout.RolloutBatch`).
 """
 
 from __future__ import annotations
@@ -232,11 +232,11 @@ class StepColumns:
     per episode (a chain: one; a tree: one per leaf) in row order (stable), ``tokens`` the
     record's :class:`TokenLayout`.
 
-    Taken once per record (``Trajectory.columns`` / ``RolloutTree.columns``, cached): the rollout
+    Taken once per record (``record.take_columns()``, kept as ``record.columns``): the rollout
     takes them when the episode or tree is finished, so building a batch joins two arrays per
     record instead of reading every pydantic step again; a record read back from JSON Lines
     takes them on first use, from the same fields. The steps and outcome of a record are not
-    edited after that (``del record.columns`` retakes them); its ids and ``info`` are read when
+    edited after that (``take_columns()`` retakes them); its ids and ``info`` are read when
     the batch is built.
     """
 
@@ -325,13 +325,16 @@ class Trajectory(Record):
         """False for infra failures: they must not enter any group statistic."""
         return self.status != "infra_error"
 
-    @cached_property
-    def columns(self) -> StepColumns:
-        """The steps as :class:`StepColumns` (a chain; one episode, ending at the last step)."""
+    def take_columns(self) -> StepColumns:
+        """Take the steps as :class:`StepColumns` now (a chain; one episode, ending at the last
+        step) and keep them as ``columns``."""
         n = len(self.steps)
-        return StepColumns.of(
+        self.__dict__["columns"] = columns = StepColumns.of(
             self.steps, zip(range(-1, n - 1), range(n), range(n)), [self] if n else [], [n - 1]
         )
+        return columns
+
+    columns = cached_property(take_columns)  # taken on first use when not taken yet
 
 
 class TreeNode(Record):
@@ -388,21 +391,24 @@ class RolloutTree(Record):
         """The nodes' steps, in node order."""
         return [n.step for n in self.nodes]
 
-    @cached_property
-    def columns(self) -> StepColumns:
-        """The nodes as :class:`StepColumns`; each leaf is an episode."""
+    def take_columns(self) -> StepColumns:
+        """Take the nodes as :class:`StepColumns` now (each leaf is an episode) and keep them as
+        ``columns``."""
         row_of = {n.node_id: i for i, n in enumerate(self.nodes)}
         parent = [-1 if n.parent_id is None else row_of[n.parent_id] for n in self.nodes]
         depth = [0] * len(parent)
         for i, p in enumerate(parent):  # parents come first: their depth is known
             if p >= 0:
                 depth[i] = depth[p] + 1
-        return StepColumns.of(
+        self.__dict__["columns"] = columns = StepColumns.of(
             self.steps,
             zip(parent, (n.node_id for n in self.nodes), depth),
             self.leaves,
             (row_of[lf.node_id] for lf in self.leaves),
         )
+        return columns
+
+    columns = cached_property(take_columns)  # taken on first use when not taken yet
 
     def path_to(self, node_id: int) -> list[TreeNode]:
         """The nodes from the root down to ``node_id``."""

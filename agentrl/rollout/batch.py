@@ -44,6 +44,7 @@ its sign.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import statistics
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -129,11 +130,12 @@ class RolloutBatch:
     @property
     def tokens(self) -> list[TokenRow]:
         """The token rows: with the advantages laid on (:meth:`with_advantages`), else with
-        mask and advantages 0."""
-        if self.trained is not None:
-            return self.trained
-        zeros = np.zeros(self.token_row.size)
-        return self._rows(zeros.astype(np.int64), zeros, zeros)
+        mask and advantages 0 (built once)."""
+        return self._untrained if self.trained is None else self.trained
+
+    @functools.cached_property
+    def _untrained(self) -> list[TokenRow]:
+        return self._rows(0)
 
     def copies(self) -> np.ndarray:
         """Trained copies of each row's tokens: valid leaves at or below it (1/0 on chains)."""
@@ -142,11 +144,7 @@ class RolloutBatch:
     def sample_rows(self) -> list[TokenRow]:
         """The token rows with every policy token trained once and zero advantage (SFT
         demonstrations; the entropy forward)."""
-        return self._rows(
-            np.ones(self.token_row.size, np.int64),
-            np.zeros(self.token_row.size),
-            np.zeros(self.token_row.size),
-        )
+        return self._rows(1)
 
     def with_token_entropy(self, entropy: np.ndarray) -> RolloutBatch:
         """Attach per-token entropies as returned by ``Learner.token_entropies(self.sample_rows())``
@@ -189,15 +187,17 @@ class RolloutBatch:
             self, trained=self._rows(n, np.where(n > 0, pos, 0.0), np.where(n > 0, neg, 0.0))
         )
 
-    def _rows(self, mask: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> list[TokenRow]:
-        """The token rows with ``mask``/``pos``/``neg`` (flat token axis) laid on."""
+    def _rows(
+        self, mask: np.ndarray | int, pos: np.ndarray | float = 0.0, neg: np.ndarray | float = 0.0
+    ) -> list[TokenRow]:
+        """The token rows with ``mask``/``pos``/``neg`` laid on: one value per policy token (the
+        flat token axis), or one for all of them."""
         t = self.layout
         ends = np.cumsum(t.row_lengths)
         at = (ends - t.row_lengths)[t.token_row] + t.token_pos  # each policy token in the flat rows
-        flat = [np.zeros(t.ids.size, np.int64), np.zeros(t.ids.size), np.zeros(t.ids.size)]
-        for out, values in zip(flat, (mask, pos, neg)):
-            out[at] = values
-        ids, logp, (m, a, n), ends = t.ids, t.old_logp, flat, ends.tolist()
+        m, a, n = np.zeros(t.ids.size, np.int64), np.zeros(t.ids.size), np.zeros(t.ids.size)
+        m[at], a[at], n[at] = mask, pos, neg
+        ids, logp, ends = t.ids, t.old_logp, ends.tolist()
         return [  # sliced per row: one long Python list per column costs more in the collector
             TokenRow(
                 ids[b:e].tolist(),

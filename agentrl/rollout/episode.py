@@ -365,7 +365,7 @@ def finalize(trajectory: Trajectory) -> Trajectory:
     trajectory.final_reward = sum(s.reward for s in trajectory.steps)
     versions = [s.policy_version for s in trajectory.steps if s.policy_version is not None]
     trajectory.policy_version = min(versions) if versions else None
-    trajectory.info["generated_tokens"] = int(trajectory.columns.rows["n_tokens"].sum())
+    trajectory.info["generated_tokens"] = int(trajectory.take_columns().rows["n_tokens"].sum())
     return trajectory
 
 

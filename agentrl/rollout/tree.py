@@ -109,7 +109,7 @@ class TreeBuilder:
             await asyncio.gather(*(close_env(s.env) for s in self.snapshots.values()))
             self.snapshots.clear()
         self.tree.info.update(self.counts, **self._spent())
-        self.tree.columns  # noqa: B018 - take the step columns now that the tree is finished
+        self.tree.take_columns()  # now that the tree is finished, not when the batch is built
         return self.tree
 
     async def _guarded(self, branch: int, start: int | None) -> None:

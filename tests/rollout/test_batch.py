@@ -139,6 +139,23 @@ def test_the_batch_layout_is_the_records_layouts_shifted_as_built_by_hand():
     assert [r.old_logp for r in rows] == [logp, logp, [0.0] * 8 + [-0.1], logp, [0.0] * 5 + [-0.1, -0.1 * 2]]
     assert [r.policy_version for r in rows] == [2, 4, 5, 0, 0]  # the oldest version in the row
     assert batch.tokens == [dataclasses.replace(r, mask=[0] * len(r)) for r in rows]  # before advantages
+    assert batch.tokens is batch.tokens  # built once
+
+
+def test_a_record_s_columns_are_taken_when_asked_and_again_after_an_edit():
+    traj = Trajectory(task_id="t", steps=[step(0, [1, 2], [3])])
+    assert "columns" not in traj.__dict__  # not taken yet
+    taken = traj.take_columns()
+    assert traj.columns is taken and taken.rows["n_tokens"].tolist() == [1]
+    traj.steps.append(step(1, [1, 2, 3, 4], [5, 6]))
+    assert traj.columns is taken  # kept as taken
+    retaken = traj.take_columns()
+    assert traj.columns is retaken and retaken.rows["n_tokens"].tolist() == [1, 2]
+    tree = small_tree()
+    first = tree.columns  # taken on first use (a record read back)
+    assert first.rows["parent"].tolist() == [-1, 0, 0] and first.episodes["row"].tolist() == [1, 2]
+    again = tree.take_columns()
+    assert again is not first and tree.columns is again
 
 
 def test_a_record_that_cannot_be_laid_out_fails_when_batched():
