@@ -96,6 +96,9 @@ class StepRecord(Record):
     ``completion_token_ids`` / ``logprobs`` exactly what it sampled: no retokenization. Token
     fields are empty for scripted agents. ``reward`` is the env's reward for this step;
     ``state_key`` is the env's canonical state *before* the action (GiGPO's anchor state).
+    ``policy_version`` is the oldest version of the weights that sampled the turn; a turn cut by
+    a weight update mid-decode has ``token_versions``, the version of each completion token
+    (None: every token is ``policy_version``'s). :meth:`completion_versions` reads both ways.
     """
 
     index: int = Field(ge=0)
@@ -111,6 +114,7 @@ class StepRecord(Record):
     state_key: str | None = None
     valid_action: bool = True
     policy_version: int | None = None
+    token_versions: list[int] | None = None
     info: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -120,7 +124,22 @@ class StepRecord(Record):
                 f"logprobs has {len(self.logprobs)} entries but completion_token_ids has "
                 f"{len(self.completion_token_ids)}"
             )
+        if self.token_versions is not None:
+            n, versions = len(self.completion_token_ids), self.token_versions
+            if len(versions) != n or self.policy_version != min(versions, default=None):
+                raise ValueError(
+                    f"token_versions needs one version per completion token ({len(versions)} for {n}) "
+                    f"and policy_version ({self.policy_version}) their oldest"
+                )
         return self
+
+    def completion_versions(self) -> list[int]:
+        """The version that sampled each completion token ([] without a policy version)."""
+        if self.token_versions is not None:
+            return self.token_versions
+        if self.policy_version is None:
+            return []
+        return [self.policy_version] * len(self.completion_token_ids)
 
 
 STEP_COLUMNS = np.dtype(
@@ -164,6 +183,7 @@ class TokenLayout:
     versioned: np.ndarray  # bool, per row: some step of the row has a policy version
     token_row: np.ndarray  # int64, per policy token (steps in order): the record's row …
     token_pos: np.ndarray  # int64: … and the position in it
+    token_version: np.ndarray  # int64, per policy token: the version that sampled it (-1: none)
     error: str | None = None  # why the record cannot be trained on token rows (raised at batch time)
 
     @classmethod
@@ -176,6 +196,7 @@ class TokenLayout:
         row_of_step = [-1] * len(steps)
         token_row: list[int] = []
         token_pos: list[int] = []
+        token_version: list[int] = []
         for r, (step, p) in enumerate(zip(steps, parents)):
             completion = step.completion_token_ids
             n = len(completion)
@@ -201,6 +222,7 @@ class TokenLayout:
             logp[ri] += step.logprobs
             token_row += [ri] * n
             token_pos += range(len(prompt), len(prompt) + n)
+            token_version += step.completion_versions() or [-1] * n
             if step.policy_version is not None:
                 older = version[ri]
                 version[ri] = step.policy_version if older is None else min(older, step.policy_version)
@@ -216,13 +238,14 @@ class TokenLayout:
             versioned=np.array([v is not None for v in version], bool),
             token_row=np.array(token_row, np.int64),
             token_pos=np.array(token_pos, np.int64),
+            token_version=np.array(token_version, np.int64),
         )
 
     @classmethod
     def empty(cls, error: str | None = None) -> TokenLayout:
         """No rows, and why (None: no rows, no error)."""
         ints = np.zeros(0, np.int64)
-        return cls(ints, np.zeros(0), ints, ints, np.zeros(0, bool), ints, ints, error)
+        return cls(ints, np.zeros(0), ints, ints, np.zeros(0, bool), ints, ints, ints, error)
 
 
 @dataclasses.dataclass(frozen=True, eq=False, slots=True)

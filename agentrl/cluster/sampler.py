@@ -16,20 +16,24 @@
 * **The control plane** (:class:`agentrl.cluster.ray_rollout.RayRollouts`: ``pause`` / ``resume`` /
   ``push_weights``) fans each call out to every live server.
 
-**Partial rollouts.** A weight update pauses every server at a *turn* boundary: the turns being
-decoded finish with the old weights, the new weights are loaded on every server, and the paused
-episodes resume with the new weights for their next turn. No turn spans two versions, so the
-per-step ``policy_version`` (and the per-step behaviour logprobs) is exact for every token of the
-step, the record stays one version per step, and a retried request still reproduces its tokens.
-The cost is that an update waits for the longest turn in flight (at most ``max_tokens`` decode
-steps); cutting a turn mid-decode would need a per-token version and a resumed seed stream.
+**Partial rollouts.** A weight update pauses every server, loads the new version on each and
+resumes them. With the in-process HF policy the pause cuts the turns being decoded *mid-decode*:
+each batch stops at its next token, keeps its rows' tokens and logprobs so far, and after the
+load the unfinished rows go on under the new weights with the rest of their budget, their own
+seed stream and the stop strings checked over the whole turn (:mod:`agentrl.policy.hf`). So an
+update waits for one decode step, not for the longest turn in flight. Each token records the
+version that sampled it (``Completion.token_versions`` → ``StepRecord.token_versions``; the
+step's ``policy_version`` is the oldest), and its behaviour logprob is that version's, so the
+off-policy correction and the staleness counts stay exact per token. vLLM's engine decodes its
+requests on its own and cannot be cut by us: a vLLM server pauses at a *turn* boundary (the
+turns in flight finish with the old weights; each turn is one version). A retried request
+reproduces its tokens when no update cut it (the same prompt, seed and version).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import types
 from collections.abc import Callable
 from typing import Any
 
@@ -59,7 +63,6 @@ class SamplerServer:
         self._in_flight = 0
         self._waiting = 0
         self._served = 0
-        self._idle = asyncio.Condition()
 
     async def generate(self, prompt_token_ids: list[int], sampling: SamplingParams) -> Completion:
         self._waiting += 1
@@ -74,28 +77,23 @@ class SamplerServer:
             return completion
         finally:
             self._in_flight -= 1
-            async with self._idle:
-                self._idle.notify_all()
 
     async def pause(self) -> None:
-        """Close the gate and return once no request is in flight (the turns running finish)."""
-        self._open.clear()
-        async with self._idle:
-            await self._idle.wait_for(lambda: self._in_flight == 0)
+        """Close the gate and stop the policy: returns once no decode step runs (HF: the turns in
+        flight stop at their next token and wait; vLLM: they finish first). Idempotent."""
+        if self._open.is_set():
+            self._open.clear()
+            await self.policy.pause()
 
     async def resume(self) -> None:
-        self._open.set()
+        """The paused turns go on (with the weights loaded meanwhile) and the gate opens. Idempotent."""
+        if not self._open.is_set():
+            self.policy.resume()
+            self._open.set()
 
     async def load_weights(self, state: dict, version: int) -> int:
         """Serve ``state`` as ``version`` (the control plane pauses this server first)."""
-        from agentrl.policy.hf import HFPolicy
-
-        if isinstance(self.policy, HFPolicy):  # its own copy of the module: load in place
-            with self.policy.weights_lock:
-                self.policy.model.load_state_dict(state)
-            return await self.policy.sync_weights(self.policy.model, version)
-        # vLLM: the named tensors go into the engine's workers
-        return await self.policy.sync_weights(types.SimpleNamespace(state_dict=lambda: state), version)
+        return await self.policy.sync_weights(state, version)
 
     def status(self) -> dict[str, Any]:
         """Version, gate and queue of this server (for the control plane and tests)."""

@@ -8,8 +8,12 @@ stop token that ended the turn, if any) and ``logprobs[i]`` is the log-probabili
     logprobs[i] = log_softmax(logits_i / T)[token_ids[i]]      (T = temperature; T = 0 → T = 1)
 
 which is what a trainer recomputes with a forward pass over the same ids (the behaviour policy
-π_behav of the PPO/TIS ratio). ``policy_version`` is the version of the weights that produced
-the tokens; the trainer bumps it on every weight update.
+π_behav of the PPO/TIS ratio). The trainer bumps the policy version on every weight update.
+A turn may span a weight update (the in-process HF sampler yields mid-decode, see
+:mod:`agentrl.policy.hf`): ``token_versions[i]`` is then the version of the weights that sampled
+``token_ids[i]`` (and ``logprobs[i]`` is under those weights), and ``policy_version`` is the
+oldest of them — the conservative staleness of the whole turn. A turn sampled by one version
+has ``token_versions = None`` and that version as ``policy_version``.
 
 Errors a backend raises are typed, so the rollout engine can tell infrastructure failures
 (retry, mask out of learning) from a prompt that is simply too long (a clean truncation).
@@ -56,7 +60,9 @@ class Completion(BaseModel):
     """What the sampler returned for one prompt.
 
     ``text`` is the backend's decoding when it has one (chat-only servers return only text:
-    ``token_ids`` is then empty and the completion cannot be trained on).
+    ``token_ids`` is then empty and the completion cannot be trained on). ``policy_version`` is
+    the oldest version that sampled a token of it; ``token_versions`` the version of each token
+    when more than one did (None: all were ``policy_version``; see the module docstring).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -65,13 +71,25 @@ class Completion(BaseModel):
     logprobs: list[float]
     finish_reason: FinishReason
     policy_version: int = 0
+    token_versions: list[int] | None = None
     text: str | None = None
 
     @model_validator(mode="after")
     def _aligned(self) -> Completion:
         if len(self.logprobs) != len(self.token_ids):
             raise ValueError(f"{len(self.logprobs)} logprobs for {len(self.token_ids)} tokens")
+        check_token_versions(self.token_versions, len(self.token_ids), self.policy_version)
         return self
+
+
+def check_token_versions(versions: list[int] | None, tokens: int, oldest: int | None) -> None:
+    """Per-token versions, when given, are one per token and their oldest is ``oldest``."""
+    if versions is None:
+        return
+    if len(versions) != tokens:
+        raise ValueError(f"{len(versions)} token versions for {tokens} tokens")
+    if oldest != min(versions, default=oldest):
+        raise ValueError(f"policy_version {oldest} is not the oldest token version {min(versions)}")
 
 
 @runtime_checkable
@@ -110,18 +128,25 @@ class VersionedPolicy:
 class TrainablePolicy(Policy, Protocol):
     """A sampler the trainer updates: what :class:`agentrl.train.trainer.Trainer` needs of it.
 
-    ``weights_lock`` is held around every in-place change of the weights (an in-process sampler
-    holds it for each batch, so no batch mixes two versions; a sampler with its own copy gives a
-    no-op lock). ``sync_weights(model, version)`` makes the sampler serve ``model``'s current
-    weights as ``version`` (default: the next one) and returns it — a version bump for a sampler
-    that shares the trained module, a weight push for one with its own copy (vLLM).
-    ``reseed(seed)`` reseeds sampling for requests without a seed of their own. ``aclose()``
-    releases the sampler.
+    ``weights_lock`` is held around every in-place change of the weights (the in-process HF
+    sampler's decode steps run under it, and a decode batch yields to a holder at its next
+    token; a sampler with its own copy gives a no-op lock). ``sync_weights(weights, version)``
+    makes the sampler serve ``weights`` — a module or its state dict — as ``version`` (default:
+    the next one) and returns it; the sampler does its own locking and loading: a version bump
+    when ``weights`` is the module it samples from, a load into its copy otherwise (the HF
+    sampler's own weights, vLLM's engine). ``pause()`` stops sampling (returns once no decode
+    step runs: the HF sampler at the next token, vLLM once the turns in flight are done; pauses
+    nest) and ``resume()`` undoes one pause. ``reseed(seed)`` reseeds sampling for requests
+    without a seed of their own. ``aclose()`` releases the sampler.
     """
 
     weights_lock: Any
 
-    async def sync_weights(self, model: Any, version: int | None = None) -> int: ...
+    async def sync_weights(self, weights: Any, version: int | None = None) -> int: ...
+
+    async def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
 
     def reseed(self, seed: int) -> None: ...
 
@@ -144,6 +169,12 @@ class ContextOverflowError(PolicyError):
 
 class TokenIdsUnavailableError(PolicyError):
     """The backend returned text but no token ids; token-level training needs the ids."""
+
+
+def state_dict_of(weights: Any) -> dict[str, Any]:
+    """The state dict of ``weights``: a module's ``state_dict()``, or ``weights`` itself (a
+    mapping of names to tensors)."""
+    return weights.state_dict() if hasattr(weights, "state_dict") else dict(weights)
 
 
 def generation_budget(prompt_len: int, sampling: SamplingParams, max_context_tokens: int | None) -> int:

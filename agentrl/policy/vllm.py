@@ -10,10 +10,13 @@ Logprob convention: vLLM returns *raw* logprobs (before temperature) by default.
 temperature-scaled logprobs of :mod:`agentrl.policy.base`, pass
 ``engine_kwargs={"logprobs_mode": "processed_logprobs"}`` (vLLM ≥ 0.10.2).
 
-Weight updates (:meth:`VLLMPolicy.update_weights`): new requests wait, requests in flight finish,
-the named tensors are loaded into every worker's model (``collective_rpc`` → the model's
-``load_weights``), the prefix cache is reset (cached KV was computed by the old weights), the
-version is bumped and requests resume.
+Weight updates (:meth:`VLLMPolicy.sync_weights`, a module or a state dict): new requests wait,
+requests in flight finish, the named tensors are loaded into every worker's model
+(``collective_rpc`` → the model's ``load_weights``), the prefix cache is reset (cached KV was
+computed by the old weights), the version is set and requests resume. The requests in flight are
+not cut: vLLM's engine decodes them on its own, so an update waits for the turns in flight (a
+*turn* boundary), and every completion is one version (``token_versions`` is None). The in-process
+HF sampler is the one that cuts a turn mid-decode (:mod:`agentrl.policy.hf`).
 
 Status: untested on a GPU in this repository's CI (no GPU machine); the argument mapping, output
 parsing, lazy import and weight-update sequencing are covered by CPU tests.
@@ -24,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Iterable
 from typing import Any
 
 from agentrl.policy.base import (
@@ -33,6 +35,7 @@ from agentrl.policy.base import (
     SamplingParams,
     VersionedPolicy,
     generation_budget,
+    state_dict_of,
 )
 
 INSTALL_HINT = "VLLMPolicy needs vLLM and a GPU: pip install 'agentrl[vllm]' (or use HFPolicy / OpenAIPolicy)"
@@ -97,6 +100,7 @@ class VLLMPolicy(VersionedPolicy):
         self._version = 0
         self._ids = itertools.count()
         self._in_flight = 0
+        self._pauses = 0
         self._open = asyncio.Event()
         self._open.set()
         self._idle = asyncio.Condition()
@@ -130,28 +134,34 @@ class VLLMPolicy(VersionedPolicy):
     def reseed(self, seed: int) -> None:
         """No-op: the rollout engine gives every request its own seed (vLLM seeds per request)."""
 
-    async def sync_weights(self, model: Any, version: int | None = None) -> int:
-        """Push ``model``'s weights into the engine (requests paused meanwhile); returns the version."""
-        await self.update_weights([(n, t.detach()) for n, t in model.state_dict().items()])
-        if version is not None:
-            self._version = version
+    async def sync_weights(self, weights: Any, version: int | None = None) -> int:
+        """Load ``weights`` (a module or a state dict) into the engine as ``version`` (default:
+        the next one): requests paused meanwhile, the turns in flight finish first."""
+        await self.pause()
+        try:
+            named = [(n, t.detach()) for n, t in state_dict_of(weights).items()]
+            await self.engine.collective_rpc(_load_weights_on_worker, args=(named,))
+            await self.engine.reset_prefix_cache()
+            self._version = self._version + 1 if version is None else version
+        finally:
+            self.resume()
         return self._version
 
     async def aclose(self) -> None:
         """Nothing to release beyond the engine, which lives as long as the process."""
 
-    async def update_weights(self, named_tensors: Iterable[tuple[str, Any]]) -> int:
-        """Load new weights; returns the new policy version."""
+    async def pause(self) -> None:
+        """New requests wait; returns once the requests in flight are done (nested pauses count)."""
+        self._pauses += 1
         self._open.clear()
-        try:
-            async with self._idle:
-                await self._idle.wait_for(lambda: self._in_flight == 0)
-            await self.engine.collective_rpc(_load_weights_on_worker, args=(list(named_tensors),))
-            await self.engine.reset_prefix_cache()
-            self._version += 1
-        finally:
+        async with self._idle:
+            await self._idle.wait_for(lambda: self._in_flight == 0)
+
+    def resume(self) -> None:
+        """Undo one :meth:`pause`."""
+        self._pauses -= 1
+        if not self._pauses:
             self._open.set()
-        return self._version
 
     @staticmethod
     def _sampling_params(kwargs: dict[str, Any]) -> Any:

@@ -32,7 +32,8 @@ completion hit ``max_tokens``      ``truncated`` / ``length`` (step recorded, en
 
 A length-cut turn is not an invalid action: the env never sees it. Each step's ``state_key`` is
 the env's key *before* the action, its ``policy_version`` the version of the weights that
-sampled it.
+sampled it — the oldest, with ``token_versions`` the version of each token, when a weight update
+cut the turn mid-decode (the in-process HF sampler).
 
 **Failures** (:func:`run_actor`, one deadline over env creation, reset, every generation and
 every tool call): an :class:`agentrl.errors.InfraError` or the deadline → ``status="infra_error"``
@@ -185,6 +186,7 @@ class _TokenSession:
             finish_reason=completion.finish_reason,
             segment=conversation.segment,
             policy_version=completion.policy_version,
+            token_versions=completion.token_versions,
         )
         truncation = None
         if completion.finish_reason == "length":

@@ -363,14 +363,11 @@ class Trainer:
         return out, stats
 
     async def sync_weights(self, version: int | None = None) -> None:
-        """Make the sampler serve the trained weights (a version bump in-process, a copy into the
-        overlapping modes' sampler weights, a push to vLLM)."""
-        if self.sampler_model is not self.model:
-            with self.policy.weights_lock:  # no decode batch runs while the weights are replaced
-                self.sampler_model.load_state_dict(self.model.state_dict())
-                version = await self.policy.sync_weights(self.sampler_model, version)
-        else:
-            version = await self.policy.sync_weights(self.model, version)
+        """Make the sampler serve the trained weights: the policy locks and loads them itself (a
+        version bump when it shares the trained module, a load into the overlapping modes'
+        sampler copy — cutting the turns in flight mid-decode — or into vLLM), then the cluster's
+        samplers get them."""
+        version = await self.policy.sync_weights(self.model, version)
         if self.cluster is not None:
             await self.cluster.push_weights(self.model, version)
 

@@ -70,7 +70,7 @@ async def test_weight_update_waits_for_requests_in_flight_and_pauses_new_ones():
     policy = VLLMPolicy(engine=engine, max_context_tokens=100)
     first = asyncio.create_task(policy.generate([1, 2, 3], SamplingParams(max_tokens=2)))
     await asyncio.sleep(0.01)
-    update = asyncio.create_task(policy.update_weights([("weight", torch.ones(2, 2))]))
+    update = asyncio.create_task(policy.sync_weights({"weight": torch.ones(2, 2)}))
     await asyncio.sleep(0.01)
     second = asyncio.create_task(policy.generate([1, 2], SamplingParams(max_tokens=2)))
     await asyncio.sleep(0.01)
@@ -81,3 +81,13 @@ async def test_weight_update_waits_for_requests_in_flight_and_pauses_new_ones():
     assert (await second).policy_version == 1
     assert [e[0] for e in engine.log] == ["generate", "load_weights", "reset_prefix_cache", "generate"]
     assert engine.log[1][1] == 4.0  # the pushed tensor reached the worker's model
+    # A module works the same, with the version given; a pause held by the caller (the sampler
+    # server's pause / load / resume) keeps requests waiting until its own resume.
+    await policy.pause()
+    assert await policy.sync_weights(torch.nn.Linear(2, 2, bias=False).requires_grad_(False), version=7) == 7
+    third = asyncio.create_task(policy.generate([1], SamplingParams(max_tokens=2)))
+    await asyncio.sleep(0.01)
+    assert [e[0] for e in engine.log][-1] == "reset_prefix_cache"  # still paused: third waits
+    policy.resume()
+    completion = await third
+    assert completion.policy_version == 7 and completion.token_versions is None  # one version per turn
