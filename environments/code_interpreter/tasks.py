@@ -220,19 +220,15 @@ class HumanEvalLine(BaseModel):
 
 def math_task_file(path: str, test_fraction: float) -> TaskSet:
     """The problems of a CodeMath ``tasks=PATH`` file; each gold answer must parse as its kind."""
-    stem = Path(path).stem
-    tasks: dict[str, Task] = {}
-    for line in read_jsonl(path, MathLine):
+    tasks = []
+    for line in read_jsonl(path, MathLine, key=lambda item: item.id):
         item = line.item
         if not answers_match(item.answer, item.answer, item.kind):
             example = "e.g. 42, -2.5, 3/4" if item.kind == "number" else "e.g. 2^2 × 5"
             raise field_error(line.where, "answer", f"{item.answer!r} is not a {item.kind} answer ({example})")
-        task_id = item.id or f"{stem}/{line.number}"
-        if task_id in tasks:
-            raise field_error(line.where, "id", f"task {task_id!r} is listed twice")
         data = item.model_dump(include={"family", "question", "answer", "kind", "code"})
-        tasks[task_id] = Task(id=task_id, split=item.split or hash_split(task_id, test_fraction), data=data)
-    return TaskSet(tasks.values())
+        tasks.append(Task(id=line.key, split=item.split or hash_split(line.key, test_fraction), data=data))
+    return TaskSet(tasks)
 
 
 def _parsed(where: str, field: str, source: str) -> ast.Module:
@@ -250,8 +246,8 @@ def _require_function(where: str, field: str, module: ast.Module, name: str) -> 
 
 def humaneval_task_file(path: str, test_fraction: float) -> TaskSet:
     """The problems of a HumanEval-format ``tasks=PATH`` file, each checked to parse as graded."""
-    tasks: dict[str, Task] = {}
-    for line in read_jsonl(path, HumanEvalLine):
+    tasks = []
+    for line in read_jsonl(path, HumanEvalLine, key=lambda item: item.task_id, field="task_id"):
         item = line.item
         # As humaneval.grading_program assembles them: the prompt with a stub body, then the test.
         stub = _parsed(line.where, "prompt", f"{item.prompt.rstrip()}\n    pass\n")
@@ -259,9 +255,7 @@ def humaneval_task_file(path: str, test_fraction: float) -> TaskSet:
         _require_function(line.where, "test", _parsed(line.where, "test", item.test), "check")
         if item.canonical_solution is not None:
             _parsed(line.where, "canonical_solution", item.prompt + item.canonical_solution)
-        if item.task_id in tasks:
-            raise field_error(line.where, "task_id", f"task {item.task_id!r} is listed twice")
         data = item.model_dump(include={"prompt", "entry_point", "test", "canonical_solution"})
         split = item.split or hash_split(item.task_id, test_fraction)
-        tasks[item.task_id] = Task(id=item.task_id, split=split, data=data)
-    return TaskSet(tasks.values())
+        tasks.append(Task(id=item.task_id, split=split, data=data))
+    return TaskSet(tasks)

@@ -80,22 +80,26 @@ class TaskLine(BaseModel):
             raise ValueError('give exactly one of "seed" (a number) or "seeds" (a list of numbers)')
         return self
 
+    def task_ids(self) -> list[str]:
+        seeds = [self.seed] if self.seed is not None else self.seeds
+        return [f"{self.family}/{seed:04d}" for seed in seeds]
+
+    def seed_field(self) -> str:
+        return "seed" if self.seed is not None else "seeds"
+
 
 def load_task_file(path: str, families: tuple[str, ...], test_fraction: float) -> list[Task]:
     """The tasks of a JSONL task file; a bad line raises :class:`EnvOptionError` naming the line
     and the field."""
-    tasks: dict[str, Task] = {}
-    for _, where, line in read_jsonl(path, TaskLine):
+    tasks = []
+    lines = read_jsonl(path, TaskLine, key=TaskLine.task_ids, field=TaskLine.seed_field)
+    for _, where, line, task_ids in lines:
         if line.family not in families:
             raise field_error(where, "family", f"unknown family {line.family!r}; available: {', '.join(families)}")
-        for seed in [line.seed] if line.seed is not None else line.seeds:
-            task_id = f"{line.family}/{seed:04d}"
-            if task_id in tasks:
-                field = "seed" if line.seed is not None else "seeds"
-                raise field_error(where, field, f"task {task_id} is listed twice")
+        for task_id in task_ids:
             split = line.split or hash_split(task_id, test_fraction)
-            tasks[task_id] = Task(id=task_id, split=split, data={"family": line.family})
-    return list(tasks.values())
+            tasks.append(Task(id=task_id, split=split, data={"family": line.family}))
+    return tasks
 
 
 class GuiEnv(TextEnv):

@@ -188,36 +188,28 @@ def load_corpus_file(path: str):
     """The documents of a ``corpus=PATH`` JSONL file (they replace the bundled corpus)."""
     from agentrl_envs.search.corpus import Corpus, Document
 
-    docs: dict[str, Document] = {}
-    for line in read_jsonl(path, DocumentLine, what="corpus"):
-        doc = line.item
-        if doc.id in docs:
-            raise field_error(line.where, "id", f"document {doc.id!r} is listed twice")
-        docs[doc.id] = Document(id=doc.id, title=doc.title, text=doc.text, source="user")
-    return Corpus(list(docs.values()))
+    lines = read_jsonl(path, DocumentLine, what="corpus", key=lambda doc: doc.id, noun="document")
+    return Corpus([Document(id=d.id, title=d.title, text=d.text, source="user") for _, _, d, _ in lines])
 
 
 def load_question_file(path: str, test_fraction: float, corpus) -> TaskSet:
     """The questions of a ``tasks=PATH`` file; chains are checked against ``corpus``."""
-    stem = Path(path).stem
-    tasks: dict[str, Task] = {}
-    for line in read_jsonl(path, QuestionLine):
+    tasks = []
+    for line in read_jsonl(path, QuestionLine, key=lambda item: item.id, noun="question"):
         item = line.item
         for i, hop in enumerate(item.chain):
             if hop.doc_id not in corpus:
                 raise field_error(line.where, f"chain.{i}.doc_id", f"no document {hop.doc_id!r} in the corpus")
         question = Question(
-            id=item.id or f"{stem}/{line.number}",
+            id=line.key,
             question=item.question,
             answers=item.answers,
             chain=item.chain,
             kind=item.kind,
         )
-        if question.id in tasks:
-            raise field_error(line.where, "id", f"question {question.id!r} is listed twice")
         split = item.split or hash_split(question.id, test_fraction)
-        tasks[question.id] = Task(id=question.id, split=split, data=question.model_dump())
-    return TaskSet(tasks.values())
+        tasks.append(Task(id=question.id, split=split, data=question.model_dump()))
+    return TaskSet(tasks)
 
 
 def check_sources(tasks: str | None, corpus: str | None) -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import random
-from pathlib import Path
 from typing import Annotated, Literal
 
 from agentrl_envs.webshop.catalog import Product
@@ -181,10 +180,9 @@ class GoalLine(BaseModel):
 
 def load_goal_file(path: str, by_asin: dict[str, Product]) -> tuple[dict[str, Goal], TaskSet]:
     """The goals of a ``tasks=PATH`` file (checked against the catalog ``by_asin``) and their tasks."""
-    stem = Path(path).stem
     goals: dict[str, Goal] = {}
     splits: dict[str, str] = {}
-    for line in read_jsonl(path, GoalLine):
+    for line in read_jsonl(path, GoalLine, key=lambda item: item.id, noun="goal"):
         item = line.item
         product = by_asin.get(item.asin.upper())
         if product is None:
@@ -199,9 +197,7 @@ def load_goal_file(path: str, by_asin: dict[str, Product]) -> tuple[dict[str, Go
         price_upper = item.price_upper or NO_PRICE_CAP
         price_text = f", and price lower than {price_upper:.2f} dollars" if item.price_upper else ""
         noun = _NOUN_BY_QUERY[product.query].noun.lower()
-        goal_id = item.id or f"{stem}/{line.number}"
-        if goal_id in goals:
-            raise field_error(line.where, "id", f"goal {goal_id!r} is listed twice")
+        goal_id = line.key
         text = item.instruction or (
             lead_sentence(OPENINGS[0], FRAMES[0], item.attributes, noun) + option_text(item.goal_options) + price_text
         )

@@ -367,7 +367,7 @@ def test_tasks_file(tmp_path):
         ('{"family": "login-user"}', 'line 1: give exactly one of "seed"'),
         ('{"family": "login-user", "seed": 1}\n{"family": "login-user" "seed": 2}', "line 2: not valid JSON"),
         ('{"family": "login-user", "seed": 1}\n{"family": "login-user", "seeds": [1]}',
-         "line 2: field 'seeds': task login-user/0001 is listed twice"),
+         "line 2: field 'seeds': task 'login-user/0001' is listed twice"),
         ('{"family": "login-user", "seed": "3"}', "line 1: field 'seed': Input should be a valid integer"),
         ('{"family": "login-user", "seed": true}', "line 1: field 'seed': Input should be a valid integer"),
         ('{"family": "login-user", "sed": 3}', "line 1: field 'sed': Extra inputs are not permitted"),

