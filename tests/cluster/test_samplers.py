@@ -1,10 +1,11 @@
 """Two samplers behind the router on a real two-node Ray cluster: conversation affinity, the
-control plane's fan-out, partial rollouts across a weight update, a killed sampler survived and
-replaced."""
+control plane's fan-out, partial rollouts across a weight update (a turn cut mid-decode), a
+killed sampler survived and replaced."""
 
 import asyncio
 import copy
 import sys
+import time
 
 import pytest
 import torch
@@ -12,7 +13,8 @@ import torch
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'agentrl[ray]')")
 
 from agentrl.cluster.ray_rollout import ClusterError
-from agentrl.cluster.sampler import NoSamplerLeft, Router
+from agentrl.cluster.sampler import NoSamplerLeft, Router, SamplerServer
+from agentrl.policy import SamplingParams
 from agentrl.policy.hf import HFPolicy
 from agentrl.rollout import RolloutEngine, group_specs
 from agentrl.train.config import load_config
@@ -78,20 +80,26 @@ def members(groups):
     return [t for g in groups for t in g.members]
 
 
-def behaviour_logprobs(model, step) -> torch.Tensor:
+def behaviour_logprobs(model, prompt: list[int], completion: list[int]) -> torch.Tensor:
     """log_softmax(logits / T)[token] of each completion token under ``model`` (T = 1, the default)."""
-    ids = torch.tensor([step.prompt_token_ids + step.completion_token_ids])
+    ids = torch.tensor([prompt + completion])
     with torch.no_grad():
         logits = model(input_ids=ids).logits[0].float()
-    n = len(step.prompt_token_ids)
-    logp = torch.log_softmax(logits[n - 1 : -1], dim=-1)
-    return logp.gather(1, torch.tensor(step.completion_token_ids)[:, None])[:, 0]
+    logp = torch.log_softmax(logits[len(prompt) - 1 : -1], dim=-1)
+    return logp.gather(1, torch.tensor(completion)[:, None])[:, 0]
+
+
+def token_error(prompt, completion, logprobs, versions, models: dict[int, torch.nn.Module]) -> float:
+    """The largest gap between a recorded logprob and the one its token's version gives."""
+    by_version = {v: behaviour_logprobs(models[v], prompt, completion) for v in set(versions)}
+    return max(abs(by_version[v][i].item() - lp) for i, (v, lp) in enumerate(zip(versions, logprobs)))
 
 
 def max_logprob_error(trajectories, models: dict[int, torch.nn.Module]) -> float:
-    """The largest gap between a recorded logprob and the one its step's version gives."""
+    """The largest gap, over every token of every step, between its recorded logprob and the
+    one its recorded version gives."""
     return max(
-        (behaviour_logprobs(models[s.policy_version], s) - torch.tensor(s.logprobs)).abs().max().item()
+        token_error(s.prompt_token_ids, s.completion_token_ids, s.logprobs, s.completion_versions(), models)
         for t in trajectories
         for s in t.steps
     )
@@ -168,7 +176,7 @@ def test_an_episode_in_flight_across_an_update_keeps_its_tokens_and_versions(tra
         return await rollout
 
     trajectories = members(run(scenario()))
-    versions = [[s.policy_version for s in t.steps] for t in trajectories]
+    versions = [[v for s in t.steps for v in s.completion_versions()] for t in trajectories]  # per token
     assert all(v == sorted(v) and set(v) <= {old, old + 1} for v in versions)  # never back to the old weights
     spanning = [t for t, v in zip(trajectories, versions) if len(set(v)) == 2]
     assert spanning, "no episode was in flight across the update"
@@ -178,6 +186,54 @@ def test_an_episode_in_flight_across_an_update_keeps_its_tokens_and_versions(tra
     # ... and labelling the new-weights steps with the old version would be caught.
     swapped = {old: models[old + 1], old + 1: models[old]}
     assert max_logprob_error(spanning, swapped) > 1e-2
+
+
+@pytest.mark.slow
+def test_a_pause_cuts_an_hf_turn_mid_decode_and_it_goes_on_under_the_new_weights(trainer):
+    """One SamplerServer actor on the cluster decoding a 40-token turn (each forward slowed to
+    20 ms): the pause returns within a few decode steps, not at the turn's end; while paused the
+    turn stays in flight and nothing is served; after the load and resume the turn ends with its
+    first tokens from the old version and the rest from the new, each logprob that of its own
+    version."""
+    old, new = perturbed(trainer.model, seed=1), perturbed(trainer.model, seed=2)
+    slow = copy.deepcopy(old)
+    slow.register_forward_pre_hook(lambda module, args: time.sleep(0.02))
+    tokenizer = trainer.tokenizer
+
+    def build():  # pickled by value into the actor (a closure over the model and tokenizer only)
+        policy = HFPolicy(slow, tokenizer)
+        policy.eos_token_ids = set()  # no early end of turn: the cut always lands inside the turn
+        return policy
+
+    server = ray.remote(SamplerServer).options(num_cpus=0, max_restarts=0).remote(0, build)
+    prompt = trainer.tokenizer("You are in a grid maze.").input_ids
+
+    async def scenario():
+        turn = server.generate.remote(prompt, SamplingParams(max_tokens=40, seed=3))
+        while not (await server.status.remote())["in_flight"]:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # about 10 tokens in
+        start = time.perf_counter()
+        await server.pause.remote()
+        pause_s = time.perf_counter() - start
+        await asyncio.sleep(0.2)
+        paused = await server.status.remote()
+        ready, _ = ray.wait([turn], timeout=0)
+        await server.load_weights.remote(new.state_dict(), 1)
+        await server.resume.remote()
+        return await turn, pause_s, paused, bool(ready)
+
+    try:
+        completion, pause_s, paused, done_while_paused = run(scenario())
+    finally:
+        ray.kill(server)
+    k = completion.token_versions.count(0)
+    assert 0 < k < 40 and completion.token_versions == [0] * k + [1] * (40 - k) and completion.policy_version == 0
+    assert pause_s < 0.4  # the turn had >= (40 - k) x 20 ms of decoding left
+    assert paused["paused"] and paused["in_flight"] == 1 and paused["served"] == 0 and not done_while_paused
+    args = (prompt, completion.token_ids, completion.logprobs, completion.token_versions)
+    assert token_error(*args, {0: old, 1: new}) < 1e-4
+    assert token_error(*args, {0: new, 1: old}) > 1e-2  # swapped labels are caught
 
 
 @pytest.mark.slow
