@@ -19,6 +19,7 @@ all N is a pool a rollout spreads its episodes over. It returns once every serve
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import importlib
 import importlib.metadata
@@ -28,7 +29,6 @@ import os
 import re
 import shutil
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -38,7 +38,7 @@ import aiohttp
 
 import agentrl
 from agentrl.env.remote import Address, on_io_sync
-from agentrl.env.server import MAX_UNIX_PATH
+from agentrl.env.server import check_unix_path
 from agentrl.errors import InfraError
 from agentrl.sandbox.docker import container_ids
 from agentrl.sandbox.image import (
@@ -221,14 +221,8 @@ def socket_folder(folder: str | Path | None, n: int) -> tuple[Path, bool]:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise EnvContainerError(f"cannot make the socket folder {path}: {exc.strerror or exc}") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise EnvContainerError(f"socket folder {path} is not writable")
-    longest = path / str(n - 1) / SOCKET_NAME
-    if len(os.fsencode(longest)) > MAX_UNIX_PATH:
-        raise EnvContainerError(
-            f"socket path {longest} is {len(os.fsencode(longest))} bytes; the limit is {MAX_UNIX_PATH}: "
-            "use a shorter --dir"
-        )
+    if problem := check_unix_path(path / str(n - 1) / SOCKET_NAME, folder=path):  # the longest
+        raise EnvContainerError(f"--dir: {problem}")
     return path, made
 
 
@@ -294,38 +288,53 @@ def start_env_containers(
     return started
 
 
-async def _healthy(url: str) -> bool:
+def _wait_healthy(started: EnvContainers, timeout_s: float) -> None:
+    """Wait until every container answers ``/health`` (all probed at once, every 0.1 s); a
+    container that exited, or the deadline, is an :class:`EnvContainerError`."""
+    on_io_sync(_all_healthy(started, timeout_s))
+
+
+async def _all_healthy(started: EnvContainers, timeout_s: float) -> None:
+    waits = [
+        asyncio.create_task(_healthy(url, container))
+        for url, container in zip(started.urls, started.containers, strict=True)
+    ]
+    done, pending = await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_EXCEPTION)
+    for wait in pending:
+        wait.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)  # their sessions closed
+    for wait in done:
+        wait.result()  # an exited container
+    if pending:
+        raise EnvContainerError(
+            f"{len(pending)} env server container(s) did not answer /health within {timeout_s:g} s"
+        )
+
+
+async def _healthy(url: str, container) -> None:
+    """Return once the server at ``url`` answers ``/health``; between probes that fail, the
+    container's state (Docker's API, off the I/O loop) says whether it exited."""
     address = Address.parse(url)
+    async with address.session({}) as http:
+        while not await _answers(http, address.base + "/health"):
+            await asyncio.to_thread(_check_running, container)
+            await asyncio.sleep(0.1)
+
+
+async def _answers(http: aiohttp.ClientSession, url: str) -> bool:
     try:
-        async with (
-            address.session({}) as http,
-            http.get(address.base + "/health", timeout=aiohttp.ClientTimeout(total=2)) as response,
-        ):
+        async with http.get(url, timeout=aiohttp.ClientTimeout(total=2)) as response:
             return response.status == 200
     except (TimeoutError, aiohttp.ClientError, OSError):
         return False
 
 
-def _wait_healthy(started: EnvContainers, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    waiting = dict(zip(started.urls, started.containers, strict=True))
-    while waiting:
-        for url, container in list(waiting.items()):
-            if on_io_sync(_healthy(url)):
-                del waiting[url]
-                continue
-            container.reload()
-            if container.status in ("exited", "dead"):
-                tail = container.logs(tail=5).decode(errors="replace").strip().splitlines()
-                raise EnvContainerError(
-                    f"env server container {container.name} exited: {tail[-1] if tail else 'no output'}"
-                )
-        if waiting and time.monotonic() > deadline:
-            raise EnvContainerError(
-                f"{len(waiting)} env server container(s) did not answer /health within {timeout_s:g} s"
-            )
-        if waiting:
-            time.sleep(0.1)
+def _check_running(container) -> None:
+    container.reload()
+    if container.status in ("exited", "dead"):
+        tail = container.logs(tail=5).decode(errors="replace").strip().splitlines()
+        last = tail[-1] if tail else "no output"
+        raise EnvContainerError(f"env server container {container.name} exited: {last}")
 
 
 def stop_env_containers(env_id: str | None = None, folder: str | Path | None = None) -> list[str]:

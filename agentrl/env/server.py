@@ -382,11 +382,12 @@ def check_bind(host: str, token: str | None) -> str | None:
 MAX_UNIX_PATH = 107
 
 
-def check_unix_path(path: str) -> str | None:
-    """Why a Unix socket cannot be made at ``path`` (None when it can)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if len(os.fsencode(path)) > MAX_UNIX_PATH:
-        return f"socket path {path} is {len(os.fsencode(path))} bytes; the limit is {MAX_UNIX_PATH}"
+def check_unix_path(path: str | os.PathLike, folder: str | os.PathLike | None = None) -> str | None:
+    """Why a Unix socket cannot be made at ``path`` (None when it can); ``folder``: the writable
+    folder it will be made under (default: its own, which must exist)."""
+    folder = os.path.dirname(os.path.abspath(path)) if folder is None else folder
+    if (size := len(os.fsencode(path))) > MAX_UNIX_PATH:
+        return f"socket path {path} is {size} bytes; the limit is {MAX_UNIX_PATH}"
     if not os.path.isdir(folder):
         return f"socket folder {folder} does not exist"
     if not os.access(folder, os.W_OK | os.X_OK):

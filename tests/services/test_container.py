@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -134,6 +135,33 @@ def test_a_container_killed_mid_episode_is_an_infra_error_never_a_reward(calc_im
         assert episode(survivor).status == "truncated"  # the other container goes on
 
 
+def _ours(folder) -> list:
+    from agentrl.sandbox.image import docker_client
+
+    label = {"label": "agentrl.env-server"}
+    return [
+        c
+        for c in docker_client().containers.list(all=True, filters=label)
+        if str(folder) in c.labels.get("agentrl.env-dir", "")
+    ]
+
+
+def test_a_server_that_exits_or_does_not_answer_in_time_is_named_and_nothing_is_left(calc_image, tmp_path):
+    # Both servers refuse the option and exit: the first seen is named with its last log line.
+    with pytest.raises(EnvContainerError) as caught:
+        start_env_containers(CALC, n=2, folder=tmp_path / "bad", options=["bogus=1"])
+    assert re.fullmatch(
+        r"env server container agentrl-env-[0-9a-f]{10} exited: Error: CalculatorEnv: invalid option\(s\) — "
+        r"bogus: Extra inputs are not permitted\. Known options: .*",
+        str(caught.value),
+    ), caught.value
+    with pytest.raises(EnvContainerError) as caught:  # no server answers within 0.05 s of its start
+        start_env_containers(CALC, n=3, folder=tmp_path / "slow", timeout_s=0.05)
+    assert str(caught.value) == "3 env server container(s) did not answer /health within 0.05 s"
+    assert _ours(tmp_path) == [] and sorted(os.listdir(tmp_path)) == ["bad", "slow"]
+    assert os.listdir(tmp_path / "bad") == os.listdir(tmp_path / "slow") == []
+
+
 def test_cli_up_detached_then_down(calc_image):
     folder = tempfile.mkdtemp(prefix="agentrl-t-")
     try:
@@ -197,7 +225,11 @@ def test_cli_errors_are_one_line(calc_image, monkeypatch):
     assert run("up", CALC, "--dir", "/etc/hostname/sockets").startswith(
         "Error: cannot make the socket folder /etc/hostname/sockets: "
     )
-    assert "the limit is 107: use a shorter --dir" in run("up", CALC, "--dir", "/tmp/" + "d" * 100)
+    long = "/tmp/" + "d" * 100  # its socket DIR/0/env.sock: 5 + 100 + 11 = 116 bytes
+    assert (
+        run("up", CALC, "--dir", long)
+        == f"Error: --dir: socket path {long}/0/env.sock is 116 bytes; the limit is 107"
+    )
     assert "unknown environment 'agentrl/Calculatr-v0'" in run("image", "agentrl/Calculatr-v0")
     with pytest.raises(EnvContainerError, match="not found: build it with"):
         start_env_containers(CALC, image="agentrl-env:not-built-here")
