@@ -38,7 +38,7 @@ from agentrl.policy.render import ChatRenderer
 from agentrl.rollout.config import RolloutConfig, TreeConfig
 from agentrl.rollout.episode import EnvFactory, TokenActor, derive_seed, run_actor
 from agentrl.rollout.tree import TreeBuilder
-from agentrl.types import RolloutTree, Trajectory, new_id
+from agentrl.types import RolloutTree, StepRecord, Trajectory, TreeLeaf, new_id
 
 
 @dataclasses.dataclass
@@ -62,15 +62,21 @@ class Group:
     def group_id(self) -> str:
         return self.spec.group_id
 
+    def steps(self) -> Iterator[StepRecord]:
+        """Every step of every member, each once: a chain's steps, a tree's nodes (a shared
+        prefix once, not once per path)."""
+        for member in self.members:
+            yield from member.steps
+
+    def episodes(self) -> Iterator[Trajectory | TreeLeaf]:
+        """Every episode's outcome (``final_reward``, ``success``, ``status``): a chain itself,
+        each leaf of a tree."""
+        for member in self.members:
+            yield from member.leaves if isinstance(member, RolloutTree) else (member,)
+
     @property
     def oldest_policy_version(self) -> int | None:
-        versions = [
-            step.policy_version
-            for member in self.members
-            for step in (member.steps if isinstance(member, Trajectory) else (n.step for n in member.nodes))
-            if step.policy_version is not None
-        ]
-        return min(versions) if versions else None
+        return min((s.policy_version for s in self.steps() if s.policy_version is not None), default=None)
 
 
 def group_specs(num_groups: int, seed: int = 0, task_ids: Iterable[str] | None = None) -> list[GroupSpec]:

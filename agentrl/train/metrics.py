@@ -20,22 +20,20 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agentrl.types import Trajectory
+if TYPE_CHECKING:
+    from agentrl.rollout.engine import Group
 
 log = logging.getLogger(__name__)
 
 
-def staleness_metrics(groups: Iterable[Any], version: int) -> dict[str, float]:
+def staleness_metrics(groups: Iterable[Group], version: int) -> dict[str, float]:
     """Per-token staleness of ``groups`` (chains or trees) trained at policy ``version``."""
     tokens: Counter[int] = Counter()
     for group in groups:
-        for member in group.members:
-            steps = member.steps if isinstance(member, Trajectory) else [n.step for n in member.nodes]
-            for step in steps:
-                if step.policy_version is not None:
-                    tokens[version - step.policy_version] += len(step.completion_token_ids)
+        for step in group.steps():
+            tokens.update(version - v for v in step.completion_versions())  # a turn cut by an update: per token
     total = sum(tokens.values())
     if not total:
         return {"rollout/staleness_mean": 0.0, "rollout/staleness_max": 0.0}

@@ -72,7 +72,6 @@ from agentrl.train.learner import Learner, apply_lora, cpu_threads
 from agentrl.train.loss import off_policy_weights
 from agentrl.train.metrics import MetricsLog, plot_learning_curves, staleness_metrics
 from agentrl.train.sft import run_sft
-from agentrl.types import RolloutTree
 
 SPEC_SEED_STRIDE = 1_000_003
 EVAL_SEED = 987_654_321
@@ -546,10 +545,5 @@ class Trainer:
 def informative(group: Group) -> bool:
     """Whether ``group`` carries a GRPO signal: its valid (not infra-failed) episodes' rewards are
     not all equal. Masked members count neither way; fewer than two valid episodes carry none."""
-    episodes = [
-        (leaf.final_reward, leaf.status)
-        for member in group.members
-        for leaf in (member.leaves if isinstance(member, RolloutTree) else [member])
-    ]
-    rewards = [reward for reward, status in episodes if status != "infra_error"]
+    rewards = [e.final_reward for e in group.episodes() if e.status != "infra_error"]
     return len(rewards) >= 2 and max(rewards) > min(rewards)

@@ -3,8 +3,9 @@
 from agentrl_envs.toy import MazeEnv
 
 from agentrl.policy import SamplingParams
-from agentrl.rollout import GroupSpec, RolloutConfig, RolloutEngine, TreeConfig
+from agentrl.rollout import Group, GroupSpec, RolloutConfig, RolloutEngine, TreeConfig
 from agentrl.sandbox.errors import SandboxUnavailable
+from agentrl.types import RolloutTree, StepRecord, Trajectory, TreeLeaf, TreeNode
 
 SHORT_TURNS = SamplingParams(max_tokens=16, stop=("e", "a", " "))
 
@@ -156,3 +157,27 @@ async def test_rollouts_are_reproducible_whatever_the_batching(model, tokenizer,
     assert runs[0] == runs[1]
     first_turns = [member[0] for member in runs[0][0]]
     assert len({tuple(t) for t in first_turns}) > 1
+
+
+def step(action, version):
+    return StepRecord(index=0, observation="", action=action, policy_version=version)
+
+
+def test_group_steps_and_episodes_walk_chains_and_trees_alike():
+    """A tree 0 → 1, 0 → 2 → 3 with leaves 1 and 3 has two paths sharing node 0: its steps are
+    the four nodes' (0 once), its episodes the two leaves; the oldest version is the least
+    recorded one (2, node 2's), a step without a version (scripted) counting for none."""
+    nodes = [TreeNode(node_id=0, step=step("a", 3)), TreeNode(node_id=1, parent_id=0, step=step("b", None)),
+             TreeNode(node_id=2, parent_id=0, step=step("c", 2)), TreeNode(node_id=3, parent_id=2, step=step("d", 5))]
+    leaves = [TreeLeaf(node_id=1, final_reward=1.0), TreeLeaf(node_id=3, status="infra_error")]
+    trees = Group(spec=GroupSpec(seed=0), members=[RolloutTree(task_id="t", nodes=nodes, leaves=leaves)])
+    assert [s.action for s in trees.steps()] == ["a", "b", "c", "d"]
+    assert list(trees.episodes()) == leaves
+    assert trees.oldest_policy_version == 2
+
+    chains = [Trajectory(task_id="t", steps=[step("a", 4), step("b", 6)]), Trajectory(task_id="t", steps=[step("c", None)])]
+    group = Group(spec=GroupSpec(seed=0), members=chains)
+    assert [s.action for s in group.steps()] == ["a", "b", "c"]
+    assert list(group.episodes()) == chains
+    assert group.oldest_policy_version == 4
+    assert Group(spec=GroupSpec(seed=0), members=[chains[1]]).oldest_policy_version is None
