@@ -47,6 +47,7 @@ import dataclasses
 import functools
 import itertools
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -234,45 +235,46 @@ class Trainer:
         ``(seed, step, round)``, until the batch is full)."""
         self._reseed_sampler(step)
         r = self.config.rollout
-        start = time.perf_counter()
-        kept: list[Group] = []
-        skipped = 0
-        for draw in itertools.count():
-            seed = self.config.seed * SPEC_SEED_STRIDE + step if draw == 0 else derive_seed(self.config.seed, step, draw)
-            specs = group_specs(r.groups_per_step - len(kept), seed=seed)
-            groups = await (self.engine.run(specs) if r.tree is None else self.engine.run_trees(specs, r.tree))
-            for group in groups:
-                if self._skip(group, skipped):
-                    skipped += 1
-                else:
-                    kept.append(group)
-            if len(kept) == r.groups_per_step:
-                break
-        return self._batch(kept), time.perf_counter() - start, skipped
+
+        async def draw(wanted: int, drawn: int) -> list[Group]:
+            seed = self.config.seed * SPEC_SEED_STRIDE + step if drawn == 0 else derive_seed(self.config.seed, step, drawn)
+            specs = group_specs(wanted, seed=seed)
+            return await (self.engine.run(specs) if r.tree is None else self.engine.run_trees(specs, r.tree))
+
+        return await self._fill(draw)
 
     async def take(self, stream: GroupStream) -> tuple[RolloutBatch, float, int]:
         """Mode async: ``groups_per_step`` groups from the stream (dynamic sampling skipping as in
         :meth:`rollout`), the seconds the learner waited for them and the groups skipped."""
-        want = self.config.rollout.groups_per_step
+
+        async def draw(wanted: int, drawn: int) -> list[Group]:
+            group = await stream.take(wanted)
+            if group is None:
+                raise RuntimeError("the rollout stream ran out of group specs")
+            return [group]
+
+        return await self._fill(draw)
+
+    async def _fill(self, draw: Callable[[int, int], Awaitable[list[Group]]]) -> tuple[RolloutBatch, float, int]:
+        """``groups_per_step`` groups from ``draw(wanted, drawn)`` (``drawn``: the draws before this
+        one this step) as one batch, the
+        seconds it took and the groups skipped. Dynamic sampling skips a group without reward
+        variance among its valid members (:func:`informative`) while fewer than
+        (max_draws − 1) · groups_per_step were skipped this step."""
+        r = self.config.rollout
+        want = r.groups_per_step
+        budget = (r.dynamic_sampling_max_draws - 1) * want if r.dynamic_sampling else 0
         start = time.perf_counter()
         kept: list[Group] = []
         skipped = 0
-        while len(kept) < want:
-            group = await stream.take(want - len(kept))
-            if group is None:
-                raise RuntimeError("the rollout stream ran out of group specs")
-            if self._skip(group, skipped):
-                skipped += 1
-            else:
-                kept.append(group)
-        return self._batch(kept), time.perf_counter() - start, skipped
-
-    def _skip(self, group: Group, skipped: int) -> bool:
-        """Dynamic sampling: skip a group without reward variance among its valid members, while
-        fewer than (max_draws − 1) · groups_per_step were skipped this step."""
-        r = self.config.rollout
-        budget = (r.dynamic_sampling_max_draws - 1) * r.groups_per_step
-        return r.dynamic_sampling and skipped < budget and not informative(group)
+        for drawn in itertools.count():
+            for group in await draw(want - len(kept), drawn):
+                if skipped < budget and not informative(group):
+                    skipped += 1
+                else:
+                    kept.append(group)
+            if len(kept) == want:
+                return self._batch(kept), time.perf_counter() - start, skipped
 
     def _batch(self, groups: list[Group]) -> RolloutBatch:
         return RolloutBatch.from_groups(groups, keep_text="action_texts" in self.needs)

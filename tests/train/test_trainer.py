@@ -110,3 +110,70 @@ def test_one_step_off_trains_on_one_version_old_rollouts(tmp_path):
     # Step k+1 is rolled out while step k trains: its tokens are at most one version old.
     assert all(r["rollout/staleness"] in (0.0, 1.0) for r in rl)
     assert rl[-1]["policy_version"] == 3
+
+
+class ScriptedRollouts:
+    """Stands in for the rollout engine and the async stream: hands out groups of the scripted
+    member rewards, recording what was asked for."""
+
+    def __init__(self, *rewards):
+        from agentrl.rollout import Group, GroupSpec
+        from agentrl.types import Trajectory
+
+        self.groups = [Group(spec=GroupSpec(seed=i), members=[Trajectory(task_id="t", final_reward=r) for r in rs])
+                       for i, rs in enumerate(rewards)]
+        self.asked: list = []
+
+    async def run(self, specs):
+        self.asked.append([s.seed for s in specs])
+        return [self.groups.pop(0) for _ in specs]
+
+    async def take(self, picks_left):
+        self.asked.append(picks_left)
+        return self.groups.pop(0) if self.groups else None
+
+
+def scripted_trainer(dynamic_sampling=True):
+    from types import SimpleNamespace
+
+    from agentrl.train.config import load_config
+    from agentrl.train.trainer import Trainer
+
+    t = Trainer.__new__(Trainer)  # only the batch filling: no model is built
+    t.config = load_config(overrides=["seed=7", "rollout.groups_per_step=2", f"rollout.dynamic_sampling={dynamic_sampling}",
+                                      "rollout.dynamic_sampling_max_draws=2"])
+    t.policy = SimpleNamespace(reseed=lambda seed: None)
+    t._batch = list  # the kept groups themselves
+    return t
+
+
+# Flat (no reward variance), signal, flat, flat: budget (2 - 1) x 2 = 2 skips, then flat is kept.
+SCRIPT = ((1.0, 1.0), (1.0, 0.0), (0.0, 0.0), (0.0, 0.0))
+
+
+def test_dynamic_sampling_draws_until_the_batch_is_full_within_its_budget():
+    import asyncio
+
+    from agentrl.rollout import group_specs
+    from agentrl.rollout.episode import derive_seed
+    from agentrl.train.trainer import SPEC_SEED_STRIDE
+
+    t = scripted_trainer()
+    t.engine = engine = ScriptedRollouts(*SCRIPT)
+    kept, _, skipped = asyncio.run(t.rollout(5))
+    assert [g.spec.seed for g in kept] == [1, 3] and skipped == 2
+    # Draw 0 is the step's own specs (as without dynamic sampling), later draws are seeded by (seed, step, draw).
+    seeds = [7 * SPEC_SEED_STRIDE + 5, derive_seed(7, 5, 1), derive_seed(7, 5, 2)]
+    assert engine.asked == [[s.seed for s in group_specs(n, seed=seed)] for n, seed in zip((2, 1, 1), seeds)]
+
+    stream = ScriptedRollouts(*SCRIPT)  # one group per take; the picks left count down as groups are kept
+    kept, _, skipped = asyncio.run(t.take(stream))
+    assert [g.spec.seed for g in kept] == [1, 3] and skipped == 2 and stream.asked == [2, 2, 1, 1]
+
+    with pytest.raises(RuntimeError, match="the rollout stream ran out of group specs"):
+        asyncio.run(t.take(ScriptedRollouts(*SCRIPT[:3])))
+
+    off = scripted_trainer(dynamic_sampling=False)
+    off.engine = ScriptedRollouts(*SCRIPT)
+    kept, _, skipped = asyncio.run(off.rollout(5))
+    assert [g.spec.seed for g in kept] == [0, 1] and skipped == 0
