@@ -110,6 +110,11 @@ class Ranks:
         return value
 
 
+def policy_positions(mask: Sequence[int]) -> np.ndarray:
+    """The positions of a row's policy tokens (mask > 0; position 0 has no prediction)."""
+    return np.flatnonzero(np.asarray(mask[1:]) > 0) + 1
+
+
 def split_rows(lengths: Sequence[int], parts: int) -> list[list[int]]:
     """Row indices for each of ``parts`` ranks, balanced by tokens and deterministic: the longest
     row first, each to the rank with the fewest tokens so far (ties: the lower rank); each part in
@@ -182,27 +187,27 @@ class Learner:
         return self._forward(self.reference, input_ids, attention_mask, False)[0]
 
     def token_entropies(self, rows: Sequence[TokenRow]) -> np.ndarray:
-        """Entropy of the current policy at every policy token (mask 1), rows in order (flat)."""
-        return self._per_token(rows, entropy=True)
+        """Entropy of the current policy at every policy token, rows in order (flat)."""
+        return self._per_token(rows, entropy=True)[1]
 
-    def token_logprobs(self, rows: Sequence[TokenRow]) -> np.ndarray:
-        """log π_θ of every policy token (mask > 0) under the current weights, rows in order (flat)."""
+    def token_logprobs(self, rows: Sequence[TokenRow]) -> tuple[list[np.ndarray], np.ndarray]:
+        """Each row's policy-token positions (:func:`policy_positions`) and log π_θ at them under
+        the current weights, rows in order (flat)."""
         return self._per_token(rows, entropy=False)
 
     @torch.no_grad()
-    def _per_token(self, rows: Sequence[TokenRow], entropy: bool) -> np.ndarray:
-        out: list[tuple[int, np.ndarray]] = []
+    def _per_token(self, rows: Sequence[TokenRow], entropy: bool) -> tuple[list[np.ndarray], np.ndarray]:
+        positions = [policy_positions(r.mask) for r in rows]
+        values: list[np.ndarray] = [np.zeros(0)] * len(rows)
         for mb in pack_microbatches([len(r) for r in rows], self.optim.micro_batch_tokens):
             batch = collate([rows[i] for i in mb], self.pad_id)
             logp, ent = self._forward(
                 self.model, batch.input_ids.to(self.device), batch.attention_mask.to(self.device), entropy
             )
-            values = ent if entropy else logp
+            per_position = (ent if entropy else logp).float().cpu().numpy()  # column i - 1: position i
             for j, i in enumerate(mb):
-                picked = batch.mask[j, 1:].bool()
-                out.append((i, values[j][picked.to(self.device)].float().cpu().numpy()))
-        out.sort(key=lambda pair: pair[0])
-        return np.concatenate([e for _, e in out]) if out else np.zeros(0)
+                values[i] = per_position[j, positions[i] - 1]
+        return positions, np.concatenate(values) if rows else np.zeros(0)
 
     # ------------------------------------------------------------------ the update
     def update(self, rows: Sequence[TokenRow]) -> dict[str, float]:

@@ -350,8 +350,8 @@ class Trainer:
         loss = self.config.loss
         if loss.off_policy == "none":
             return rows, {}
-        prox = torch.from_numpy(self.learner.token_logprobs(rows)).double()
-        picked = [np.flatnonzero(np.asarray(r.mask[1:]) > 0) + 1 for r in rows]  # the positions token_logprobs reads
+        picked, prox = self.learner.token_logprobs(rows)
+        prox = torch.from_numpy(prox).double()
         behav = torch.tensor([r.old_logp[i] for r, at in zip(rows, picked) for i in at], dtype=torch.float64)
         v, stats = off_policy_weights(prox, behav, loss.off_policy, loss.tis_cap)
         out, offset = [], 0

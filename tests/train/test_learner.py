@@ -105,3 +105,16 @@ def test_token_entropies_follow_the_policy_tokens_in_order():
     probs = torch.softmax(logits, -1)
     assert flat[0] == pytest.approx(float(-(probs * probs.log()).sum()), rel=1e-4)
     assert np.all(flat > 0) and np.all(flat <= np.log(16) + 1e-5)
+
+
+def test_token_logprobs_give_each_rows_policy_positions_and_their_logprobs():
+    """Positions with mask > 0 past position 0 (an observation, mask 0, is skipped; a shared
+    prefix's mask 2 counts), each with log π(token i | tokens < i) from a plain forward pass."""
+    model = tiny_model()
+    rows = [TokenRow([3, 4, 5, 6, 7], [0, 1, 0, 2, 1], [0.0] * 5, [0.0] * 5), TokenRow([8, 9], [0, 0], [0.0] * 2, [0.0] * 2),
+            TokenRow([1, 2, 3], [1, 1, 1], [0.0] * 3, [0.0] * 3)]
+    learner = Learner(model, OptimConfig(micro_batch_tokens=6), PolicyLossConfig(), pad_id=0)
+    positions, logp = learner.token_logprobs(rows)
+    assert [p.tolist() for p in positions] == [[1, 3, 4], [], [1, 2]]
+    expected = [behaviour_logp(model, row)[i] for row, at in zip(rows, positions) for i in at]
+    assert logp == pytest.approx(expected, abs=1e-5)

@@ -22,6 +22,7 @@ import torch
 
 from agentrl.rollout.batch import TokenRow
 from agentrl.train.config import PolicyLossConfig
+from agentrl.train.learner import policy_positions
 from agentrl.train.loss import loss_weights, off_policy_weights, policy_loss
 
 BEHAV = torch.tensor([0.5, 0.2, 0.1]).log()
@@ -89,7 +90,7 @@ class _Learner:
         self.prox = np.asarray(prox, dtype=np.float64)
 
     def token_logprobs(self, rows):
-        return self.prox
+        return [policy_positions(r.mask) for r in rows], self.prox
 
 
 def test_trainer_lays_the_correction_on_the_rows():
