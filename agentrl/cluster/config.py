@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -16,6 +17,13 @@ class LearnerLost(InfraError):
     """A learner rank died (:mod:`agentrl.cluster.learner`): the trainer restores its last
     checkpoint and the learner group is rebuilt from it. Here, not beside the group, so the
     trainer can catch it without importing Ray."""
+
+
+class ResourceTotal(NamedTuple):
+    """How much of one resource a placement reserves, and how that adds up (for error messages)."""
+
+    need: float
+    breakdown: str
 
 
 class ClusterConfig(BaseModel):
@@ -81,28 +89,15 @@ class ClusterConfig(BaseModel):
             raise ValueError("learner_ranks: more than one learner rank needs a cluster (set cluster.address)")
         return self
 
-    def _learners(self, per_rank: float) -> tuple[float, str]:
-        """What the learner ranks reserve of one resource, and how it adds up (nothing with one
-        rank: the learner is then the trainer process)."""
-        if self.learner_ranks == 1:
-            return 0.0, ""
-        return self.learner_ranks * per_rank, f" + {self.learner_ranks} learner ranks x {per_rank:g}"
-
-    @property
-    def cpus_needed(self) -> float:
-        return self.env_workers * self.env_worker_cpus + self.samplers * self.sampler_cpus + self._learners(self.learner_cpus)[0]
-
-    @property
-    def cpus_breakdown(self) -> str:
-        """How :attr:`cpus_needed` adds up, for error messages."""
-        return (f"{self.env_workers} env workers x {self.env_worker_cpus:g} + {self.samplers} samplers x "
-                f"{self.sampler_cpus:g}{self._learners(self.learner_cpus)[1]}")
-
-    @property
-    def gpus_needed(self) -> float:
-        return self.samplers * self.sampler_gpus + self._learners(self.learner_gpus)[0]
-
-    @property
-    def gpus_breakdown(self) -> str:
-        """How :attr:`gpus_needed` adds up, for error messages."""
-        return f"{self.samplers} samplers x {self.sampler_gpus:g}{self._learners(self.learner_gpus)[1]}"
+    def resource_totals(self, kind: Literal["CPU", "GPU"]) -> ResourceTotal:
+        """What the placement reserves of ``kind`` and how it adds up, role by role (the learner
+        ranks only when there are several: one learner is the trainer process)."""
+        if kind == "CPU":
+            roles = [(self.env_workers, "env workers", self.env_worker_cpus), (self.samplers, "samplers", self.sampler_cpus)]
+        else:
+            roles = [(self.samplers, "samplers", self.sampler_gpus)]
+        if self.learner_ranks > 1:
+            roles.append((self.learner_ranks, "learner ranks", self.learner_cpus if kind == "CPU" else self.learner_gpus))
+        return ResourceTotal(
+            sum(n * each for n, _, each in roles), " + ".join(f"{n} {role} x {each:g}" for n, role, each in roles)
+        )

@@ -9,8 +9,9 @@
   keeps a conversation on one server and sends new ones to the least loaded (see
   :mod:`agentrl.cluster.sampler`). The control plane here (:meth:`RayRollouts.pause`,
   :meth:`~RayRollouts.resume`, :meth:`~RayRollouts.push_weights`) fans out to every server; a
-  weight push pauses them all at a turn boundary, loads the new version everywhere and resumes
-  the episodes in flight (partial rollouts). Each completion carries the version that sampled it.
+  weight push pauses them all (HF servers cut the turns in flight mid-decode, vLLM servers at a
+  turn boundary), loads the new version everywhere and resumes the episodes in flight (partial
+  rollouts). Each token carries the version that sampled it.
 * **The engine** (:class:`RayRolloutEngine`) is the ordinary :class:`RolloutEngine` — groups,
   retries, staleness, hand-over — whose single attempt (:meth:`RolloutEngine.run_attempt`) runs
   on the least-loaded live env worker instead of in this process. It returns the same
@@ -141,7 +142,7 @@ def connect(config: ClusterConfig) -> bool:
         _check_answers(address)
     try:
         if address == "local":  # sized so the placement fits even on a small machine (logical CPUs)
-            cpus = max(os.cpu_count() or 1, math.ceil(config.cpus_needed))
+            cpus = max(os.cpu_count() or 1, math.ceil(config.resource_totals("CPU").need))
             ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level=logging.WARNING)
         else:
             ray.init(address=address, logging_level=logging.WARNING)
@@ -153,16 +154,11 @@ def connect(config: ClusterConfig) -> bool:
 def place(config: ClusterConfig):
     """The placement group: one bundle per sampler, then one per env worker, spread over nodes."""
     resources = ray.cluster_resources()
-    have = resources.get("CPU", 0.0)
-    if have < config.cpus_needed:
-        raise ClusterError(
-            f"the placement needs {config.cpus_needed:g} CPUs ({config.cpus_breakdown}) but the cluster has {have:g}"
-        )
-    gpus = resources.get("GPU", 0.0)
-    if gpus < config.gpus_needed:
-        raise ClusterError(
-            f"the placement needs {config.gpus_needed:g} GPUs ({config.gpus_breakdown}) but the cluster has {gpus:g}"
-        )
+    for kind in ("CPU", "GPU"):
+        need, breakdown = config.resource_totals(kind)
+        have = resources.get(kind, 0.0)
+        if have < need:
+            raise ClusterError(f"the placement needs {need:g} {kind}s ({breakdown}) but the cluster has {have:g}")
     sampler = {"CPU": config.sampler_cpus} | ({"GPU": config.sampler_gpus} if config.sampler_gpus else {})
     bundles = [sampler] * config.samplers + [{"CPU": config.env_worker_cpus}] * config.env_workers
     return placed(bundles, "SPREAD", f"the placement group {bundles}", config.placement_timeout_s)
@@ -311,7 +307,8 @@ class RayRollouts:
         return out
 
     async def pause(self) -> None:
-        """Every sampler stops at a turn boundary: the turns running finish, new requests wait."""
+        """Every sampler stops decoding (HF: at the next token, the turns keep their tokens so far;
+        vLLM: the turns running finish); new requests wait."""
         self._paused = True
         await self._fan_out("pause")
 
@@ -322,7 +319,8 @@ class RayRollouts:
     async def push_weights(self, weights, version: int) -> None:
         """Make every sampler serve ``weights`` (a module or its state dict) as ``version``: pause
         all, load everywhere (one copy through the object store), resume all. Episodes in flight
-        go on with the new weights from their next turn."""
+        go on with the new weights (HF: from the token where the pause cut them; vLLM: from their
+        next turn)."""
         state = weights.state_dict() if hasattr(weights, "state_dict") else weights
         ref = ray.put({name: tensor.detach().cpu() for name, tensor in state.items()})
         self._weights = (ref, version)  # kept (one copy in the object store) for a replacement sampler
