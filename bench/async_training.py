@@ -69,8 +69,11 @@ class LongTailEnv(TextEnv):
         return None
 
 
-def run(mode: str, args) -> tuple[float, int, dict]:
-    """Seconds of the RL steps, turns trained on, and the last step's record."""
+def run(mode: str, args) -> tuple[float, int, dict, dict[str, float]]:
+    """Seconds of the RL steps, turns trained on, the last step's record, and where the seconds
+    went: ``fill`` (until step 1's update starts), ``wait`` (from each weight sync to the next
+    update: the learner waiting for groups, and building the batch), ``learner`` (the simulated
+    steps), ``sync`` (the weight syncs) and ``other`` (the rest: handing the update back, metrics)."""
     from agentrl.train.config import TrainConfig
     from agentrl.train.trainer import Trainer
 
@@ -91,17 +94,29 @@ def run(mode: str, args) -> tuple[float, int, dict]:
     trainer.engine.config = trainer.engine.config.model_copy(update={"sampling": SHORT_TURNS})
     turns = 0
 
+    spans: dict[str, list[tuple[float, float]]] = {"learner": [], "sync": []}
+
     def update(batch):  # the simulated learner step
         nonlocal turns
         turns += int(batch.steps.n_rows)
+        start = time.perf_counter()
         time.sleep(args.train_s)
+        spans["learner"].append((start, time.perf_counter()))
         return {}
 
     async def no_eval():
         return {"eval/success": 0.0}
 
+    sync = trainer.sync_weights
+
+    async def timed_sync(*a, **k):
+        start = time.perf_counter()
+        await sync(*a, **k)
+        spans["sync"].append((start, time.perf_counter()))
+
     trainer.update = update
     trainer.evaluate = no_eval
+    trainer.sync_weights = timed_sync
     last: dict = {}
     stamps: list[float] = []
     save = trainer.checkpointer.save
@@ -117,7 +132,16 @@ def run(mode: str, args) -> tuple[float, int, dict]:
 
     trainer.checkpointer.save = timed_save
     trainer.run()
-    return stamps[-2] - stamps[1], turns, last
+    seconds = stamps[-2] - stamps[1]
+    updates, syncs = spans["learner"], spans["sync"][-args.steps:]  # (a warm start would sync once before the loop)
+    profile = {
+        "fill": updates[0][0] - stamps[1],
+        "wait": sum(u[0] - s[1] for u, s in zip(updates[1:], syncs)),
+        "learner": sum(b - a for a, b in updates),
+        "sync": sum(b - a for a, b in syncs),
+    }
+    profile["other"] = seconds - sum(profile.values())
+    return seconds, turns, last, profile
 
 
 def main() -> None:
@@ -137,15 +161,25 @@ def main() -> None:
         args.steps = 4
     agentrl.register("bench/LongTail-v0", LongTailEnv)
 
-    seconds, rates = {}, {}
+    seconds, rates, profiles = {}, {}, {}
     for mode in ("sync", "one_step_off", "async"):
-        seconds[mode], turns, last = run(mode, args)
+        seconds[mode], turns, last, profiles[mode] = run(mode, args)
         rates[mode] = turns / seconds[mode]
         print(f"{mode:>12}: {args.steps} steps x {args.groups} groups x {args.group_size} episodes ({turns} turns) "
               f"in {seconds[mode]:6.2f} s = {seconds['sync'] / seconds[mode]:.2f}x sync's wall time, "
               f"{rates[mode]:.1f} turns/s = {rates[mode] / rates['sync']:.2f}x; last step staleness mean "
               f"{last.get('rollout/staleness_mean', 0.0):.2f} max {last.get('rollout/staleness_max', 0.0):.0f}",
               flush=True)
+        print(" " * 14 + "where the seconds went: " + ", ".join(f"{k} {v:.2f} s" for k, v in profiles[mode].items()))
+    # The learner cannot start before step 1's groups are in (the first fill) and then needs
+    # steps x train_s: async's wall time is at least that, its speed-up over sync at most this.
+    fill = profiles["async"]["fill"]
+    ideal = fill + args.steps * args.train_s
+    print(f"async ceiling: sync / (first fill {fill:.2f} s + learner {args.steps * args.train_s:g} s) = "
+          f"{seconds['sync'] / ideal:.2f}x (learner alone: {seconds['sync'] / (args.steps * args.train_s):.2f}x); "
+          f"measured {seconds['sync'] / seconds['async']:.2f}x = {ideal / seconds['async']:.0%} of the ceiling; "
+          f"the {seconds['async'] - ideal:.2f} s past it: waits for groups {profiles['async']['wait']:.2f} s, "
+          f"weight syncs {profiles['async']['sync']:.2f} s, other {profiles['async']['other']:.2f} s")
     print(f"speed-up over sync (wall time, turns/s): async {seconds['sync'] / seconds['async']:.2f}x / "
           f"{rates['async'] / rates['sync']:.2f}x, one_step_off {seconds['sync'] / seconds['one_step_off']:.2f}x / "
           f"{rates['one_step_off'] / rates['sync']:.2f}x (verl reports 2.35x fully async over sync); episode length "

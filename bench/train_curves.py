@@ -1,15 +1,21 @@
-"""Estimators compared on the toy maze from the same SFT start: eval success over seeds, one PNG.
+"""Estimators or training modes compared on the toy maze from the same SFT start: eval success over seeds, one PNG.
 
-Each (estimator, seed) run is the embedded default (tiny model, SFT warm start on oracle
-demonstrations, then RL on the 3x3 maze) with only the algo section changed; runs with the same
-seed share a bit-identical warm start (the SFT is deterministic), so the curves differ only by
-the estimator. Every estimator gets the same reward shaping: the invalid-action penalty (−0.1 per
+Each (entry, seed) run is the embedded default (tiny model, SFT warm start on oracle
+demonstrations, then RL on the 3x3 maze) with only the overrides of its entry in ``CONFIGS``
+changed; runs with the same seed share a bit-identical warm start (the SFT is deterministic) and
+the same eval episodes, so the curves differ only by the entry. Every estimator gets the same reward shaping: the invalid-action penalty (−0.1 per
 invalid step, a step reward before discounting). For GiGPO that is its own ``penalty_mode:
 discounted`` (the embedded default), which is the ``invalid_action_penalty`` shaper applied
 before it (the same function; advantages equal to 0.0); the others get the shaper.
 
     .venv/bin/python bench/train_curves.py --estimators grpo,gigpo --seeds 0,1,2,3,4 --steps 30 \
         --set eval.every=10 --set eval.episodes=256
+
+Modes: ``gigpo_async`` is ``gigpo`` with ``mode: async``, ``rollout.max_staleness: 2`` and
+``loss.off_policy: tis`` (``gigpo_async_none``: no correction), so ``--estimators
+gigpo,gigpo_async`` compares async training with its off-policy correction against sync. An async
+run is not reproducible to the bit the way a sync one is: which groups finish first, and so how
+stale each trained group is, depends on timing; its warm start and eval episodes are the same.
 
 Per estimator and evaluation step the table gives the mean over seeds with its 95% t-interval,
 sampled (at ``eval.temperature``) and greedy; then the difference of each later estimator from
@@ -33,17 +39,22 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from statistics import mean
 
 from learning import t_interval  # bench/learning.py, beside this script (on sys.path when run as a script)
 
 PENALTY = "algo.shapers=[{name: invalid_action_penalty, config: {coef: 0.1}}]"
-ESTIMATOR_CONFIGS = {
+GIGPO = ["algo.estimator=gigpo", "algo.config={penalty_mode: discounted}", "algo.shapers=[]"]
+ASYNC = ["mode=async", "rollout.max_staleness=2"]
+CONFIGS = {
     "grpo": ["algo.estimator=grpo", "algo.config={}", PENALTY],
-    "gigpo": ["algo.estimator=gigpo", "algo.config={penalty_mode: discounted}", "algo.shapers=[]"],
+    "gigpo": GIGPO,
     "tree_grpo": [
         "algo.estimator=tree_grpo", "algo.config={}", PENALTY,
         "rollout.tree={num_trees: 3, rounds: 1, expansions_per_round: 3}",
     ],
+    "gigpo_async": [*GIGPO, *ASYNC, "loss.off_policy=tis"],
+    "gigpo_async_none": [*GIGPO, *ASYNC, "loss.off_policy=none"],
 }
 
 
@@ -52,14 +63,24 @@ def run_one(root: Path, estimator: str, seed: int, steps: int, extra: list[str])
     if (out / "final").exists():
         return out  # finished earlier
     cmd = [sys.executable, "-m", "agentrl", "train", "--no-progress", "--output-dir", str(out), "--steps", str(steps)]
-    for override in [f"seed={seed}", *ESTIMATOR_CONFIGS[estimator], "tensorboard=false", *extra]:
+    for override in [f"seed={seed}", *CONFIGS[estimator], "tensorboard=false", *extra]:
         cmd += ["--set", override]
     if (out / "checkpoints").exists():
         cmd.append("--resume")
-    load_before, start = os.getloadavg(), time.time()
+    load_before, start, loads = os.getloadavg(), time.time(), []
     with open(root / f"{estimator}-s{seed}.log", "a") as log:
-        subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=True)
-    wall = {"seconds": time.time() - start, "loadavg_before": load_before, "loadavg_after": os.getloadavg()}
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        while True:  # the 1-minute load average every 10 s, to read the wall time against
+            loads.append(os.getloadavg()[0])
+            try:
+                proc.wait(timeout=10)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+    wall = {"seconds": time.time() - start, "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+            "loadavg_mean": sum(loads) / len(loads)}
     (out / "wall.json").write_text(json.dumps(wall))
     return out
 
@@ -78,8 +99,14 @@ def run_result(out: Path) -> dict:
         "greedy": [r["eval/greedy_success"] for r in evals],
         "episodes": evals[0]["eval/episodes"],
         "tokens": sum(r.get("rollout/tokens", 0.0) for r in recs),  # policy tokens the RL rollouts generated
+        "staleness": mean([r.get("rollout/staleness_mean", 0.0) for r in recs if "rollout/tokens" in r]),
         **wall,
     }
+
+
+def load(run: dict) -> float:
+    """The mean load during the run (runs before that was sampled: the mean of before and after)."""
+    return run["loadavg_mean"] if "loadavg_mean" in run else (run["loadavg_before"][0] + run["loadavg_after"][0]) / 2
 
 
 def fmt(values: list[float]) -> str:
@@ -93,16 +120,17 @@ def report(results: dict[str, dict[int, dict]]) -> None:
     steps = first[seeds[0]]["steps"]
     episodes = int(first[seeds[0]]["episodes"])
     print(f"eval success, mean ± 95% t-interval over {len(seeds)} seeds ({seeds}), {episodes} episodes per point")
-    print(f"{'estimator':<10} {'step':>4}  {'sampled':>15}  {'greedy':>15}   per seed (sampled / greedy)")
+    print(f"{'run':<16} {'step':>4}  {'sampled':>15}  {'greedy':>15}   per seed (sampled / greedy)")
     for est, runs in results.items():
         for i, step in enumerate(steps):
             per_seed = ", ".join(f"{runs[s]['sampled'][i]:.3f}/{runs[s]['greedy'][i]:.3f}" for s in seeds)
-            print(f"{est:<10} {step:>4}  {fmt([runs[s]['sampled'][i] for s in seeds]):>15}  "
+            print(f"{est:<16} {step:>4}  {fmt([runs[s]['sampled'][i] for s in seeds]):>15}  "
                   f"{fmt([runs[s]['greedy'][i] for s in seeds]):>15}   {per_seed}")
-        tokens = sum(runs[s]["tokens"] for s in seeds) / len(seeds)
-        walls = [runs[s].get("seconds") for s in seeds]
-        wall = "" if None in walls else f", wall {min(walls):.0f}-{max(walls):.0f} s per run"
-        print(f"{est:<10} RL tokens generated per run {tokens:.0f}{wall}")
+        tokens = mean([runs[s]["tokens"] for s in seeds])
+        staleness = mean([runs[s]["staleness"] for s in seeds])
+        walls = ", ".join(f"s{s} {runs[s]['seconds']:.0f} s (load {load(runs[s]):.1f})" for s in seeds if "seconds" in runs[s])
+        print(f"{est:<16} RL tokens generated per run {tokens:.0f}, mean staleness {staleness:.2f} versions; "
+              f"wall time (mean 1-min load average during the run) {walls or 'not recorded'}")
     for est in estimators[1:]:
         print(f"{est} − {estimators[0]}, paired by seed (mean ± 95% t-interval):")
         for i, step in enumerate(steps):
@@ -151,7 +179,7 @@ def plot(results: dict[str, dict[int, dict]], path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
     axes[0].set_ylabel("success rate (bands: 95% t-interval over seeds)", fontsize=8)
-    fig.suptitle(f"toy maze: {' vs '.join(results)} from the same SFT start, same invalid-action penalty", fontsize=10)
+    fig.suptitle(f"toy maze: {' vs '.join(results)} from the same SFT start", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -160,7 +188,7 @@ def plot(results: dict[str, dict[int, dict]], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--estimators", default="grpo,gigpo", help=f"Two or more of {', '.join(ESTIMATOR_CONFIGS)}.")
+    parser.add_argument("--estimators", default="grpo,gigpo", help=f"Two or more of {', '.join(CONFIGS)}.")
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--jobs", type=int, default=1, help="Runs in parallel (1 on a shared machine).")
