@@ -231,8 +231,8 @@ class Trainer:
 
     async def rollout(self, step: int) -> tuple[RolloutBatch, float, int]:
         """Step ``step``'s groups — trees when ``rollout.tree`` is set — as one batch, the seconds
-        it took and the groups dynamic sampling skipped (further rounds of specs, seeded by
-        ``(seed, step, round)``, until the batch is full)."""
+        it took and the groups dynamic sampling skipped (further draws of specs, seeded by
+        ``(seed, step, draw)``, until the batch is full)."""
         self._reseed_sampler(step)
         r = self.config.rollout
 
@@ -257,10 +257,9 @@ class Trainer:
 
     async def _fill(self, draw: Callable[[int, int], Awaitable[list[Group]]]) -> tuple[RolloutBatch, float, int]:
         """``groups_per_step`` groups from ``draw(wanted, drawn)`` (``drawn``: the draws before this
-        one this step) as one batch, the
-        seconds it took and the groups skipped. Dynamic sampling skips a group without reward
-        variance among its valid members (:func:`informative`) while fewer than
-        (max_draws − 1) · groups_per_step were skipped this step."""
+        one this step) as one batch, the seconds it took and the groups skipped. Dynamic sampling
+        skips a group without reward variance among its valid members (:func:`informative`) while
+        fewer than (max_draws − 1) · groups_per_step were skipped this step."""
         r = self.config.rollout
         want = r.groups_per_step
         budget = (r.dynamic_sampling_max_draws - 1) * want if r.dynamic_sampling else 0
