@@ -4,6 +4,10 @@ import pytest
 
 from agentrl.policy import ChatRenderer, HFPolicy
 from agentrl.policy.tiny import build_tiny_model, build_tiny_tokenizer
+from tests import ast_gc_guard
+
+if ast_gc_guard.AFFECTED:  # a CPython bug that turns a failure into an INTERNALERROR (see the module)
+    ast_gc_guard.install()
 
 
 @pytest.fixture(scope="session")
