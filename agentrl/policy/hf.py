@@ -98,6 +98,8 @@ class WeightsLock:
 
     def release(self) -> None:
         with self._changed:
+            if not self._holds:
+                raise RuntimeError("release() without hold(): resume() without pause()?")
             self._holds -= 1
             self._changed.notify_all()
 

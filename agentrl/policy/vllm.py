@@ -159,6 +159,8 @@ class VLLMPolicy(VersionedPolicy):
 
     def resume(self) -> None:
         """Undo one :meth:`pause`."""
+        if not self._pauses:
+            raise RuntimeError("resume() without pause()")
         self._pauses -= 1
         if not self._pauses:
             self._open.set()

@@ -14,6 +14,8 @@ from agentrl_envs.toy import MazeEnv
 
 from agentrl.policy import HFPolicy, SamplingParams
 from agentrl.rollout import GroupSpec, RolloutBatch, RolloutConfig, RolloutEngine
+from agentrl.train.config import load_config
+from agentrl.train.trainer import Trainer
 from agentrl.types import StepRecord
 
 TODAY = Path(__file__).parent / "data" / "hf_no_update.json"
@@ -195,6 +197,48 @@ async def test_per_token_versions_reach_the_step_and_the_batch(model, tokenizer,
     batch = RolloutBatch.from_groups([group])
     assert batch.layout.token_version.tolist() == [v for s in steps for v in s.completion_versions()]
     assert {1} <= set(batch.layout.token_version.tolist()) <= {0, 1}
+
+
+def test_the_trainers_sync_cuts_a_turn_of_the_overlapping_sampler(tmp_path):
+    """mode one_step_off in one process: the sampler decodes from its own copy; Trainer.sync_weights
+    (the policy's one lock-and-load) cuts the turn in flight, and the rest of it comes from the
+    learner's new weights."""
+    config = load_config(overrides=[f"output_dir={tmp_path}", "mode=one_step_off", "sft.episodes=0", "model.device=cpu"])
+    t = Trainer(config, progress=False, log=lambda *_: None)
+    before = copy.deepcopy(t.model)
+    with torch.no_grad():
+        for p in t.model.parameters():  # the learner's update, while the rollout goes on
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(7)))
+    prompt = t.tokenizer("You are in a grid maze.").input_ids
+
+    async def scenario():
+        cut = cut_at_forward(t.policy, 5)
+        turn = asyncio.ensure_future(t.policy.generate(prompt, SamplingParams(max_tokens=12, seed=1)))
+        assert await asyncio.to_thread(cut.wait, 60), "the decoder never reached the cut"
+        await t.sync_weights()
+        t.policy.resume()
+        return await turn
+
+    out = asyncio.run(scenario())
+    n = len(out.token_ids)
+    assert n > 5 and out.token_versions == [0] * 5 + [1] * (n - 5) and t.policy.policy_version == 1
+    assert per_token_error({0: before, 1: t.model}, prompt, out) < 1e-4
+    assert per_token_error({0: t.model, 1: before}, prompt, out) > 1e-2
+    assert all(torch.equal(a, b) for a, b in zip(t.sampler_model.parameters(), t.model.parameters()))
+
+
+async def test_pauses_nest_and_a_resume_without_a_pause_is_refused(model, tokenizer):
+    policy = HFPolicy(copy.deepcopy(model), tokenizer)
+    await policy.pause()
+    await policy.pause()
+    turn = asyncio.ensure_future(policy.generate(tokenizer("hi").input_ids, SamplingParams(max_tokens=3, seed=1)))
+    policy.resume()
+    await asyncio.sleep(0.1)
+    assert not turn.done()  # one pause still holds the decoder
+    policy.resume()
+    assert len((await turn).token_ids) == 3
+    with pytest.raises(RuntimeError, match="resume\\(\\) without pause\\(\\)"):
+        policy.resume()
 
 
 def test_per_token_versions_are_checked():
