@@ -37,7 +37,7 @@ import contextlib
 import dataclasses
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Self
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -108,7 +108,7 @@ class WeightsLock:
         with self._mutex:
             pass
 
-    def __enter__(self) -> WeightsLock:
+    def __enter__(self) -> Self:
         self.hold()
         self._mutex.acquire()
         return self

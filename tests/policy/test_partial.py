@@ -109,7 +109,7 @@ async def test_an_update_with_the_same_weights_cuts_the_turn_and_changes_no_toke
     ]
     uncut = await asyncio.gather(*(uncut_policy.generate(p, s) for p, s in zip(prompts, sampling)))
     # A stop string made of tokens 6 and 7 of row 0's uncut turn: it spans the cut after token 6.
-    decode = dict(skip_special_tokens=False, clean_up_tokenization_spaces=False)  # as the stop check does
+    decode = {"skip_special_tokens": False, "clean_up_tokenization_spaces": False}  # as the stop check does
     stop = tokenizer.decode(uncut[0].token_ids[5:7], **decode)
     text = [tokenizer.decode(uncut[0].token_ids[:k], **decode) for k in range(15)]
     first_hit = next(k for k in range(15) if stop in text[k])
