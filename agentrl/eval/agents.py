@@ -49,7 +49,14 @@ def _load_tokenizer(path: str | None):
 
     if not path or not Path(path).expanduser().is_dir():
         raise AgentLoadError(f"tokenizer path {path!r} is not a directory (pass --tokenizer PATH)")
-    return AutoTokenizer.from_pretrained(Path(path).expanduser())
+    directory = Path(path).expanduser()
+    if not any((directory / name).exists() for name in ("tokenizer.json", "tokenizer_config.json")):
+        raise AgentLoadError(f"{path!r} holds no tokenizer (no tokenizer.json or tokenizer_config.json): "
+                             "pass --tokenizer PATH")
+    try:
+        return AutoTokenizer.from_pretrained(directory)
+    except (OSError, ValueError) as exc:  # transformers' own reason: a bad or missing file
+        raise AgentLoadError(f"cannot load a tokenizer from {path!r}: {str(exc).splitlines()[0]}") from None
 
 
 async def check_server(base_url: str, api_key: str | None = None, timeout_s: float = 10.0) -> list[str]:
@@ -113,6 +120,8 @@ def build_runner(settings: EvalSettings, api_key: str | None = None, *, strict: 
         policy = load_policy(agent.kind, model, tokenizer=tokenizer, base_url=agent.base_url, api_key=api_key)
     except PolicyLoadError as exc:
         raise AgentLoadError(str(exc)) from None
+    except (OSError, ValueError) as exc:  # transformers could not read the folder: a bad config or no weights
+        raise AgentLoadError(f"cannot load the model from {model!r}: {str(exc).splitlines()[0]}") from None
     actor = ChatActor(policy, sampling) if agent.kind == "openai-chat" else TokenActor(policy, ChatRenderer(tokenizer), sampling)
 
     async def play(task_id: str, seed: int) -> Trajectory:

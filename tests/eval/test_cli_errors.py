@@ -114,3 +114,23 @@ def test_a_really_full_tmpfs(tmp_path):
         assert len({t.task_id for t in finished}) == len(finished) == expected
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_a_model_folder_that_does_not_load_is_one_line(tmp_path, model, tokenizer):
+    no_tokenizer, bad_config, no_weights = (tmp_path / name for name in ("no_tokenizer", "bad_config", "no_weights"))
+    model.save_pretrained(no_tokenizer)
+    for folder in (bad_config, no_weights):
+        model.config.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+    (bad_config / "config.json").write_text("{not json")
+    expected = {
+        no_tokenizer: f"Error: {str(no_tokenizer)!r} holds no tokenizer (no tokenizer.json or tokenizer_config.json): "
+                      "pass --tokenizer PATH",
+        bad_config: f"Error: cannot load a tokenizer from {str(bad_config)!r}: It looks like the config file at "
+                    f"'{bad_config / 'config.json'}' is not a valid JSON file.",
+        no_weights: f"Error: cannot load the model from {str(no_weights)!r}: Error no file named model.safetensors, "
+                    f"or pytorch_model.bin, found in directory {no_weights}.",
+    }
+    for folder, line in expected.items():
+        result = invoke(*MAZE, "--agent", "hf", "--model", str(folder), "--max-tasks", "1", "-o", str(tmp_path / "r"))
+        assert result.exit_code == 1 and result.stderr.strip() == line, result.stderr
