@@ -21,6 +21,7 @@ from agentrl.train.config import load_config
 from agentrl.train.sft import run_sft
 from agentrl.train.trainer import Trainer, build_model, build_policy
 from tests.cluster.conftest import on_cluster
+from tests.policy.test_partial import perturbed
 
 
 def test_the_router_keeps_a_conversation_and_sends_new_ones_to_the_least_bound_server():
@@ -103,15 +104,6 @@ def max_logprob_error(trajectories, models: dict[int, torch.nn.Module]) -> float
         for t in trajectories
         for s in t.steps
     )
-
-
-def perturbed(model, seed: int):
-    new = copy.deepcopy(model)
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in new.parameters():
-            p.add_(0.1 * torch.randn(p.shape, generator=generator))
-    return new
 
 
 @pytest.mark.slow
