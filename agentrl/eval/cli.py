@@ -115,6 +115,11 @@ def eval_run(env_id, kind, model, base_url, tokenizer, api_key, temperature, max
             trajectories = asyncio.run(run_all())
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:  # every finished episode is on disk already
+        episodes = Path(output) / EPISODES_FILE
+        click.echo(f"interrupted: {len(load_finished(Path(output)))} episodes kept in {episodes}; "
+                   "run the same command again to resume", err=True)
+        raise click.exceptions.Exit(130) from None
     ks = report_ks(samples)
     title = f"{agent.label} on {env_id} ({split})"
     console.print(_summary_table(title, trajectories, ks))

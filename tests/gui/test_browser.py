@@ -234,3 +234,25 @@ def test_acquire_beyond_the_pool_size_waits_for_a_release():
         pool.release(first)
     finally:
         pool.close()
+
+
+async def test_a_cancelled_acquire_gives_its_browser_back():
+    """Ctrl-C during an eval cancels envs still waiting for a browser (or starting one): the
+    browser their thread gets after all goes straight back to the pool, so its slot is not lost,
+    the next waiter is served and no thread waits forever (which hung the interpreter's exit)."""
+    import asyncio
+
+    pool = BrowserPool(size=1)
+    try:
+        held = await pool.aacquire()
+        waiting = asyncio.ensure_future(pool.aacquire(timeout=20))  # timeouts: a failure here fails, never hangs
+        await asyncio.sleep(0.2)
+        waiting.cancel()  # an env cancelled while it waits: its thread still waits for the slot
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        pool.release(held)  # the cancelled waiter's thread takes the slot... and must give it back
+        assert await pool.aacquire(timeout=10) is held  # the warm browser
+        assert pool.stats() | {"idle": None} == {"size": 1, "idle": None, "leased": 1, "started": 1, "replaced": 0}
+        pool.release(held)
+    finally:
+        pool.close()

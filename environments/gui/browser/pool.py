@@ -61,8 +61,20 @@ class BrowserPool:
         return browser
 
     async def aacquire(self, timeout: float | None = None) -> Browser:
-        """Async twin of :meth:`acquire` (waiting and starting happen off the event loop)."""
-        return await asyncio.to_thread(self.acquire, timeout)
+        """Async twin of :meth:`acquire` (waiting and starting happen off the event loop).
+
+        Cancelling the caller (Ctrl-C) cannot stop its thread: the browser that thread still gets
+        goes straight back to the pool, so no slot is lost and no other waiter waits forever."""
+        leased = asyncio.get_running_loop().run_in_executor(None, self.acquire, timeout)
+        try:
+            return await asyncio.shield(leased)
+        except asyncio.CancelledError:
+            leased.add_done_callback(self._release_unclaimed)
+            raise
+
+    def _release_unclaimed(self, leased: asyncio.Future) -> None:
+        if not leased.cancelled() and leased.exception() is None:
+            self.release(leased.result())
 
     def release(self, browser: Browser) -> None:
         """Give a browser back; a dead one is closed and its slot frees up for a replacement."""
