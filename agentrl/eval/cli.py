@@ -42,6 +42,11 @@ def _summary_table(title: str, trajectories, ks) -> Table:
     table = Table("metric", "value", title=title)
     table.add_row("episodes scored / run", f"{m.scored_episodes} / {m.episodes}")
     table.add_row("infra errors (left out)", str(m.infra_errors))
+    if not m.scored_episodes:  # nothing scored: there is no rate, and certainly not 0
+        for label in ("success rate [95% CI]", "mean reward", "mean turns", "mean tool calls", "tool productivity",
+                      "invalid-action rate"):
+            table.add_row(label, "n/a")
+        return table
     table.add_row("success rate [95% CI]", f"{m.success_rate:.3f} [{m.success_ci[0]:.3f}, {m.success_ci[1]:.3f}]")
     table.add_row("mean reward", f"{m.mean_reward:.3f}")
     for k, value in m.pass_at_k.items():
@@ -51,6 +56,16 @@ def _summary_table(title: str, trajectories, ks) -> Table:
     table.add_row("tool productivity", f"{m.tool_productivity:.3f}")
     table.add_row("invalid-action rate", f"{m.invalid_action_rate:.3f}")
     return table
+
+
+def _infra_failures(trajectories) -> str | None:
+    """What to tell about the run's infra failures (masked, retried on resume), or None."""
+    failed = [t for t in trajectories if not t.learnable]
+    if not failed:
+        return None
+    first = (failed[0].error or "").strip().splitlines()[0]
+    return (f"{len(failed)} of {len(trajectories)} failed for infrastructure reasons (left out of the scores); "
+            f"fix the cause and run the same command again to retry them. First error: {first}")
 
 
 def _open_run(run_dir: str) -> tuple[EvalSettings, dict, list]:
@@ -127,6 +142,11 @@ def eval_run(env_id, kind, model, base_url, tokenizer, api_key, temperature, max
     with disk_errors("report.html"):
         report = write_report(Path(output) / "report.html", {agent.label: trajectories}, title, details=details, ks=ks)
     console.print(f"report: {report}")
+    infra = _infra_failures(trajectories)
+    if infra and not any(t.learnable for t in trajectories):
+        raise click.ClickException(f"no episode was scored: {infra}")
+    if infra:
+        warn(infra)
 
 
 @eval_group.command("report")

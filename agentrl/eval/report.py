@@ -105,8 +105,14 @@ def _metrics_rows(metrics: dict[str, Metrics]) -> str:
         ("truncated", lambda m: f"{m.truncated_rate:.3f}"),
     ]
     head = "<tr><th>metric</th>" + "".join(f"<th>{html.escape(n)}</th>" for n in names) + "</tr>"
+    counts = 3  # the first rows count episodes; the others score them and mean nothing when none was scored
+
+    def cell(i: int, fn, m: Metrics) -> str:
+        return fn(m) if i < counts or m.scored_episodes else "n/a"
+
     body = "".join(
-        f"<tr><td>{label}</td>" + "".join(f"<td>{fn(metrics[n])}</td>" for n in names) + "</tr>" for label, fn in fields
+        f"<tr><td>{label}</td>" + "".join(f"<td>{cell(i, fn, metrics[n])}</td>" for n in names) + "</tr>"
+        for i, (label, fn) in enumerate(fields)
     )
     return f"<table id='summary'>{head}{body}</table>"
 

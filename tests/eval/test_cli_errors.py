@@ -3,6 +3,8 @@
 import errno
 import os
 import subprocess
+import sys
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -134,3 +136,54 @@ def test_a_model_folder_that_does_not_load_is_one_line(tmp_path, model, tokenize
     for folder, line in expected.items():
         result = invoke(*MAZE, "--agent", "hf", "--model", str(folder), "--max-tasks", "1", "-o", str(tmp_path / "r"))
         assert result.exit_code == 1 and result.stderr.strip() == line, result.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_run_that_scored_nothing_says_so_and_shows_no_score(tmp_path):
+    """Every episode an infra error (the retrieval server is down): no score is shown (not 0.000),
+    the cause is named, the exit is non-zero; with the server up, the same command retries them."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    out = tmp_path / "r"
+    result = invoke("eval", "run", "--env", "agentrl/SearchQA-v0", "-e", f"retriever_url={url}", "--max-tasks", "2",
+                    "-o", str(out))
+    assert result.exit_code == 1
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in result.stdout.splitlines()
+            if line.count("│") == 3}
+    assert rows["episodes scored / run"] == "0 / 2" and rows["infra errors (left out)"] == "2"
+    assert rows["success rate [95% CI]"] == rows["mean reward"] == rows["invalid-action rate"] == "n/a"
+    assert result.stderr.splitlines()[-1].startswith(
+        "Error: no episode was scored: 2 of 2 failed for infrastructure reasons (left out of the scores); fix the "
+        "cause and run the same command again to retry them. First error: RetrievalUnavailable: retrieval server "
+        f"{url} unreachable: ClientConnectorError("
+    )
+    report = (out / "report.html").read_text()
+    assert "<td>success rate [95% CI]</td><td>n/a</td>" in report and "0.000 [0.000, 1.000]" not in report
+    server = subprocess.Popen([sys.executable, "-m", "agentrl_envs.search.service", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not _answers(port):
+            assert server.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        retried = invoke("eval", "run", "--env", "agentrl/SearchQA-v0", "-e", f"retriever_url={url}",
+                         "--max-tasks", "2", "-o", str(out))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert retried.exit_code == 0 and "2 / 2" in retried.stdout and "infrastructure" not in retried.stderr
+    assert [t.status for t in load_finished(out)] == ["ok", "ok"]  # the infra rows replaced, not added to
+
+
+def _answers(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
