@@ -167,6 +167,7 @@ def eval_report(run_dir: str) -> None:
 @click.option("--output", "-o", "-O", default="compare.html", show_default=True, type=click.Path(dir_okay=False))
 def eval_compare(run_a: str, run_b: str, output: str) -> None:
     """Put two runs side by side: settings, metrics, per-task paired differences, overlaid plots."""
+    writable_dir(Path(output).parent)  # fail now, not after reading both runs
     runs, details, ks = {}, {}, {1}
     for run_dir in (run_a, run_b):
         settings, info, trajectories = _open_run(run_dir)

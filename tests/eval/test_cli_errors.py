@@ -187,3 +187,14 @@ def _answers(port: int) -> bool:
 
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_compare_writes_into_a_new_folder_and_refuses_a_file_as_one(tmp_path):
+    for name in ("a", "b"):
+        assert invoke(*MAZE, "--max-tasks", "1", "-o", str(tmp_path / name)).exit_code == 0
+    runs = (str(tmp_path / "a"), str(tmp_path / "b"))
+    made = invoke("eval", "compare", *runs, "-o", str(tmp_path / "new" / "compare.html"))
+    assert made.exit_code == 0 and (tmp_path / "new" / "compare.html").exists()
+    (tmp_path / "file").write_text("")
+    refused = invoke("eval", "compare", *runs, "-o", str(tmp_path / "file" / "compare.html"))
+    assert refused.exit_code == 1 and "cannot write to the output folder" in refused.stderr
