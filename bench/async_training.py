@@ -13,7 +13,17 @@
   length distribution; each mode trains on ``steps × groups_per_step`` groups.
 
 The figure is the wall time of the RL steps (from the step-0 checkpoint to the last step's), and
-its ratio to sync's.
+its ratio to sync's. Each mode's seconds are split into the first fill (until step 1's update
+starts), the waits between a weight sync and the next update, the learner, the weight syncs and
+the rest. The learner cannot start before step 1's groups are in, and then needs
+``steps × train_s``: async's ceiling is sync / (its first fill + steps × train_s), printed beside
+the measured figure with the seconds past it.
+
+Figures (two runs after weight updates cut HF turns mid-decode, shared 2-core machine, load
+6–10): sync 40.2 / 39.3 s; one_step_off 1.57× / 1.54×; async 2.33× / 2.21×, which is 98% / 97%
+of its ceiling 2.37× / 2.29× (the learner alone: 2.51× / 2.46×). Past the ceiling async lost
+0.35 / 0.61 s: 0.34 / 0.54 s waiting for groups due under the staleness bound, 0.01 s in weight
+syncs; the first fill (0.93 / 1.14 s) is what separates the ceiling from the learner alone.
 
 Run: ``nice .venv/bin/python bench/async_training.py`` (``--quick`` for a smaller run).
 """
