@@ -12,8 +12,8 @@
                 API models whose tokenizer you do not have; no token ids are recorded
 ==============  ==============================================================================
 
-Model paths and servers are checked before the run starts, so a typo fails in a second with a
-message that says what is wrong, not after the first episode.
+Model paths, servers and served model names are checked before the run starts, so a typo fails
+in a second with a message that says what is wrong, not after the first episode.
 """
 
 from __future__ import annotations
@@ -111,7 +111,9 @@ def build_runner(settings: EvalSettings, api_key: str | None = None, *, strict: 
         if not (agent.base_url and agent.model):
             raise AgentLoadError(f"{agent.kind} needs --base-url and --model (the served model name)")
         tokenizer = _load_tokenizer(agent.tokenizer or agent.model) if agent.kind == "openai" else None
-        asyncio.run(check_server(agent.base_url, api_key))
+        served = asyncio.run(check_server(agent.base_url, api_key))
+        if served and agent.model not in served:
+            raise AgentLoadError(f"the server at {agent.base_url} serves {', '.join(served)}, not --model {agent.model!r}")
         model = agent.model
     else:
         model = str(_check_model_dir(agent.model, "transformers model" if agent.kind == "hf" else "model"))

@@ -105,3 +105,11 @@ def test_unreachable_server_and_bad_model_path_fail_fast_with_a_reason(tmp_path)
     assert result.returncode != 0 and "is not a directory" in result.stderr
     result = run_eval("--agent", "hf", "-O", str(tmp_path / "c"))
     assert result.returncode != 0 and "--model is required" in result.stderr
+
+
+def test_a_model_name_the_server_does_not_serve_fails_fast(server, tmp_path):
+    """A typo in --model: the server lists what it serves, so the run stops before any episode."""
+    result = run_eval("--agent", "openai-chat", "--base-url", server, "--model", "tinyy", "-O", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == f"Error: the server at {server} serves tiny, not --model 'tinyy'"
+    assert not (tmp_path / "episodes.jsonl").exists()
