@@ -31,6 +31,10 @@ def test_the_readme_evaluates_the_trained_model_on_the_env_it_was_trained_on():
     assert "$MAZE" in hf and hf[hf.index("--model") + 1] == "runs/default/final"
     assert float(hf[hf.index("--temperature") + 1]) > 0  # -k 5 at temperature 0: 5 identical samples
     assert int(hf[hf.index("--max-tokens") + 1]) == trained.rollout.max_tokens
+    # agentrl serve names the model by its path, and eval refuses a --model the server does not list
+    serve = shlex.split(next(line for line in block.splitlines() if line.startswith("agentrl serve")))
+    http = shlex.split(block[block.index("--agent openai "):].split(" -o ")[0].replace("\\\n", " "))
+    assert http[http.index("--model") + 1] == serve[serve.index("--model") + 1] == "runs/default/final"
 
 
 @pytest.mark.slow
