@@ -67,6 +67,11 @@ def parse_env_options(pairs: tuple[str, ...]) -> dict:
 
 def make_env_or_exit(env_id: str, options: dict, split: str | None = None) -> agentrl.TextEnv:
     """The env, or a one-line error naming the bad id, option or empty split."""
+    if "remote" in options:
+        raise click.ClickException(
+            "-e remote=...: this command walks the env's task list, which a remote env keeps on its server; "
+            "run it where the env is served, or play remote episodes from Python with agentrl.make(ID, remote=URL)"
+        )
     try:
         env = agentrl.make(env_id, **{**options, **({"split": split} if split else {})})
     except (UnknownEnvError, EnvOptionError) as exc:

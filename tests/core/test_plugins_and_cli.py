@@ -75,6 +75,19 @@ def test_cli_show_and_errors():
     assert "agentrl/Maze-v0 has no tasks in split 'dev'" in no_dev.stderr
 
 
+def test_a_remote_env_option_is_refused_with_the_reason():
+    """The commands walk the env's task list, which a remote env keeps on its server: -e remote=URL
+    is one line saying so (it was a traceback, or an error about a 'split' option nobody passed)."""
+    url = "ws://127.0.0.1:9"
+    expected = ("Error: -e remote=...: this command walks the env's task list, which a remote env keeps on its "
+                "server; run it where the env is served, or play remote episodes from Python with "
+                "agentrl.make(ID, remote=URL)")
+    for args in (("envs", "show", "agentrl/Calculator-v0"), ("run", "--env", "agentrl/Calculator-v0"),
+                 ("eval", "run", "--env", "agentrl/Calculator-v0", "-o", "/nonexistent/never-made")):
+        result = run_cli(*args, "-e", f"remote={url}")
+        assert result.returncode == 1 and result.stderr.strip() == expected, (args, result.stderr)
+
+
 def test_envs_list_is_not_cut_when_piped():
     listing = run_cli("envs", "list", env_extra={"COLUMNS": "40"})
     lines = dict(line.split("\t") for line in listing.stdout.splitlines() if "\t" in line)
