@@ -65,12 +65,15 @@ async def oracle_demonstrations(
     env_factory: Callable[[], TextEnv], renderer: ChatRenderer, episodes: int, seed: int, max_tokens: int = 64,
     demonstrator: Demonstrator = "oracle",
 ) -> list[Trajectory]:
-    """``episodes`` oracle episodes (seeds ``seed``, ``seed + 1``, …) recorded as RL would record them."""
+    """``episodes`` oracle episodes (seeds ``seed``, ``seed + 1``, …) recorded as RL would record them,
+    over the tasks of :func:`demonstration_tasks`."""
     out = []
+    tasks: list[str] = []
     for i in range(episodes):
         env = env_factory()
         try:
-            trajectory = Trajectory(task_id="", seed=seed + i)
+            tasks = tasks or demonstration_tasks(env, episodes, seed)
+            trajectory = Trajectory(task_id=tasks[i], seed=seed + i)
             actor = TokenActor(OraclePolicy(env, renderer, demonstrator, seed + i), renderer, SamplingParams(max_tokens=max_tokens))
             await play(env, actor, trajectory)
             out.append(finalize(trajectory))
@@ -78,6 +81,22 @@ async def oracle_demonstrations(
             await env.aclose()
             env.close()
     return out
+
+
+def demonstration_tasks(env: TextEnv, episodes: int, seed: int) -> list[str]:
+    """The task of each demonstration: a seeded shuffle of the split's tasks, repeated, so every
+    task gets ``episodes // n`` or one more (and no task twice when there are more tasks than
+    episodes). Tasks drawn by episode seed left the default maze's hardest task 4 demos of 64, and
+    a warm start that never solves a task gives RL no success to learn from there. An env whose
+    tasks live on a server (a ``RemoteEnv``) cannot list them: its tasks are drawn by seed ("")."""
+    try:
+        ids = env.tasks.split(env.config.split).ids()
+    except NotImplementedError:
+        ids = []
+    if not ids:  # (an empty split: reset names it)
+        return [""] * episodes
+    order = np.random.default_rng((seed, 2)).permutation(len(ids))
+    return [ids[order[i % len(ids)]] for i in range(episodes)]
 
 
 def demonstration_rows(trajectories: list[Trajectory]) -> list[TokenRow]:
