@@ -36,7 +36,7 @@ class RandomAgent:
 
     def __init__(self, env: TextEnv, seed: int | None = None):
         self.env = env
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(None if seed is None else (seed, 1))  # not the env's own stream of that seed
 
     def act(self, observation: str) -> str:
         return self.env.random_action(self.rng)

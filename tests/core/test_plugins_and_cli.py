@@ -75,6 +75,16 @@ def test_cli_show_and_errors():
     assert "agentrl/Maze-v0 has no tasks in split 'dev'" in no_dev.stderr
 
 
+def test_the_random_agent_is_not_a_function_of_the_task():
+    """`agentrl run` draws each episode's task from its seed; the random agent seeded from the same
+    stream picked the wrong door in every room of the contextual bandit (success 0.000, not ~0.5)."""
+    result = run_cli("run", "--env", "agentrl/ContextualBandit-v0", "--agent", "random", "-n", "200",
+                     env_extra={"COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    rate = float(next(line for line in result.stdout.splitlines() if "success rate" in line).split("│")[2])
+    assert 0.4 <= rate <= 0.6  # 1/2 doors pays; 200 episodes: SE 0.035, so this is 2.8 SE either side
+
+
 def test_a_remote_env_option_is_refused_with_the_reason():
     """The commands walk the env's task list, which a remote env keeps on its server: -e remote=URL
     is one line saying so (it was a traceback, or an error about a 'split' option nobody passed)."""
