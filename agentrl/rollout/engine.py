@@ -8,7 +8,9 @@
   episodes are never swapped for short ones.
 * **Deadline and retries.** Each attempt runs under one deadline (:func:`run_actor`); an
   attempt that ends in ``infra_error`` (timeout, sandbox or backend failure) is retried with the
-  same seed and task, up to ``max_attempts`` in all. ``info["attempts"]`` records how many ran.
+  same seed and task, up to ``max_attempts`` in all. ``info["attempts"]`` records how many ran;
+  each failed attempt is logged (one warning: the episode, the attempt, the error's first line)
+  and counted in ``stats["infra_errors"]`` (failed attempts; ``retries``: those run again).
 * **Staleness** (:class:`GroupStream`, :meth:`RolloutEngine.stream`). Admission control, not
   dropping. With B = ``groups_per_step`` groups trained per policy version and the bound
   s = ``max_staleness``, a group admitted at version a must be trained at a version ≤ a + s (its
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import random
 from collections.abc import AsyncIterator, Iterable, Iterator
 
@@ -39,6 +42,8 @@ from agentrl.rollout.config import RolloutConfig, TreeConfig
 from agentrl.rollout.episode import EnvFactory, TokenActor, derive_seed, run_actor
 from agentrl.rollout.tree import TreeBuilder
 from agentrl.types import RolloutTree, StepRecord, Trajectory, TreeLeaf, new_id
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -138,6 +143,12 @@ class RolloutEngine:
                 break
             self.stats["infra_errors"] += 1
             self.stats["retries"] += attempt < c.max_attempts
+            log.warning(
+                "episode seed %s task %s member %d: attempt %d/%d failed (%s): %s",
+                spec.seed, trajectory.task_id or spec.task_id, member, attempt, c.max_attempts,
+                "retrying" if attempt < c.max_attempts else "masked as infra_error",
+                (trajectory.error or "no error recorded").splitlines()[0],
+            )
         self.stats["episodes"] += 1
         if self._bar is not None:
             self._bar.update(1)

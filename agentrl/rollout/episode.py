@@ -37,7 +37,9 @@ cut the turn mid-decode (the in-process HF sampler).
 
 **Failures** (:func:`run_actor`, one deadline over env creation, reset, every generation and
 every tool call): an :class:`agentrl.errors.InfraError` or the deadline → ``status="infra_error"``
-(masked downstream, retried by the engine, never scored). Any other exception is a bug: with
+(masked downstream, retried by the engine, never scored). A deadline's error names where the
+episode was waiting, and the first one in a process logs every thread's stack (a hung backend
+shows where it hangs). Any other exception is a bug: with
 ``strict=True`` (the default) it propagates with its traceback and fails the run; with
 ``strict=False`` it is logged and the episode masked as ``infra_error``. A bare ``OSError`` or
 ``ConnectionError`` is *not* infrastructure: backends wrap theirs in typed errors.
@@ -49,10 +51,13 @@ import asyncio
 import dataclasses
 import inspect
 import logging
+import sys
+import threading
 import time
 import traceback
 import zlib
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Protocol
 
 from agentrl.env.agents import Agent
@@ -413,11 +418,39 @@ async def run_actor(
         if deadline.expired():
             trajectory.truncation, trajectory.error = (
                 "timeout",
-                f"TimeoutError: episode deadline of {timeout_s}s passed",
+                f"TimeoutError: episode deadline of {timeout_s}s passed, waiting in {_waiting_at(exc)}",
             )
+            _log_thread_stacks_once()
         else:
             trajectory.truncation, trajectory.error = None, classify(exc, strict)
     finally:
         await close_env(env)
     trajectory.info["duration_s"] = round(time.perf_counter() - start, 4)
     return finalize(trajectory)
+
+
+def _waiting_at(exc: BaseException) -> str:
+    """Where a timed-out episode was waiting: the innermost frame outside asyncio of the
+    cancellation that the deadline turned into ``exc``."""
+    frames = traceback.extract_tb((exc.__cause__ or exc).__traceback__)
+    ours = [f for f in frames if "asyncio" not in Path(f.filename).parts] or frames
+    if not ours:
+        return "an unknown place"
+    return f"{ours[-1].name} ({Path(ours[-1].filename).name}:{ours[-1].lineno})"
+
+
+_stacks_logged = False
+
+
+def _log_thread_stacks_once() -> None:
+    """Log every thread's stack, the first time an episode passes its deadline in this process."""
+    global _stacks_logged
+    if _stacks_logged:
+        return
+    _stacks_logged = True
+    names = {t.ident: t.name for t in threading.enumerate()}
+    stacks = "".join(
+        f"thread {names.get(ident, ident)}:\n{''.join(traceback.format_stack(frame))}"
+        for ident, frame in sys._current_frames().items()
+    )
+    log.warning("an episode passed its deadline; the stack of every thread (logged once):\n%s", stacks)

@@ -9,7 +9,9 @@ line cut short (a kill or a full disk mid-write) is dropped with a warning.
 :func:`staleness_metrics` adds the per-token staleness of a step's batch — how many policy
 versions older than the update's weights the sampler's were — as ``rollout/staleness_mean``,
 ``rollout/staleness_max`` and the histogram ``rollout/staleness_hist/k`` (the fraction of policy
-tokens sampled k versions back).
+tokens sampled k versions back). :func:`attempt_metrics` counts the episode attempts that failed
+(an infrastructure error or the deadline) behind a step's batch, as ``rollout/failed_attempts``:
+a retried attempt is not silent even when its retry succeeded.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from agentrl.types import Trajectory
 
 if TYPE_CHECKING:
     from agentrl.rollout.engine import Group
@@ -42,6 +46,18 @@ def staleness_metrics(groups: Iterable[Group], version: int) -> dict[str, float]
         "rollout/staleness_max": float(max(k for k, n in tokens.items() if n)),
     }
     return out | {f"rollout/staleness_hist/{k}": n / total for k, n in sorted(tokens.items()) if n}
+
+
+def attempt_metrics(groups: Iterable[Group]) -> dict[str, float]:
+    """``rollout/failed_attempts``: the failed attempts behind the chain episodes of ``groups``,
+    retried or not (each episode's ``info["attempts"]``, less the one that succeeded)."""
+    failed = sum(
+        episode.info["attempts"] - (episode.status != "infra_error")
+        for group in groups
+        for episode in group.members
+        if isinstance(episode, Trajectory) and "attempts" in episode.info  # trees: branches are not retried
+    )
+    return {"rollout/failed_attempts": float(failed)}
 
 
 class MetricsLog:

@@ -71,7 +71,7 @@ from agentrl.train.checkpoint import Checkpointer
 from agentrl.train.config import TrainConfig
 from agentrl.train.learner import Learner, apply_lora, cpu_threads
 from agentrl.train.loss import off_policy_weights
-from agentrl.train.metrics import MetricsLog, plot_learning_curves, staleness_metrics
+from agentrl.train.metrics import MetricsLog, attempt_metrics, plot_learning_curves, staleness_metrics
 from agentrl.train.sft import run_sft
 
 SPEC_SEED_STRIDE = 1_000_003
@@ -499,7 +499,11 @@ class Trainer:
                 else:
                     batch, seconds, skipped = await pending
                     pending = None
-                record = batch.metrics(seconds) | staleness_metrics(batch.groups, self.policy.policy_version)
+                record = (
+                    batch.metrics(seconds)
+                    | staleness_metrics(batch.groups, self.policy.policy_version)
+                    | attempt_metrics(batch.groups)
+                )
                 if self.cluster is not None:  # sampler retries, sampler and env-worker restarts so far
                     record |= self.cluster.metrics()
                 if c.rollout.dynamic_sampling:

@@ -181,3 +181,43 @@ def test_group_steps_and_episodes_walk_chains_and_trees_alike():
     assert list(group.episodes()) == chains
     assert group.oldest_policy_version == 4
     assert Group(spec=GroupSpec(seed=0), members=[chains[1]]).oldest_policy_version is None
+
+
+async def test_an_attempt_past_its_deadline_is_logged_with_where_it_waited_and_counted(
+    policy, renderer, caplog, monkeypatch
+):
+    import asyncio
+    import inspect
+    import logging
+
+    from agentrl.rollout import episode
+    from agentrl.train.metrics import attempt_metrics
+
+    hung = []
+
+    class HangsOnce(MazeEnv):
+        async def _areset(self, task):
+            if not hung:
+                hung.append(task.id)
+                await asyncio.Event().wait()  # a backend that never answers
+            return self._reset(task)
+
+    monkeypatch.setattr(episode, "_stacks_logged", False)
+    config = RolloutConfig(group_size=2, episode_timeout_s=0.5, max_attempts=2, sampling=SamplingParams(max_tokens=2))
+    engine = RolloutEngine(HangsOnce, policy, renderer, config)
+    with caplog.at_level(logging.WARNING):
+        [group] = await engine.run([GroupSpec(seed=5, task_id="maze5-0003")])
+    assert sorted(t.info["attempts"] for t in group.members) == [1, 2]
+    assert all(t.status != "infra_error" for t in group.members)
+    assert engine.stats["infra_errors"] == 1 and engine.stats["retries"] == 1
+    assert attempt_metrics([group]) == {"rollout/failed_attempts": 1.0}
+    attempts = [r.getMessage() for r in caplog.records if r.name == "agentrl.rollout.engine"]
+    assert len(attempts) == 1
+    assert attempts[0].startswith("episode seed 5 task maze5-0003 member ")
+    line = inspect.getsourcelines(HangsOnce._areset)[1] + 3  # the wait that never ends
+    assert attempts[0].endswith(
+        f": attempt 1/2 failed (retrying): TimeoutError: episode deadline of 0.5s passed, waiting in _areset "
+        f"(test_engine.py:{line})"
+    )
+    [stacks] = [r.getMessage() for r in caplog.records if "stack of every thread" in r.getMessage()]
+    assert "thread MainThread:" in stacks and "agentrl-batcher" in stacks  # logged once, naming the threads

@@ -109,6 +109,7 @@ def test_one_step_off_trains_on_one_version_old_rollouts(tmp_path):
     assert rl[0]["rollout/staleness"] == 0.0
     # Step k+1 is rolled out while step k trains: its tokens are at most one version old.
     assert all(r["rollout/staleness"] in (0.0, 1.0) for r in rl)
+    assert all(r["rollout/failed_attempts"] == 0.0 for r in rl)  # every record says how many attempts failed
     assert rl[-1]["policy_version"] == 3
 
 
