@@ -77,24 +77,24 @@ class CalculatorConfig(EnvConfig):
 class CalculatorEnv(TextEnv):
     Config = CalculatorConfig
     instructions = (
-        "Answer the shopping question. Prices are only known through the lookup tool; use the "
-        "calculator for arithmetic. Call tools as <tool_call>{\"name\": ..., \"arguments\": {...}}"
-        "</tool_call> (several per turn allowed). Give the final number as <answer>NUMBER</answer>."
+        "Answer the shopping question: look prices up, compute the total, answer. Call tools as "
+        "<tool_call>{\"name\": ..., \"arguments\": {...}}</tool_call> (several per turn allowed); "
+        "end with <answer>NUMBER</answer>."
     )
     tools = [
         ToolSpec(
             name="lookup",
-            description="Price of one unit of an item.",
+            description="Unit price of an item.",
             parameters={
                 "type": "object",
-                "properties": {"item": {"type": "string", "description": "Item name, e.g. apple."}},
+                "properties": {"item": {"type": "string"}},
                 "required": ["item"],
                 "additionalProperties": False,
             },
         ),
         ToolSpec(
             name="calculator",
-            description="Evaluate an arithmetic expression with + - * / and parentheses.",
+            description="Evaluate + - * / and parentheses.",
             parameters={
                 "type": "object",
                 "properties": {"expression": {"type": "string"}},
