@@ -44,7 +44,7 @@ def _summary_table(title: str, trajectories, ks) -> Table:
     table.add_row("infra errors (left out)", str(m.infra_errors))
     if not m.scored_episodes:  # nothing scored: there is no rate, and certainly not 0
         for label in ("success rate [95% CI]", "mean reward", "mean turns", "mean tool calls", "tool productivity",
-                      "invalid-action rate"):
+                      "invalid-action rate", "truncated"):
             table.add_row(label, "n/a")
         return table
     table.add_row("success rate [95% CI]", f"{m.success_rate:.3f} [{m.success_ci[0]:.3f}, {m.success_ci[1]:.3f}]")
@@ -55,6 +55,7 @@ def _summary_table(title: str, trajectories, ks) -> Table:
     table.add_row("mean tool calls", f"{m.mean_tool_calls:.2f}")
     table.add_row("tool productivity", f"{m.tool_productivity:.3f}")
     table.add_row("invalid-action rate", f"{m.invalid_action_rate:.3f}")
+    table.add_row("truncated", f"{m.truncated_rate:.3f}")  # cut short: max turns, or a turn at --max-tokens
     return table
 
 

@@ -198,3 +198,17 @@ def test_compare_writes_into_a_new_folder_and_refuses_a_file_as_one(tmp_path):
     (tmp_path / "file").write_text("")
     refused = invoke("eval", "compare", *runs, "-o", str(tmp_path / "file" / "compare.html"))
     assert refused.exit_code == 1 and "cannot write to the output folder" in refused.stderr
+
+
+def test_the_summary_shows_episodes_cut_short(tmp_path, model, tokenizer):
+    """A random tiny model's 2-token turns all hit --max-tokens: the episodes end truncated, which
+    the summary says (an invalid-action rate of 0.000 alone read like well-formed actions)."""
+    model.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    result = invoke(*MAZE, "-e", "size=3", "--agent", "hf", "--model", str(tmp_path / "model"), "--max-tasks", "2",
+                    "--max-tokens", "2", "-o", str(tmp_path / "r"))
+    assert result.exit_code == 0, result.stderr
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in result.stdout.splitlines()
+            if line.count("│") == 3}
+    assert [t.status for t in load_finished(tmp_path / "r")] == ["truncated", "truncated"]
+    assert rows["truncated"] == "1.000"
