@@ -8,6 +8,9 @@ configs over several seeds and draws the curves.
 | contextual bandit (door depends on the room) | examples/contextual_bandit.yaml | 10 | ~0.35 | ≥ 0.9 | 0.5 | 1.0 |
 | maze (the embedded default) | examples/default.yaml | 10 | ~0.41 | mean of steps 2-10 > start | ~0.2 | 1.0 |
 
+The calculator (multi-turn tools, examples/calculator.yaml) has no check yet: no config tried
+learns within 10 RL steps (agentrl/train/README.md, "Learning checks").
+
 The warm starts of the bandits imitate *random* valid doors (``sft.demonstrator: random``): they
 teach the format, not the answer, so every point above 0.5 is RL's. Rollouts are reproducible
 (per-member sampling seeds), so each run gives the same numbers whatever the load.
