@@ -17,7 +17,7 @@ Modes: ``gigpo_async`` is ``gigpo`` with ``mode: async``, ``rollout.max_stalenes
 gigpo,gigpo_async`` compares async training with its off-policy correction against sync. An async
 run is not reproducible to the bit the way a sync one is: which groups finish first, and so how
 stale each trained group is, depends on timing; its warm start and eval episodes are the same.
-On the maze, 4 seeds: async is −0.109 ± 0.102 behind sync at step 30 (sampled, paired); see
+On the maze, 5 seeds: async is −0.097 ± 0.077 behind sync at step 30 (sampled, paired); see
 agentrl/train/README.md and bench/figures/sync_vs_async.png.
 
 Per estimator and evaluation step the table gives the mean over seeds with its 95% t-interval,
