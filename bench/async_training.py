@@ -24,6 +24,7 @@ Figures (two runs after weight updates cut HF turns mid-decode, shared 2-core ma
 of its ceiling 2.37× / 2.29× (the learner alone: 2.51× / 2.46×). Past the ceiling async lost
 0.35 / 0.61 s: 0.34 / 0.54 s waiting for groups due under the staleness bound, 0.01 s in weight
 syncs; the first fill (0.93 / 1.14 s) is what separates the ceiling from the learner alone.
+``--max-staleness 4``: waits 0.05 s, async 2.32× = 99% of its 2.34× ceiling (load 7).
 
 Run: ``nice .venv/bin/python bench/async_training.py`` (``--quick`` for a smaller run).
 """
