@@ -207,10 +207,13 @@ def test_an_env_that_cannot_be_built_is_reported_and_frees_its_slot():
 
 
 def test_idle_sessions_expire():
-    with ServerThread(EnvServer(CALC, idle_timeout_s=0.2)) as thread:
+    # 1 s, not less: under load a reset alone took longer than a 0.2 s timeout (a flake)
+    with ServerThread(EnvServer(CALC, idle_timeout_s=1.0)) as thread:
         remote = RemoteEnv(thread.url)
         remote.reset(seed=0)
-        time.sleep(0.6)
+        deadline = time.monotonic() + 10
+        while thread.server.sessions and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert thread.server.sessions == {}
         with pytest.raises(RemoteEnvError):
             remote.step("<answer>1</answer>")
