@@ -47,8 +47,10 @@ def test_bandit_reaches_0_8_in_10_steps(tmp_path):
 @pytest.mark.slow
 def test_contextual_bandit_reaches_0_9_in_10_steps(tmp_path):
     # Measured: 0.343 -> 0.984 at step 10 (1.0 at step 20); the input-independent best is 0.5.
+    # With the demos spread evenly over the rooms (64 random doors) the start is 0.625: by chance
+    # 35 of the 64 random doors are the paying one (0.547 expected from imitating them).
     curve = eval_curve("contextual_bandit.yaml", tmp_path, "steps=10", "eval.every=10")
-    assert curve[0] < 0.6
+    assert curve[0] < 0.7, "the random-door warm start should not know the paying door"
     assert curve[-1] >= 0.9, curve
 
 
