@@ -57,8 +57,9 @@ def test_contextual_bandit_reaches_0_9_in_10_steps(tmp_path):
 @pytest.mark.slow
 def test_short_gigpo_run_of_the_default_raises_maze_success_over_the_sft_start(tmp_path):
     """The embedded default: 256 fixed evaluation episodes per point (SE ≈ 0.03), the mean of the
-    five points after RL starts against the SFT start. Not yet the issue's target (≥ 0.8): see
-    agentrl/train/README.md, "The embedded default"."""
+    five points after RL starts against the SFT start: a 10-step check. The full 40-step run
+    (0.34 → 0.89 over 5 seeds, ≥ 0.8 on each) is measured in agentrl/train/README.md, "The
+    embedded default"."""
     import numpy as np
 
     curve = eval_curve("default.yaml", tmp_path, "steps=10", "eval.every=2", "eval.episodes=256")
