@@ -41,7 +41,7 @@ TASKS = {
     # the paying door depends on the room (one prompt token); ignoring it caps success at 0.5.
     "contextual_bandit": Task("examples/contextual_bandit.yaml", steps=10, target=0.9, random=0.5),
     # the embedded default: 3x3 mazes, 6 turns; random valid moves ~0.15-0.3.
-    "maze": Task("examples/default.yaml", steps=30, target=0.8, random=0.2),
+    "maze": Task("examples/default.yaml", steps=40, target=0.8, random=0.2),
     # lookup + calculator tools, then the answer; random actions never answer right (0.0, measured
     # on 16 episodes in the README). Target not met yet: the SFT start (~0.35-0.4) stays flat.
     "calculator": Task("examples/calculator.yaml", steps=10, target=0.8, random=0.0),
