@@ -89,18 +89,16 @@ def serve(
     except (UnknownEnvError, EnvOptionError) as exc:
         raise click.ClickException(str(exc)) from None
     if unix is not None:
-        click.echo(f"serving {env_id} on unix://{unix}", err=True)
+        banner = f"serving {env_id} on unix://{unix}"
         where, listen = unix, {"path": unix}
     else:
         warning = check_bind(host, token)
         if warning:
             click.echo(f"warning: {warning}", err=True)
-        click.echo(
-            f"serving {env_id} on ws://{host}:{port}/ws (health: http://{host}:{port}/health)", err=True
-        )
+        banner = f"serving {env_id} on ws://{host}:{port}/ws (health: http://{host}:{port}/health)"
         where, listen = f"{host}:{port}", {"host": host, "port": port}
-    try:
-        web.run_app(server.app(), **listen, print=None, access_log=None)
+    try:  # aiohttp calls ``print`` once the socket is bound: a busy port never says "serving"
+        web.run_app(server.app(), **listen, print=lambda _: click.echo(banner, err=True), access_log=None)
     except OSError as exc:
         raise click.ClickException(f"cannot bind {where}: {exc.strerror or exc}") from None
 

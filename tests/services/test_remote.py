@@ -332,6 +332,22 @@ def test_cli_serve_bad_id_or_option_is_one_line():
     assert bad.exit_code == 1 and "max_turns: Input should be a valid integer" in bad.output
 
 
+def test_cli_serve_on_a_busy_port_says_cannot_bind_and_never_serving():
+    import socket
+
+    from click.testing import CliRunner
+
+    from agentrl.cli import main
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(main, ["env", "serve", CALC, "--port", str(port)])
+    assert result.exit_code == 1 and f"cannot bind 127.0.0.1:{port}" in result.output
+    assert "serving" not in result.output and "Traceback" not in result.output
+
+
 @pytest.fixture
 def sock_dir():
     folder = tempfile.mkdtemp(prefix="agentrl-t-")  # short: a socket path holds at most 107 bytes
