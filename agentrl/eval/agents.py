@@ -26,6 +26,7 @@ import aiohttp
 import agentrl
 from agentrl.eval.runner import AgentSpec, EpisodeFn, EvalSettings, scripted_episode_fn
 from agentrl.policy.base import SamplingParams
+from agentrl.policy.models import ModelLoadError, NoTokenizer, check_model_dir, load_tokenizer
 from agentrl.types import Trajectory
 
 
@@ -36,27 +37,21 @@ class AgentLoadError(ValueError):
 def _check_model_dir(path: str | None, what: str) -> Path:
     if not path:
         raise AgentLoadError(f"--model is required: the {what} directory (save_pretrained format)")
-    directory = Path(path).expanduser()
-    if not directory.is_dir():
-        raise AgentLoadError(f"model path {path!r} is not a directory")
-    if not (directory / "config.json").exists():
-        raise AgentLoadError(f"{path!r} holds no config.json: not a transformers model directory")
-    return directory
+    try:
+        return check_model_dir(path)
+    except ModelLoadError as exc:
+        raise AgentLoadError(str(exc)) from None
 
 
 def _load_tokenizer(path: str | None):
-    from transformers import AutoTokenizer
-
     if not path or not Path(path).expanduser().is_dir():
         raise AgentLoadError(f"tokenizer path {path!r} is not a directory (pass --tokenizer PATH)")
-    directory = Path(path).expanduser()
-    if not any((directory / name).exists() for name in ("tokenizer.json", "tokenizer_config.json")):
-        raise AgentLoadError(f"{path!r} holds no tokenizer (no tokenizer.json or tokenizer_config.json): "
-                             "pass --tokenizer PATH")
     try:
-        return AutoTokenizer.from_pretrained(directory)
-    except (OSError, ValueError) as exc:  # transformers' own reason: a bad or missing file
-        raise AgentLoadError(f"cannot load a tokenizer from {path!r}: {str(exc).splitlines()[0]}") from None
+        return load_tokenizer(path)
+    except NoTokenizer as exc:
+        raise AgentLoadError(f"{exc}: pass --tokenizer PATH") from None
+    except ModelLoadError as exc:
+        raise AgentLoadError(str(exc)) from None
 
 
 async def check_server(base_url: str, api_key: str | None = None, timeout_s: float = 10.0) -> list[str]:

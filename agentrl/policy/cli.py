@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-from pathlib import Path
 
 import click
 
@@ -49,9 +48,13 @@ def serve(model_path: str | None, host: str, port: int, max_batch_size: int, mod
     if not is_loopback(host):
         warn(f"--host {host} is reachable from other machines"
              + (" and no --api-key is set: anyone who can reach it can use the model" if not api_key else ""))
-    if model_path is not None and not (Path(model_path) / "config.json").is_file():
-        what = "holds no config.json: not a transformers model folder" if Path(model_path).is_dir() else "no such model folder"
-        raise click.ClickException(f"--model {model_path!r}: {what}")
+    from agentrl.policy.models import ModelLoadError, check_model_dir, load_named_model
+
+    try:
+        if model_path is not None:
+            check_model_dir(model_path)
+    except ModelLoadError as exc:
+        raise click.ClickException(f"--model: {exc}") from None
     sock = _bind(host, port)
 
     from aiohttp import web
@@ -68,13 +71,11 @@ def serve(model_path: str | None, host: str, port: int, max_batch_size: int, mod
         model = build_tiny_model(tokenizer)
         model_name = model_name or "agentrl-tiny"
     else:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         try:
-            tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
-            model = AutoModelForCausalLM.from_pretrained(model_path, local_files_only=True).eval()
-        except (OSError, ValueError) as exc:
-            raise click.ClickException(f"cannot load a model from {model_path!r}: {str(exc).splitlines()[0]}") from None
+            model, tokenizer = load_named_model(model_path)
+        except ModelLoadError as exc:
+            raise click.ClickException(f"--model: {exc}") from None
+        model = model.eval()
         model_name = model_name or model_path
     policy = HFPolicy(model, tokenizer, max_batch_size=max_batch_size)
     click.echo(f"serving {model_name} on http://{host}:{port}/v1")

@@ -26,6 +26,41 @@ class ModelNotInstalled(ImportError):
     """A named model's files (or the packages that read them) are not installed; says how to get them."""
 
 
+class ModelLoadError(ValueError):
+    """A model or tokenizer folder that cannot be loaded: one line naming what is missing."""
+
+
+class NoTokenizer(ModelLoadError):
+    """The folder holds no tokenizer files."""
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+
+
+def check_model_dir(path: str) -> Path:
+    """``path`` as a transformers model folder (it holds a config.json), else :class:`ModelLoadError`."""
+    directory = Path(path).expanduser()
+    if not directory.is_dir():
+        raise ModelLoadError(f"model folder {path!r} does not exist")
+    if not (directory / "config.json").is_file():
+        raise ModelLoadError(f"{path!r} holds no config.json: not a transformers model folder")
+    return directory
+
+
+def load_tokenizer(path: str):
+    """The tokenizer of a local folder (or a Hub id); a folder without tokenizer files, or one
+    transformers cannot read, is a :class:`ModelLoadError` naming the reason."""
+    from transformers import AutoTokenizer
+
+    directory = Path(path).expanduser()
+    if directory.is_dir() and not any((directory / name).exists() for name in TOKENIZER_FILES):
+        raise NoTokenizer(f"{path!r} holds no tokenizer (no {' or '.join(TOKENIZER_FILES)})")
+    try:
+        return AutoTokenizer.from_pretrained(directory if directory.is_dir() else path)
+    except (OSError, ValueError) as exc:  # transformers' own reason: a bad or missing file
+        raise ModelLoadError(f"cannot load a tokenizer from {path!r}: {str(exc).splitlines()[0]}") from None
+
+
 def cache_root() -> Path:
     return Path(os.environ.get("AGENTRL_CACHE", Path.home() / ".cache" / "agentrl"))
 
@@ -85,9 +120,12 @@ def resolve_model_name(name: str) -> str:
 
 def load_named_model(name: str, dtype=None):
     """(model, tokenizer) for a named model, a Hub id or a folder (``transformers`` Auto classes)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     path = resolve_model_name(name)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, **({"torch_dtype": dtype} if dtype is not None else {}))
+    tokenizer = load_tokenizer(path)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, **({"torch_dtype": dtype} if dtype is not None else {}))
+    except (OSError, ValueError) as exc:  # a bad config or no weights
+        raise ModelLoadError(f"cannot load the model from {path!r}: {str(exc).splitlines()[0]}") from None
     return model, tokenizer

@@ -40,12 +40,13 @@ def _check_model(name: str) -> None:
     """A model that is a local path must be a transformers model folder (hub ids are tried later)."""
     if name == "tiny":
         return
-    path = Path(name).expanduser()
-    if name.startswith(("/", ".", "~")) or path.exists():
-        if not path.is_dir():
-            raise click.ClickException(f"model.name {name!r}: no such model folder")
-        if not (path / "config.json").exists():
-            raise click.ClickException(f"model.name {name!r} holds no config.json: not a transformers model folder")
+    from agentrl.policy.models import ModelLoadError, check_model_dir
+
+    if name.startswith(("/", ".", "~")) or Path(name).expanduser().exists():
+        try:
+            check_model_dir(name)
+        except ModelLoadError as exc:
+            raise click.ClickException(f"model.name: {exc}") from None
 
 
 def _check_output(cfg: TrainConfig, resume: bool, allow_changed: bool) -> None:

@@ -111,13 +111,10 @@ def build_model(config: TrainConfig, device: torch.device):
             seed=config.seed,
         )
     else:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from agentrl.policy.models import load_named_model
 
-        from agentrl.policy.models import resolve_model_name
-
-        path = resolve_model_name(m.name)  # a named model (smollm2-135m-instruct) → its cached folder
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=resolve_dtype(m.dtype, device))
+        # a named model (smollm2-135m-instruct: its cached folder), a folder or a Hub id
+        model, tokenizer = load_named_model(m.name, dtype=resolve_dtype(m.dtype, device))
     model = model.to(device=device, dtype=resolve_dtype(m.dtype, device)).eval()
     if m.lora is not None:
         model = apply_lora(model, m.lora)

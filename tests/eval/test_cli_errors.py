@@ -47,7 +47,7 @@ def test_a_missing_model_and_the_greedy_k_warning(tmp_path):
     result = invoke(*MAZE, "--agent", "hf", "--model", str(tmp_path / "nope"), "-k", "4", "-o", str(tmp_path / "r"))
     assert result.exit_code == 1
     assert "warning: -k 4 with --temperature 0 (greedy decoding): the 4 samples of a task are identical" in result.stderr
-    assert f"Error: model path '{tmp_path / 'nope'}' is not a directory" in result.stderr
+    assert f"Error: model folder '{tmp_path / 'nope'}' does not exist" in result.stderr
     sampled = invoke(*MAZE, "--agent", "hf", "--model", str(tmp_path / "nope"), "-k", "4", "--temperature", "1",
                      "-o", str(tmp_path / "r"))
     assert "greedy" not in sampled.stderr

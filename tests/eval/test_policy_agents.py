@@ -102,7 +102,7 @@ def test_unreachable_server_and_bad_model_path_fail_fast_with_a_reason(tmp_path)
                       "-O", str(tmp_path / "a"))
     assert result.returncode != 0 and "cannot reach the server at" in result.stderr
     result = run_eval("--agent", "hf", "--model", str(tmp_path / "nope"), "-O", str(tmp_path / "b"))
-    assert result.returncode != 0 and "is not a directory" in result.stderr
+    assert result.returncode != 0 and "does not exist" in result.stderr
     result = run_eval("--agent", "hf", "-O", str(tmp_path / "c"))
     assert result.returncode != 0 and "--model is required" in result.stderr
 

@@ -89,4 +89,18 @@ def test_a_loopback_bind_does_not_warn(host):
 def test_a_missing_model_folder_is_one_line(tmp_path):
     result = CliRunner().invoke(main, ["serve", "--model", str(tmp_path / "nope"), "--port", "0"])
     assert result.exit_code == 1
-    assert result.stderr.strip() == f"Error: --model {str(tmp_path / 'nope')!r}: no such model folder"
+    assert result.stderr.strip() == f"Error: --model: model folder {str(tmp_path / 'nope')!r} does not exist"
+
+
+def test_a_model_folder_without_a_tokenizer_is_one_line_for_serve_and_train(tmp_path, model):
+    """The same check as eval's (agentrl.policy.models.load_tokenizer), not transformers' 'Couldn't
+    instantiate the backend tokenizer from one of: ...'."""
+    folder = tmp_path / "no_tokenizer"
+    model.save_pretrained(folder)
+    line = f"{str(folder)!r} holds no tokenizer (no tokenizer.json or tokenizer_config.json)"
+    served = CliRunner().invoke(main, ["serve", "--model", str(folder), "--port", "0"])
+    assert served.exit_code == 1 and served.stderr.strip() == f"Error: --model: {line}", served.stderr
+    trained = CliRunner().invoke(
+        main, ["train", "--no-progress", "-o", str(tmp_path / "run"), "--steps", "0", "--set", f"model.name={folder}"]
+    )
+    assert trained.exit_code == 1 and trained.stderr.strip() == f"Error: {line}", trained.stderr

@@ -117,7 +117,7 @@ def test_a_full_disk_during_training_is_one_line(run, monkeypatch):
     ("args", "message"),
     [
         (["--set", "env.id=agentrl/Mazee-v0"], "Error: unknown environment 'agentrl/Mazee-v0'. Did you mean: agentrl/Maze-v0"),
-        (["--set", "model.name=/no/such/model"], "Error: model.name '/no/such/model': no such model folder"),
+        (["--set", "model.name=/no/such/model"], "Error: model.name: model folder '/no/such/model' does not exist"),
         (["--set", "seed=[1"], "Error: override 'seed=[1': the value is not valid YAML"),
         (["--set", "eval.split=dev"], "Error: agentrl/Maze-v0 has no tasks in split 'dev'"),
         (["-o", "size=3"], "looks like an env option; -o is the output"),
