@@ -159,27 +159,29 @@ def up(
     with _one_line_errors():
         if warning := stale_image_warning(env_id, image):
             click.echo(f"warning: {warning}", err=True)
+        if not detach:  # a `kill` stops them too, from the moment they exist
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
         started = start_env_containers(env_id, count, folder, options, image=image, timeout_s=timeout_s)
-    for url in started.urls:
-        click.echo(url)
-    click.echo(
-        f"{count} container(s) of {env_id} answer after {time.perf_counter() - start:.1f} s; use them with "
-        f'agentrl.make("{env_id}", remote="{started.remote}")',
-        err=True,
-    )
-    if detach:
-        click.echo(f"stop them with: agentrl env down {env_id}", err=True)
-        return
-    click.echo("Ctrl-C stops them", err=True)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a `kill` stops them too
-    try:
+    try:  # from here a Ctrl-C or kill at any point stops them (the URLs may already be read)
+        for url in started.urls:
+            click.echo(url)
+        click.echo(
+            f"{count} container(s) of {env_id} answer after {time.perf_counter() - start:.1f} s; use them with "
+            f'agentrl.make("{env_id}", remote="{started.remote}")',
+            err=True,
+        )
+        if detach:
+            click.echo(f"stop them with: agentrl env down {env_id}", err=True)
+            return
+        click.echo("Ctrl-C stops them", err=True)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         pass
     finally:
-        started.stop()
-        click.echo(f"stopped {count} container(s)", err=True)
+        if not detach:
+            started.stop()
+            click.echo(f"stopped {count} container(s)", err=True)
 
 
 @env.command("down")
