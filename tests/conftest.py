@@ -1,5 +1,7 @@
 """Fixtures shared by the policy and rollout tests: a real tiny transformers model on CPU."""
 
+import signal
+
 import pytest
 
 from agentrl.policy import ChatRenderer, HFPolicy
@@ -8,6 +10,12 @@ from tests import ast_gc_guard
 
 if ast_gc_guard.AFFECTED:  # a CPython bug that turns a failure into an INTERNALERROR (see the module)
     ast_gc_guard.install()
+
+# A suite started in the background of a non-interactive shell (`bash .ci/run &`) inherits SIGINT
+# ignored, and so would every command the Ctrl-C tests start: they then run to the end (measured:
+# the three Ctrl-C tests failed that way). Ctrl-C means Ctrl-C in the suite and its children.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

@@ -45,11 +45,15 @@ def sandboxes_of(backend: str, pid: int, known: set) -> set:
         )  # fmt: skip
         return set(out.stdout.split())
     try:
-        known |= {
-            p.pid for p in psutil.Process(pid).children(recursive=True) if "agentrl_sandboxes.server" in p.cmdline()
-        }
+        children = psutil.Process(pid).children(recursive=True)
     except psutil.NoSuchProcess:
-        pass
+        children = []
+    for child in children:
+        try:  # a short-lived child may be gone between the listing and its cmdline (it is not a sandbox)
+            if "agentrl_sandboxes.server" in child.cmdline():
+                known.add(child.pid)
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            pass
     return {p for p in known if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE}
 
 
