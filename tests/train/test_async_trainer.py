@@ -3,6 +3,7 @@ checkpoint with buffered groups that resumes losing and duplicating no group."""
 
 import asyncio
 import json
+import time
 
 import pytest
 import torch
@@ -80,6 +81,25 @@ def test_dynamic_sampling_skips_groups_without_signal(tmp_path):
     assert len(taken) == 4
 
 
+def hold_the_stop_until_a_group_is_buffered(t, timeout=120.0):
+    """Make the final evaluation (the last thing before the final checkpoint) wait until the
+    stream holds a finished, untaken group. The stream admits in the background, so without the
+    wait the tiny 2-episode evaluation can end, and the stop be saved, before the pump has admitted
+    (bound 0: not before the last step's version) or finished any group."""
+    evaluate = t.evaluate
+
+    async def evaluate_then_wait():
+        record = await evaluate()
+        if t.stream is not None and t.step == t.config.steps:
+            deadline = time.monotonic() + timeout
+            while not any(e["members"] is not None for e in t.stream.state()["entries"]):
+                assert time.monotonic() < deadline, f"no group finished in the stream within {timeout} s"
+                await asyncio.sleep(0.01)  # the rollouts run on this loop
+        return record
+
+    t.evaluate = evaluate_then_wait
+
+
 def consumed_and_buffered(tmp_path, bound, split):
     """Consumed group ids of a 4-step async run, uninterrupted (split None) or stopped after the
     checkpoint of step ``split`` and resumed; and the ids left in the final buffer."""
@@ -90,9 +110,10 @@ def consumed_and_buffered(tmp_path, bound, split):
         t.run()
     else:
         t, taken = trainer(tmp_path, steps=split, **changes)
+        hold_the_stop_until_a_group_is_buffered(t)
         t.run()
         state = json.loads((tmp_path / "run" / "checkpoints" / f"step_{split:08d}" / "rollout_buffer.json").read_text())
-        assert state["entries"], "the stop must leave groups in the buffer"
+        assert any(e["members"] is not None for e in state["entries"]), "the stop must leave a finished group in the buffer"
         first = list(taken)
         t, taken = trainer(tmp_path, steps=4, **changes)
         t.run(resume=True)
