@@ -34,6 +34,10 @@ Contract (what every env returns, whatever it simulates):
     constructor arguments, resets it with the same episode seed and task, and replays the
     actions; envs with cheap state override it with a copy.
 
+``tasks`` / ``task_ids(split=None)``
+    The env's :class:`TaskSet`, and the ids of one split's tasks. ``task_ids`` is None where the
+    tasks cannot be listed (a ``RemoteEnv``: they live on its server; pick one by ``task_id``).
+
 Subclasses set ``instructions`` (the system prompt text), ``tools`` (declared tools), a
 ``Config`` pydantic model for their options, and implement ``build_tasks()``.
 """
@@ -202,6 +206,11 @@ class TextEnv(gymnasium.Env[str, str]):
         if self._tasks is None:
             self._tasks = self.build_tasks()
         return self._tasks
+
+    def task_ids(self, split: str | None = None) -> list[str] | None:
+        """The ids of ``split``'s tasks (default: the env's ``split`` option), or None when this env
+        cannot list its tasks here (a ``RemoteEnv``: they live on its server)."""
+        return self.tasks.split(split or self.config.split).ids()
 
     @property
     def task(self) -> Task | None:

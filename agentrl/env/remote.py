@@ -306,6 +306,9 @@ class RemoteEnv(TextEnv):
             "a RemoteEnv's tasks live on the server; pick one with options={'task_id': ...}"
         )
 
+    def task_ids(self, split: str | None = None) -> None:
+        return None  # the server's, not listable here
+
     @property
     def instructions(self) -> str:  # type: ignore[override]
         return self._server_spec().instructions

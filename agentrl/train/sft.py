@@ -87,13 +87,11 @@ def demonstration_tasks(env: TextEnv, episodes: int, seed: int) -> list[str]:
     """The task of each demonstration: a seeded shuffle of the split's tasks, repeated, so every
     task gets ``episodes // n`` or one more (and no task twice when there are more tasks than
     episodes). Tasks drawn by episode seed left the default maze's hardest task 4 demos of 64, and
-    a warm start that never solves a task gives RL no success to learn from there. An env whose
-    tasks live on a server (a ``RemoteEnv``) cannot list them: its tasks are drawn by seed ("")."""
-    try:
-        ids = env.tasks.split(env.config.split).ids()
-    except NotImplementedError:
-        ids = []
-    if not ids:  # (an empty split: reset names it)
+    a warm start that never solves a task gives RL no success to learn from there. An env that
+    cannot list its tasks (``task_ids()`` None: a ``RemoteEnv``'s live on its server) draws them by
+    seed ("")."""
+    ids = env.task_ids()
+    if not ids:  # (None, or an empty split: reset names it)
         return [""] * episodes
     order = np.random.default_rng((seed, 2)).permutation(len(ids))
     return [ids[order[i % len(ids)]] for i in range(episodes)]

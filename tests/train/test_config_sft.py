@@ -54,3 +54,30 @@ def test_demonstrations_cover_every_train_task_evenly():
     many = {"num_tasks": 40}
     demos = asyncio.run(oracle_demonstrations(lambda: agentrl.make("agentrl/Maze-v0", **many), renderer, 16, 0))
     assert len({t.task_id for t in demos}) == 16
+
+
+def test_a_remote_env_says_its_tasks_are_not_listable_and_its_demos_keep_seed_draws():
+    """A ``RemoteEnv``'s tasks live on its server: ``task_ids()`` is None there (a local env lists
+    its split's), and its demos take the task the server draws from each episode's seed."""
+    import asyncio
+
+    import agentrl
+    from agentrl.env.server import EnvServer, ServerThread
+    from agentrl.policy.render import ChatRenderer
+    from agentrl.policy.tiny import build_tiny_tokenizer
+    from agentrl.train.sft import demonstration_tasks, oracle_demonstrations
+
+    options = load_config().env.options
+    local = agentrl.make("agentrl/Maze-v0", **options)
+    assert local.task_ids() == local.tasks.split("train").ids() and len(local.task_ids()) == 6
+    assert local.task_ids("test") == local.tasks.split("test").ids()
+    drawn = [local.reset(seed=5 + i)[1]["task_id"] for i in range(8)]
+    renderer = ChatRenderer(build_tiny_tokenizer(), mode="window")
+    with ServerThread(EnvServer("agentrl/Maze-v0", options)) as server:
+        remote = agentrl.make("agentrl/Maze-v0", remote=server.url)
+        assert remote.task_ids() is None and demonstration_tasks(remote, 3, 5) == ["", "", ""]
+        remote.close()
+        demos = asyncio.run(oracle_demonstrations(
+            lambda: agentrl.make("agentrl/Maze-v0", remote=server.url), renderer, 8, 5, demonstrator="random"
+        ))
+    assert [t.task_id for t in demos] == drawn and len(set(drawn)) > 1
