@@ -9,7 +9,8 @@ version); resuming with different settings is refused, naming the fields, instea
 runs.
 
 Episode (task, sample i) always uses seed ``seed + i`` — the same seed for the same sample, so
-runs are reproducible and two agents can be compared on identical episodes.
+runs are reproducible and two agents can be compared on identical episodes. The random agent's
+own choices come from a stream of (seed, task), so the tasks of one sample are independent draws.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import agentrl
 from agentrl.cliutils import describe_differences, dotted_differences
 from agentrl.env import aplay_episode, make_agent
 from agentrl.errors import InfraError
+from agentrl.rollout.episode import derive_seed
 from agentrl.types import Trajectory, write_jsonl
 
 EPISODES_FILE = "episodes.jsonl"
@@ -89,7 +91,9 @@ def scripted_episode_fn(settings: EvalSettings) -> EpisodeFn:
     async def play(task_id: str, seed: int) -> Trajectory:
         env = agentrl.make(settings.env_id, **settings.env_options)
         try:
-            agent = make_agent(settings.agent.kind, env, seed=seed)
+            # The env gets the sample's seed (identical episodes across agents); the random agent
+            # one stream per (task, sample), or every task of a sample would repeat the same draws.
+            agent = make_agent(settings.agent.kind, env, seed=derive_seed(seed, task_id))
             return await aplay_episode(env, agent, seed=seed, task_id=task_id)
         finally:
             await env.aclose()
