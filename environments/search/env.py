@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import re
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 from agentrl_envs.search.corpus import load_corpus
@@ -46,6 +46,9 @@ from pydantic import Field
 from agentrl.env import ActionError, EnvConfig, EnvOptionError, StepOutcome, Task, TaskSet, TextEnv
 from agentrl.env.parsing import parse_tool_calls
 from agentrl.types import ToolSpec
+
+if TYPE_CHECKING:
+    from agentrl_envs.search.service import RemoteRetriever
 
 INVALID_ACTION_HINT = (
     "\nMy previous action is invalid. If I want to search, I should put the query between <search> and "
@@ -139,6 +142,7 @@ class SearchEnv(TextEnv):
             load_question_file(c.tasks, c.test_fraction, self._corpus or load_corpus()) if c.tasks else None
         )
         self._retriever = retriever
+        self._client: RemoteRetriever | None = None  # this env's own retrieval-server client (aclose closes it)
         self._question: Question | None = None
         self.retrieved: list[str] = []
         self.information: list[str] = []
@@ -162,7 +166,7 @@ class SearchEnv(TextEnv):
             if self.config.retriever_url:
                 from agentrl_envs.search.service import RemoteRetriever
 
-                self._retriever = RemoteRetriever.shared(self.config.retriever_url)
+                self._retriever = self._client = RemoteRetriever(self.config.retriever_url)
             elif self._corpus is not None:
                 self._retriever = await asyncio.to_thread(BM25Retriever.build, self._corpus)
             elif self.config.retrieval != "bm25":
@@ -291,9 +295,16 @@ class SearchEnv(TextEnv):
             return '<tool_call>{"name": "search", "arguments": {"q": 1}}</tool_call>'
         return "I am not sure what to do."
 
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
     def fork(self) -> SearchEnv:
-        """A copy at the same state sharing the retriever and tasks; no search is replayed."""
+        """A copy at the same state sharing the retriever and tasks (a retrieval-server client
+        excepted: the twin opens its own, as each env closes its own); no search is replayed."""
         twin = copy.copy(self)
+        if self._client is not None:
+            twin._retriever = twin._client = None
         twin._actions = list(self._actions)
         twin.retrieved = list(self.retrieved)
         twin.information = list(self.information)

@@ -12,7 +12,8 @@ searches, so throughput grows with the number of clients instead of falling. Sta
 
 and point envs at it: ``agentrl.make("agentrl/SearchQA-v0", retriever_url="http://127.0.0.1:8000")``.
 
-Client: :class:`RemoteRetriever` (one pooled aiohttp session per event loop). A server that
+Client: :class:`RemoteRetriever` (one pooled aiohttp session per event loop it is used on; each
+``SearchEnv`` with ``retriever_url`` has its own and closes it in ``aclose``). A server that
 cannot be reached or fails raises :class:`RetrievalUnavailable`, an
 :class:`~agentrl.errors.InfraError`, so the rollout engine treats it as an infrastructure
 failure (retried, masked) and never as a reward of 0.
@@ -23,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import weakref
-from typing import ClassVar
 
 import aiohttp
 from agentrl_envs.search.corpus import Document
@@ -143,20 +143,12 @@ def _document(raw: dict) -> Document:
 
 
 class RemoteRetriever:
-    """Client of a retrieval server; safe to share between envs of one process."""
-
-    _instances: ClassVar[dict[str, RemoteRetriever]] = {}
+    """Client of a retrieval server; its owner closes it with :meth:`aclose`."""
 
     def __init__(self, url: str, timeout_s: float = 30.0):
         self.url = url.rstrip("/")
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._sessions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-    @classmethod
-    def shared(cls, url: str) -> RemoteRetriever:
-        if url not in cls._instances:
-            cls._instances[url] = cls(url)
-        return cls._instances[url]
 
     def _session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()

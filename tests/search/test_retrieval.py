@@ -112,6 +112,37 @@ async def test_concurrent_requests_are_micro_batched():
         await runner.cleanup()
 
 
+def _open_sessions() -> set[int]:
+    import gc
+
+    import aiohttp
+
+    gc.collect()
+    return {id(o) for o in gc.get_objects() if type(o) is aiohttp.ClientSession and not o.closed}
+
+
+async def test_a_search_env_closes_its_retrieval_client_and_a_fork_its_own(env_tasks):
+    """``eval run --env agentrl/SearchQA-v0 -e retriever_url=...`` ended with aiohttp's "Unclosed
+    client session": every env shared one client session per loop and none closed it. Each env
+    (and each fork, which searches on after its parent is closed) now closes its own."""
+    import agentrl
+
+    runner, url = await _serve(make_app(BM25Retriever.build(SMALL)))
+    try:
+        before = _open_sessions()
+        env = agentrl.make("agentrl/SearchQA-v0", retriever_url=url)
+        env._tasks = env_tasks
+        await env.areset(seed=0)
+        assert "Banana" in (await env.astep("<search>edible fruit</search>"))[0]
+        fork = await env.afork()
+        await env.aclose()
+        assert "Car" in (await fork.astep("<search>motor vehicle</search>"))[0]
+        await fork.aclose()
+        assert _open_sessions() - before == set()
+    finally:
+        await runner.cleanup()
+
+
 @pytest.mark.slow  # loads a 90 MB model with torch
 def test_dense_and_hybrid_retrieval_when_the_model_is_installed():
     dense_mod = pytest.importorskip("agentrl_envs.search.dense")
