@@ -44,6 +44,9 @@ def _check_model_dir(path: str | None, what: str) -> Path:
 
 
 def _load_tokenizer(path: str | None):
+    """``load_tokenizer`` for eval's flags: only a local folder (``--agent openai``'s ``--model`` is
+    the served name, not a folder: say to pass ``--tokenizer`` rather than try the Hub with it),
+    the ``--tokenizer`` hint on a folder without tokenizer files, and eval's error type."""
     if not path or not Path(path).expanduser().is_dir():
         raise AgentLoadError(f"tokenizer path {path!r} is not a directory (pass --tokenizer PATH)")
     try:

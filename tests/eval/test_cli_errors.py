@@ -212,3 +212,12 @@ def test_the_summary_shows_episodes_cut_short(tmp_path, model, tokenizer):
             if line.count("│") == 3}
     assert [t.status for t in load_finished(tmp_path / "r")] == ["truncated", "truncated"]
     assert rows["truncated"] == "1.000"
+
+
+def test_the_openai_agent_without_a_tokenizer_folder_says_to_pass_one(tmp_path):
+    """``--model`` of ``--agent openai`` is the served name: it is not tried as a Hub id (offline,
+    slow, a transformers reason); the user is told to pass ``--tokenizer``, before any server call."""
+    result = invoke(*MAZE, "--agent", "openai", "--base-url", "http://127.0.0.1:9", "--model", "Qwen/Qwen2.5-0.5B",
+                    "--max-tasks", "1", "-o", str(tmp_path / "r"))
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "Error: tokenizer path 'Qwen/Qwen2.5-0.5B' is not a directory (pass --tokenizer PATH)"
