@@ -6,6 +6,10 @@ Run by hand where a GPU is lent (it cannot run in CI, and refuses cleanly withou
     .venv/bin/python scripts/gpu_check.py --model smollm2-135m-instruct --steps 5
     .venv/bin/python scripts/gpu_check.py --rows 32 --row-tokens 1024 --micro-batch-tokens 16384
 
+``--device cpu --tiny`` runs the same path on CPU in float32 with a tiny Qwen2-shaped model (what
+``tests/train/test_gpu_check.py`` does); on CPU the memory figure is the process's peak resident
+set size since it started (``ru_maxrss``), labelled ``peak RSS``, not the allocator's peak.
+
 The model is built from a config (no download) unless ``--model`` names a folder, a Hub id or
 ``smollm2-135m-instruct``. Rows are random token ids with the last half of each row as
 "completion" (loss mask 1) and random ±1 advantages; the behaviour log-probs come from a
@@ -16,6 +20,8 @@ Everything goes through :class:`agentrl.train.learner.Learner` — the trainer's
 from __future__ import annotations
 
 import argparse
+import contextlib
+import resource
 import sys
 import time
 
@@ -25,16 +31,23 @@ QWEN25_05B = {
     "num_attention_heads": 14, "num_key_value_heads": 2, "max_position_embeddings": 32768,
     "rope_theta": 1000000.0, "tie_word_embeddings": True,
 }
+# The same architecture (grouped-query attention, tied embeddings), small enough for a CPU check.
+TINY_QWEN2 = {
+    "vocab_size": 1024, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+    "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 2048,
+    "rope_theta": 1000000.0, "tie_word_embeddings": True,
+}
 
 
-def build(name: str | None, device):
+def build(name: str | None, tiny: bool, device):
     import torch
 
     if name is None:
         from transformers import Qwen2Config, Qwen2ForCausalLM
 
+        shape = TINY_QWEN2 if tiny else QWEN25_05B
         torch.manual_seed(0)
-        return Qwen2ForCausalLM(Qwen2Config(**QWEN25_05B)).to(device), QWEN25_05B["vocab_size"]
+        return Qwen2ForCausalLM(Qwen2Config(**shape)).to(device), shape["vocab_size"]
     if name == "smollm2-135m-instruct":
         from agentrl.policy.models import load_named_model
 
@@ -48,7 +61,11 @@ def build(name: str | None, device):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="default: random-init Qwen2.5-0.5B-sized model")
+    shape = parser.add_mutually_exclusive_group()
+    shape.add_argument("--model", default=None, help="default: random-init Qwen2.5-0.5B-sized model")
+    shape.add_argument("--tiny", action="store_true", help="random-init tiny Qwen2-shaped model (a CPU check)")
+    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
+                        help="cuda (bf16; refused without CUDA) or cpu (float32)")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--rows", type=int, default=16)
     parser.add_argument("--row-tokens", type=int, default=1024)
@@ -59,30 +76,36 @@ def main() -> int:
     import numpy as np
     import torch
 
-    if not torch.cuda.is_available():
-        print("gpu_check: no CUDA device visible (torch.cuda.is_available() is False); nothing to check.")
+    cuda = args.device == "cuda"
+    if cuda and not torch.cuda.is_available():
+        print("gpu_check: no CUDA device visible (torch.cuda.is_available() is False); "
+              "nothing to check (--device cpu --tiny runs the same path on CPU)", file=sys.stderr)
         return 2
     from agentrl.train.config import OptimConfig, PolicyLossConfig
     from agentrl.train.learner import Learner
     from agentrl.train.rows import TokenRow
 
-    device = torch.device("cuda")
-    model, vocab = build(args.model, device)
+    device = torch.device(args.device)
+    model, vocab = build(args.model, args.tiny, device)
     model.eval()
     params = sum(p.numel() for p in model.parameters())
-    print(f"model: {args.model or 'random-init Qwen2.5-0.5B-sized'}, {params / 1e6:.1f} M parameters, "
-          f"{torch.cuda.get_device_name(0)}")
+    what = args.model or f"random-init {'tiny Qwen2-shaped' if args.tiny else 'Qwen2.5-0.5B-sized'}"
+    where = torch.cuda.get_device_name(0) if cuda else f"CPU, {torch.get_num_threads()} threads"
+    print(f"model: {what}, {params / 1e6:.1f} M parameters, {where}")
     learner = Learner(
         model,
-        OptimConfig(lr=1e-6, minibatches=args.minibatches, micro_batch_tokens=args.micro_batch_tokens, precision="bf16"),
+        OptimConfig(lr=1e-6, minibatches=args.minibatches, micro_batch_tokens=args.micro_batch_tokens,
+                    precision="bf16" if cuda else "fp32"),
         PolicyLossConfig(kl_coef=0.0),
         pad_id=0,
     )
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else contextlib.nullcontext
+    synchronize = torch.cuda.synchronize if cuda else (lambda: None)
     rng = np.random.default_rng(0)
     half = args.row_tokens // 2
     for step in range(1, args.steps + 1):
         ids = rng.integers(0, vocab, size=(args.rows, args.row_tokens))
-        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+        with torch.no_grad(), autocast():
             old = []
             for row in ids:  # one row at a time: memory of the behaviour pass stays small
                 x = torch.tensor(row[None], device=device)
@@ -98,17 +121,21 @@ def main() -> int:
             )
             for row, o in zip(ids, old)
         ]
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
+        synchronize()
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
         stats = learner.update(rows)
-        torch.cuda.synchronize()
+        synchronize()
         seconds = time.perf_counter() - start
         tokens = args.rows * args.row_tokens
+        if cuda:
+            memory = f"peak CUDA memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB"
+        else:  # Linux reports ru_maxrss in KiB
+            memory = f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB (process, since start)"
         print(
-            f"step {step}: {tokens / seconds:,.0f} tokens/s ({seconds:.2f} s for {tokens} tokens), "
-            f"peak {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB, loss {stats.get('loss', float('nan')):+.4f}, "
-            f"approx_kl {stats.get('approx_kl', float('nan')):.2e}, grad_norm {stats.get('grad_norm', float('nan')):.3f}"
+            f"step {step}: {tokens / seconds:,.0f} tokens/s ({seconds:.2f} s for {tokens} tokens), {memory}, "
+            f"loss {stats['loss']:+.4f}, approx_kl {stats['approx_kl']:.2e}, grad_norm {stats['grad_norm']:.3f}"
         )
     return 0
 
