@@ -9,8 +9,9 @@ version); resuming with different settings is refused, naming the fields, instea
 runs.
 
 Episode (task, sample i) always uses seed ``seed + i`` — the same seed for the same sample, so
-runs are reproducible and two agents can be compared on identical episodes. The random agent's
-own choices come from a stream of (seed, task), so the tasks of one sample are independent draws.
+runs are reproducible and two agents can be compared on identical episodes. The agent's own draws
+(the random agent's choices, a model's sampling) come from a stream of (seed, task), so the tasks
+of one sample are independent draws and a sampled run does not depend on how episodes were batched.
 """
 
 from __future__ import annotations
