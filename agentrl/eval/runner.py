@@ -35,7 +35,6 @@ import agentrl
 from agentrl.cliutils import describe_differences, dotted_differences
 from agentrl.env import aplay_episode, make_agent
 from agentrl.errors import InfraError
-from agentrl.rollout.episode import derive_seed
 from agentrl.types import Trajectory, write_jsonl
 
 EPISODES_FILE = "episodes.jsonl"
@@ -88,6 +87,7 @@ class EvalSettings(BaseModel):
 
 def scripted_episode_fn(settings: EvalSettings) -> EpisodeFn:
     """Episode function for the scripted agents (``settings.agent.kind``: ``oracle`` or ``random``)."""
+    from agentrl.rollout.episode import derive_seed  # the rollout layer imports transformers: not at CLI start
 
     async def play(task_id: str, seed: int) -> Trajectory:
         env = agentrl.make(settings.env_id, **settings.env_options)
