@@ -125,7 +125,7 @@ def load_named_model(name: str, dtype=None):
     path = resolve_model_name(name)
     tokenizer = load_tokenizer(path)
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, **({"torch_dtype": dtype} if dtype is not None else {}))
+        model = AutoModelForCausalLM.from_pretrained(path, **({"dtype": dtype} if dtype is not None else {}))
     except (OSError, ValueError) as exc:  # a bad config or no weights
         raise ModelLoadError(f"cannot load the model from {path!r}: {str(exc).splitlines()[0]}") from None
     return model, tokenizer
