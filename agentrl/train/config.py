@@ -39,6 +39,10 @@ class PolicyLossConfig(BaseModel):
     kl_coef: float = Field(default=0.0, ge=0.0, description="β_kl: weight of KL(π_θ ‖ π_ref); 0 disables the reference.")
     kl_estimator: KLEstimator = "k3"
     entropy_coef: float = Field(default=0.0, ge=0.0, description="β_ent: weight of the entropy bonus.")
+    negative_weight: float = Field(
+        default=1.0, ge=0.0, description="λ⁻: weight of the negative-advantage part of the policy term (1: PPO; "
+        "below 1 pushes failures down less than successes up, which sharpens a noisy warm start)."
+    )
     aggregation: Aggregation = "token-mean"
     off_policy: OffPolicy = Field(
         default="none",

@@ -6,9 +6,19 @@ For every policy token t (loss mask 1) with advantage A_t, behaviour log-probabi
     ρ_t      = exp(logp_t − old_t)
     pg_t     = max(−A_t·ρ_t, −A_t·clip(ρ_t, 1 − ε_low, 1 + ε_high))             (PPO, Schulman 2017)
     pg_t     = min(pg_t, −c·A_t)            if A_t < 0 and dual_clip c > 1       (Ye et al. 2020)
+    pg_t     = λ⁻·pg_t                      if A_t < 0 (negative_weight λ⁻; 1 by default)
     kl_t     = k1: logp − ref | k2: ½(logp − ref)² | k3: e^{ref−logp} − (ref − logp) − 1   (Schulman's
                estimators of KL(π_θ ‖ π_ref); k3 is verl's "low_var_kl", clamped to [−10, 10])
     ℓ_t      = pg_t + β_kl·kl_t − β_ent·H_t      (H_t: entropy of π_θ at position t)
+
+**Negative weight.** λ⁻ < 1 weighs the tokens of worse-than-average samples less than those of
+better ones: a biased estimator that leans toward reinforcing successes (positive sample
+reinforcement, which sharpens: it raises pass@1 and lowers pass@k; Zhu et al. 2025, "The
+Surprising Effectiveness of Negative Reinforcement in LLM Reasoning"; Arnal et al. 2025,
+"Asymmetric REINFORCE"). Where a warm start already knows the task and fails by sampling noise, a
+failed sample is one bad token among dozens of right ones that PPO pushes down with it; measured on
+the calculator (agentrl/train/README.md, "Learning checks") that part of the gradient is mostly
+noise. The positive and negative parts are clipped separately, so λ⁻ = 1 is exactly PPO.
 
 Aggregation is decided by a per-token weight ``w_t`` computed once per optimizer step over the
 *whole* mini-batch (:func:`loss_weights`), so splitting the mini-batch into micro-batches and
@@ -112,10 +122,12 @@ def policy_loss(
             pg = torch.where(adv < 0, torch.minimum(pg, cap), pg)
         return pg, clip_active, dual_active
 
-    pg, clip_active, dual_active = clipped_pg(advantages)
-    if advantages_neg is not None:  # a split advantage: pg(A⁺) + pg(A⁻), exact for deduplicated trees
-        pg_neg, clip_neg, dual_neg = clipped_pg(advantages_neg)
-        pg, clip_active, dual_active = pg + pg_neg, clip_active | clip_neg, dual_active | dual_neg
+    # pg(A⁺) + λ⁻·pg(A⁻): the split of a deduplicated tree's advantage (exact for any ratio), or the
+    # sign of a chain's; pg is positively homogeneous in A, so λ⁻ can scale the advantage.
+    negative = advantages.clamp(max=0.0) if advantages_neg is None else advantages_neg + advantages.clamp(max=0.0)
+    pg, clip_active, dual_active = clipped_pg(advantages.clamp(min=0.0))
+    pg_neg, clip_neg, dual_neg = clipped_pg(config.negative_weight * negative)
+    pg, clip_active, dual_active = pg + pg_neg, clip_active | clip_neg, dual_active | dual_neg
     clip_active, dual_active = clip_active.float(), dual_active.float()
 
     per_token = pg

@@ -60,6 +60,25 @@ def test_clip_higher_is_asymmetric():
     assert loss.item() == pytest.approx((-1.5 + 0.8 + 8 - 0.5) / 4)
 
 
+def test_negative_weight_scales_only_the_negative_advantage_tokens():
+    logp, old, adv, mask = batch()
+    weights = loss_weights(mask, "token-mean").double()
+    # λ⁻ = 0.25: t2 +0.8 → +0.2, t3 +8 → +2; t1 (−1.2) and t4 (−0.5) unchanged.
+    loss, _ = policy_loss(logp, old, adv, weights, PolicyLossConfig(negative_weight=0.25))
+    assert loss.item() == pytest.approx((-1.2 + 0.2 + 2 - 0.5) / 4)
+    loss.backward()
+    assert torch.allclose(logp.grad, torch.tensor([[0.0, 0.0, 0.5], [-0.125, 0.0, 0.0]], dtype=torch.float64))
+    # λ⁻ = 0: successes only.
+    loss, _ = policy_loss(logp.detach(), old, adv, weights, PolicyLossConfig(negative_weight=0.0))
+    assert loss.item() == pytest.approx((-1.2 - 0.5) / 4)
+    # The same on a split advantage (a deduplicated tree's A⁺ / A⁻ columns).
+    split, _ = policy_loss(
+        logp.detach(), old, adv.clamp(min=0), weights, PolicyLossConfig(negative_weight=0.25),
+        advantages_neg=adv.clamp(max=0),
+    )
+    assert split.item() == pytest.approx((-1.2 + 0.2 + 2 - 0.5) / 4)
+
+
 def test_kl_estimators_hand_worked():
     logp = torch.tensor([math.log(0.5)])
     ref = torch.tensor([math.log(0.25)])
