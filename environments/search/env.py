@@ -142,7 +142,7 @@ class SearchEnv(TextEnv):
             load_question_file(c.tasks, c.test_fraction, self._corpus or load_corpus()) if c.tasks else None
         )
         self._retriever = retriever
-        self._client: RemoteRetriever | None = None  # this env's own retrieval-server client (aclose closes it)
+        self._client: RemoteRetriever | None = None  # the shared retrieval-server client, held until aclose
         self._question: Question | None = None
         self.retrieved: list[str] = []
         self.information: list[str] = []
@@ -166,7 +166,7 @@ class SearchEnv(TextEnv):
             if self.config.retriever_url:
                 from agentrl_envs.search.service import RemoteRetriever
 
-                self._retriever = self._client = RemoteRetriever(self.config.retriever_url)
+                self._retriever = self._client = RemoteRetriever.shared(self.config.retriever_url).acquire()
             elif self._corpus is not None:
                 self._retriever = await asyncio.to_thread(BM25Retriever.build, self._corpus)
             elif self.config.retrieval != "bm25":
@@ -297,11 +297,13 @@ class SearchEnv(TextEnv):
 
     async def aclose(self) -> None:
         if self._client is not None:
-            await self._client.aclose()
+            client, self._retriever, self._client = self._client, None, None
+            await client.release()
 
     def fork(self) -> SearchEnv:
-        """A copy at the same state sharing the retriever and tasks (a retrieval-server client
-        excepted: the twin opens its own, as each env closes its own); no search is replayed."""
+        """A copy at the same state sharing the retriever and tasks (the twin takes its own hold
+        on a retrieval-server client at its first search, as each env lets go of its own in
+        ``aclose``); no search is replayed."""
         twin = copy.copy(self)
         if self._client is not None:
             twin._retriever = twin._client = None

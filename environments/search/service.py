@@ -12,8 +12,10 @@ searches, so throughput grows with the number of clients instead of falling. Sta
 
 and point envs at it: ``agentrl.make("agentrl/SearchQA-v0", retriever_url="http://127.0.0.1:8000")``.
 
-Client: :class:`RemoteRetriever` (one pooled aiohttp session per event loop it is used on; each
-``SearchEnv`` with ``retriever_url`` has its own and closes it in ``aclose``). A server that
+Client: :class:`RemoteRetriever` (one pooled aiohttp session per event loop it is used on). The
+``SearchEnv``s of a process share one per URL (:meth:`RemoteRetriever.shared`), so a loop's
+episodes, however many, reuse one pool of connections; each env holds it from its first search
+to its ``aclose``, and the last to let go closes the loop's session. A server that
 cannot be reached or fails raises :class:`RetrievalUnavailable`, an
 :class:`~agentrl.errors.InfraError`, so the rollout engine treats it as an infrastructure
 failure (retried, masked) and never as a reward of 0.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import weakref
+from typing import ClassVar
 
 import aiohttp
 from agentrl_envs.search.corpus import Document
@@ -143,12 +146,40 @@ def _document(raw: dict) -> Document:
 
 
 class RemoteRetriever:
-    """Client of a retrieval server; its owner closes it with :meth:`aclose`."""
+    """Client of a retrieval server: its owner closes it with :meth:`aclose`, or, for the process's
+    :meth:`shared` one, each user takes it with :meth:`acquire` and lets go with :meth:`release`."""
+
+    _instances: ClassVar[dict[str, RemoteRetriever]] = {}
 
     def __init__(self, url: str, timeout_s: float = 30.0):
         self.url = url.rstrip("/")
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._sessions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._holders: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # loop -> users
+
+    @classmethod
+    def shared(cls, url: str) -> RemoteRetriever:
+        """The process's client of ``url``. A client per episode would open (and, at its close,
+        leave in TIME_WAIT) a connection per episode, so many concurrent ones churn through the
+        ephemeral ports; shared, a loop's episodes reuse at most the pool's 64."""
+        if url not in cls._instances:
+            cls._instances[url] = cls(url)
+        return cls._instances[url]
+
+    def acquire(self) -> RemoteRetriever:
+        """Count a user on the running loop (until its :meth:`release`)."""
+        loop = asyncio.get_running_loop()
+        self._holders[loop] = self._holders.get(loop, 0) + 1
+        return self
+
+    async def release(self) -> None:
+        """A user of the running loop is done; the last one closes the loop's session."""
+        loop = asyncio.get_running_loop()
+        users = self._holders.pop(loop, 0) - 1
+        if users > 0:
+            self._holders[loop] = users
+        else:
+            await self.aclose()
 
     def _session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()

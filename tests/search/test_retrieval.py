@@ -143,6 +143,51 @@ async def test_a_search_env_closes_its_retrieval_client_and_a_fork_its_own(env_t
         await runner.cleanup()
 
 
+async def test_concurrent_search_envs_share_a_pool_of_connections(env_tasks):
+    """A loop's episodes share the retrieval server's connections: 12 episodes, 3 at a time, while
+    a long one stays open, use at most 3 (a client per env opened 13, one per episode, each closed
+    into TIME_WAIT at the episode's end: a long run at high concurrency churns through the client's
+    ephemeral ports); the last env to close leaves no open session."""
+    import agentrl
+
+    peers: set = set()
+
+    @web.middleware
+    async def record_peer(request, handler):
+        peers.add(request.transport.get_extra_info("peername"))
+        return await handler(request)
+
+    app = make_app(BM25Retriever.build(SMALL))
+    app.middlewares.append(record_peer)
+    runner, url = await _serve(app)
+    try:
+        before = _open_sessions()
+
+        async def search_env(seed: int):
+            env = agentrl.make("agentrl/SearchQA-v0", retriever_url=url)
+            env._tasks = env_tasks
+            await env.areset(seed=seed)
+            await env.astep("<search>edible fruit</search>")
+            return env
+
+        long = await search_env(0)
+        slots = asyncio.Semaphore(3)
+
+        async def episode(seed: int) -> None:
+            async with slots:
+                env = await search_env(seed)
+                await env.astep("<search>motor vehicle</search>")
+                await env.aclose()
+
+        await asyncio.gather(*(episode(seed) for seed in range(1, 13)))
+        assert "Car" in (await long.astep("<search>motor vehicle</search>"))[0]
+        await long.aclose()
+        assert 1 <= len(peers) <= 3, peers
+        assert _open_sessions() - before == set()
+    finally:
+        await runner.cleanup()
+
+
 @pytest.mark.slow  # loads a 90 MB model with torch
 def test_dense_and_hybrid_retrieval_when_the_model_is_installed():
     dense_mod = pytest.importorskip("agentrl_envs.search.dense")
