@@ -13,20 +13,9 @@ from aiohttp import web
 
 from agentrl.policy.hf import HFPolicy
 from agentrl.policy.serve import build_app
-from agentrl.policy.tiny import build_tiny_model, build_tiny_tokenizer
 
 EVAL = [sys.executable, "-m", "agentrl.cli", "eval", "run", "--env", "agentrl/Maze-v0", "--max-tasks", "3",
         "--max-tokens", "12", "--concurrency", "3"]
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    tokenizer = build_tiny_tokenizer()
-    model = build_tiny_model(tokenizer, max_position_embeddings=2048)
-    directory = tmp_path_factory.mktemp("tiny-model")
-    model.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
 
 
 @pytest.fixture(scope="module")

@@ -8,21 +8,8 @@ reproduced, and an interrupted one resumed with draws unrelated to the first par
 
 import asyncio
 
-import pytest
-
 from agentrl.eval.agents import build_runner
 from agentrl.eval.runner import AgentSpec, EvalSettings, evaluate
-from agentrl.policy.tiny import build_tiny_model, build_tiny_tokenizer
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    tokenizer = build_tiny_tokenizer()
-    model = build_tiny_model(tokenizer, max_position_embeddings=2048)
-    directory = tmp_path_factory.mktemp("tiny-model")
-    model.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
 
 
 def sampled_tokens(model_dir, out_dir, *, seed: int, concurrency: int) -> dict:
