@@ -24,7 +24,7 @@ from pathlib import Path
 import aiohttp
 
 import agentrl
-from agentrl.eval.runner import AgentSpec, EpisodeFn, EvalSettings, scripted_episode_fn
+from agentrl.eval.runner import AgentSpec, EpisodeFn, EvalSettings, agent_seed, scripted_episode_fn
 from agentrl.policy.base import SamplingParams
 from agentrl.policy.models import ModelLoadError, NoTokenizer, check_model_dir, load_tokenizer
 from agentrl.types import Trajectory
@@ -98,7 +98,7 @@ def build_runner(settings: EvalSettings, api_key: str | None = None, *, strict: 
 
     from agentrl.policy.factory import PolicyLoadError, load_policy
     from agentrl.policy.render import ChatRenderer
-    from agentrl.rollout.episode import ChatActor, TokenActor, derive_seed, run_actor
+    from agentrl.rollout.episode import ChatActor, TokenActor, run_actor
 
     sampling = SamplingParams(temperature=agent.temperature, max_tokens=agent.max_tokens)
 
@@ -125,10 +125,8 @@ def build_runner(settings: EvalSettings, api_key: str | None = None, *, strict: 
     actor = ChatActor(policy, sampling) if agent.kind == "openai-chat" else TokenActor(policy, ChatRenderer(tokenizer), sampling)
 
     async def play(task_id: str, seed: int) -> Trajectory:
-        # The model samples from a stream of (seed, task), not the policy's shared generator, so a
-        # sampled run follows --seed and does not depend on how concurrent episodes were batched.
         return await run_actor(
-            env_factory, actor, seed=seed, task_id=task_id, sampling_seed=derive_seed(seed, task_id),
+            env_factory, actor, seed=seed, task_id=task_id, sampling_seed=agent_seed(seed, task_id),
             timeout_s=agent.episode_timeout_s, strict=strict,
         )
 

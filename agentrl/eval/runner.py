@@ -85,16 +85,24 @@ class EvalSettings(BaseModel):
     env_options: dict = Field(default_factory=dict)
 
 
+def agent_seed(seed: int, task_id: str) -> int:
+    """The seed of the agent's own draws (the random agent's choices, a model's sampling) in the
+    episode of ``task_id`` at env seed ``seed``: one stream per (task, sample), or every task of a
+    sample would repeat the same draws; and not a shared generator, or a sampled run would depend
+    on how its episodes were batched."""
+    from agentrl.rollout.episode import derive_seed  # here: rollout imports transformers
+
+    return derive_seed(seed, task_id)
+
+
 def scripted_episode_fn(settings: EvalSettings) -> EpisodeFn:
     """Episode function for the scripted agents (``settings.agent.kind``: ``oracle`` or ``random``)."""
-    from agentrl.rollout.episode import derive_seed  # the rollout layer imports transformers: not at CLI start
 
     async def play(task_id: str, seed: int) -> Trajectory:
         env = agentrl.make(settings.env_id, **settings.env_options)
         try:
-            # The env gets the sample's seed (identical episodes across agents); the random agent
-            # one stream per (task, sample), or every task of a sample would repeat the same draws.
-            agent = make_agent(settings.agent.kind, env, seed=derive_seed(seed, task_id))
+            # The env gets the sample's seed (identical episodes across agents), the agent its own stream.
+            agent = make_agent(settings.agent.kind, env, seed=agent_seed(seed, task_id))
             return await aplay_episode(env, agent, seed=seed, task_id=task_id)
         finally:
             await env.aclose()
