@@ -4,9 +4,9 @@ Every finished episode is appended to ``<out>/episodes.jsonl`` as soon as it end
 is interrupted (Ctrl-C, a crash, a killed job) resumes where it stopped: episodes already on
 disk are not run again, except infra failures, which are retried. A last line cut short (a kill
 or a full disk in the middle of a write) is dropped with a warning and its episode run again.
-``<out>/run.json`` records the run's settings (plus when it was created and by which agentrl
-version); resuming with different settings is refused, naming the fields, instead of mixing two
-runs.
+``<out>/run.json`` records the run's settings (plus when it was created, by which agentrl
+version, and the rule of the agent's draws); resuming with different settings is refused, naming
+the fields, instead of mixing two runs (so is a random or sampled run begun under another rule).
 
 Episode (task, sample i) always uses seed ``seed + i`` — the same seed for the same sample, so
 runs are reproducible and two agents can be compared on identical episodes. The agent's own draws
@@ -40,7 +40,10 @@ from agentrl.types import Trajectory, write_jsonl
 EPISODES_FILE = "episodes.jsonl"
 SETTINGS_FILE = "run.json"
 #: Keys of run.json that describe the run but are not settings (not compared on resume).
-RUN_INFO_KEYS = ("created", "agentrl_version")
+RUN_INFO_KEYS = ("created", "agentrl_version", "agent_draws")
+#: The rule of the agent's own draws (:func:`agent_seed`), kept in run.json: a random or sampled run
+#: begun under another rule (runs without it drew once per sample) is not resumed into this one.
+AGENT_DRAWS = "per (seed, task)"
 
 log = logging.getLogger(__name__)
 
@@ -149,10 +152,14 @@ def _check_settings(out_dir: Path, settings: EvalSettings) -> None:
         if diff:
             raise ValueError(f"{out_dir} holds a run with other settings ({describe_differences(diff)}); "
                              "use another output folder")
+        draws = read_run_json(out_dir).get("agent_draws")
+        if (settings.agent.kind == "random" or settings.agent.temperature > 0) and draws != AGENT_DRAWS:
+            raise ValueError(f"{out_dir} holds a run whose agent's draws were seeded {draws or 'once per sample'}, "
+                             f"not {AGENT_DRAWS}: its episodes and new ones would not be one run; use another output folder")
     else:
         out_dir.mkdir(parents=True, exist_ok=True)
         info = {"created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-                "agentrl_version": agentrl.__version__}
+                "agentrl_version": agentrl.__version__, "agent_draws": AGENT_DRAWS}
         (out_dir / SETTINGS_FILE).write_text(json.dumps({**settings.model_dump(mode="json"), **info}, indent=2))
 
 
@@ -251,6 +258,7 @@ def read_settings(out_dir: str | Path) -> EvalSettings:
 
 
 def run_info(out_dir: str | Path) -> dict:
-    """``created`` and ``agentrl_version`` of a run (``None`` for runs written before they were kept)."""
+    """``created``, ``agentrl_version`` and ``agent_draws`` of a run (``None`` for runs written before
+    they were kept)."""
     data = read_run_json(out_dir)
     return {k: data.get(k) for k in RUN_INFO_KEYS}

@@ -7,10 +7,13 @@ one random draw seen 16 times (on SearchQA-MultiHop every episode was the same f
 """
 
 import asyncio
+import json
 import re
 from collections import Counter
 
-from agentrl.eval.runner import AgentSpec, EvalSettings, evaluate, scripted_episode_fn
+import pytest
+
+from agentrl.eval.runner import AGENT_DRAWS, AgentSpec, EvalSettings, evaluate, scripted_episode_fn
 
 
 def test_random_agent_draws_per_task_not_once_per_sample(tmp_path):
@@ -29,3 +32,40 @@ def test_random_agent_draws_per_task_not_once_per_sample(tmp_path):
     # Independent: successes per sample are Binomial(9, 1/9), so they cannot all be 1.
     per_sample = Counter(t.info["sample"] for t in runs if t.success)
     assert {per_sample.get(s, 0) for s in range(20)} != {1}
+
+
+def test_a_run_begun_under_the_per_sample_draws_is_not_resumed_with_new_ones(tmp_path):
+    """Runs begun before the agent drew per (seed, task) have no ``agent_draws`` in run.json. Resuming
+    a random or sampled one would mix two draw rules in one run (and its retried episodes would not
+    draw what their first attempt did), so it is refused; an oracle or greedy run draws nothing and
+    resumes as before."""
+    def begun_before_the_rule(out):
+        run = json.loads((out / "run.json").read_text())
+        assert run.pop("agent_draws") == AGENT_DRAWS
+        (out / "run.json").write_text(json.dumps(run))
+
+    for kind in ("random", "oracle"):
+        settings = EvalSettings(env_id="agentrl/ContextualBandit-v0", agent=AgentSpec(kind=kind), samples_per_task=2)
+        out = tmp_path / kind
+        asyncio.run(evaluate(settings, scripted_episode_fn(settings), out, 2, False))
+        assert len(asyncio.run(evaluate(settings, scripted_episode_fn(settings), out, 2, False))) == 4  # resumes
+        begun_before_the_rule(out)
+        if kind == "random":
+            with pytest.raises(ValueError, match="agent's draws"):
+                asyncio.run(evaluate(settings, scripted_episode_fn(settings), out, 2, False))
+        else:
+            assert len(asyncio.run(evaluate(settings, scripted_episode_fn(settings), out, 2, False))) == 4
+
+    async def play(task_id, seed):
+        raise RuntimeError("played")
+
+    # A model sampling at temperature > 0 draws too (refused before any episode); greedy does not.
+    for temperature, refusal in ((1.0, pytest.raises(ValueError, match="agent's draws")),
+                                 (0.0, pytest.raises(RuntimeError, match="played"))):
+        settings = EvalSettings(env_id="agentrl/ContextualBandit-v0",
+                                agent=AgentSpec(kind="hf", model="m", temperature=temperature))
+        out = tmp_path / f"hf-{temperature}"
+        out.mkdir()
+        (out / "run.json").write_text(json.dumps(settings.model_dump(mode="json")))
+        with refusal:
+            asyncio.run(evaluate(settings, play, out, 1, False))
