@@ -124,7 +124,8 @@ def _open_sessions() -> set[int]:
 async def test_a_search_env_closes_its_retrieval_client_and_a_fork_its_own(env_tasks):
     """``eval run --env agentrl/SearchQA-v0 -e retriever_url=...`` ended with aiohttp's "Unclosed
     client session": every env shared one client session per loop and none closed it. Each env
-    (and each fork, which searches on after its parent is closed) now closes its own."""
+    (and each fork, which searches on after its parent is closed) now lets go of the shared client
+    in aclose, and the last to let go closes the session."""
     import agentrl
 
     runner, url = await _serve(make_app(BM25Retriever.build(SMALL)))
