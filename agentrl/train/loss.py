@@ -124,7 +124,7 @@ def policy_loss(
 
     # pg(A⁺) + λ⁻·pg(A⁻): the split of a deduplicated tree's advantage (exact for any ratio), or the
     # sign of a chain's; pg is positively homogeneous in A, so λ⁻ can scale the advantage.
-    negative = advantages.clamp(max=0.0) if advantages_neg is None else advantages_neg + advantages.clamp(max=0.0)
+    negative = advantages.clamp(max=0.0) + (0.0 if advantages_neg is None else advantages_neg)
     pg, clip_active, dual_active = clipped_pg(advantages.clamp(min=0.0))
     pg_neg, clip_neg, dual_neg = clipped_pg(config.negative_weight * negative)
     pg, clip_active, dual_active = pg + pg_neg, clip_active | clip_neg, dual_active | dual_neg
